@@ -1,0 +1,96 @@
+"""Every default of the suite, in one place.
+
+Example counts, profiles, tolerances, shape menus, device count and numeric
+settings live here; everything else imports them.
+"""
+
+from __future__ import annotations
+
+import os
+
+# --- devices -------------------------------------------------------------
+# CPU devices forced on the host platform, so device handling is exercised
+# without an accelerator. Set before jax initialises its backend.
+CPU_DEVICE_COUNT = int(os.environ.get("CONFORMANCE_CPU_DEVICES", "2"))
+
+# --- numerics --------------------------------------------------------------
+# Matrix products are checked at this precision; GPUs default to reduced
+# precision (TF32 on an H100), which the header reports but never gates on.
+MATMUL_PRECISION = os.environ.get("CONFORMANCE_MATMUL_PRECISION", "highest")
+
+# JAX's default tolerances by dtype name (tests/jtu), used for atol and rtol.
+TOLERANCE = {
+    "bool": 0.0,
+    "int8": 0.0,
+    "int16": 0.0,
+    "int32": 0.0,
+    "int64": 0.0,
+    "uint8": 0.0,
+    "uint32": 0.0,
+    "bfloat16": 1e-2,
+    "float16": 1e-3,
+    "float32": 1e-6,
+    "float64": 1e-15,
+}
+
+# "Within a few ulp": the bound for eager-vs-jit and cross-device comparisons.
+ULPS = 4
+
+# --- the contract's domains --------------------------------------------------
+# Seeds: int32. Inside it distinct seeds give distinct PRNGKeys with x64 on or
+# off; outside it they collide without x64 (PRNGKey(2**32 - 1) == PRNGKey(-1)).
+SEED_MIN = -(2**31)
+SEED_MAX = 2**31 - 1
+FEATURES_MIN = 1
+FEATURES_MAX = 2**31 - 1
+
+# --- strategies: compile-aware shape menus -----------------------------------
+# JAX compiles once per shape and dtype, so draws come from small menus that
+# still hold the edges (1, a prime, powers of two, just above 64, 256).
+# (width, features) pairs rather than their product: 8 shapes, not 36.
+SHAPES = ((1, 1), (1, 65), (2, 5), (3, 256), (17, 2), (64, 64), (256, 1), (256, 256))
+WIDTHS = tuple(sorted({w for w, _ in SHAPES}))
+FEATURES = tuple(sorted({f for _, f in SHAPES}))
+# Leading axes for batched inputs.
+BATCH_SHAPES = ((3,), (2, 3))
+# Input dtypes; float64 runs under a scoped x64 switch.
+FLOAT_DTYPES = ("float32", "bfloat16", "float16", "float64")
+INT_DTYPES = ("int32", "int8")
+DTYPES = FLOAT_DTYPES + INT_DTYPES
+# Input element magnitude: small enough that no dtype overflows through a
+# 256-wide product, large enough to exercise rounding.
+ELEMENT_MAX = 8.0
+SEED_BATCH = 64  # seeds initialised in one vmapped call (seed batch, init statistics)
+# Two distinct seeds may legitimately give equal draws on tiny kernels; the
+# seed properties use kernels of at least this many cells (collision ~1e-50).
+SEED_MIN_CELLS = 8
+
+# Initialisation statistics: kernel ~ lecun_normal (truncated normal, var 1/fan_in).
+INIT_STAT_MIN_CELLS = 256  # width * features of shapes used (x SEED_BATCH seeds pooled)
+INIT_STAT_SIGMAS = 6.0  # z-score bound: a correct flax fails ~1e-9 of runs
+
+# Training step: optax SGD/Adam steps taken over the params pytree.
+TRAIN_STEPS = 3
+LEARNING_RATE = 1e-2
+
+# --- Hypothesis profiles ---------------------------------------------------------
+DEFAULT_PROFILE = "gate"
+PROFILES = {
+    # The gate: deterministic, no deadline, no example database, repro blobs.
+    "gate": dict(max_examples=40, derandomize=True, database=None, deadline=None, print_blob=True),
+    # Quick local iteration.
+    "dev": dict(max_examples=8, derandomize=False, deadline=None, print_blob=True),
+    # Random seeds each run: used to show the suite never cries wolf.
+    "random": dict(max_examples=40, derandomize=False, database=None, deadline=None, print_blob=True),
+    # Nightly: many more examples.
+    "nightly": dict(max_examples=400, derandomize=False, database=None, deadline=None, print_blob=True),
+    # Self-check of the fault corpus: few examples, still deterministic.
+    "selfcheck": dict(max_examples=15, derandomize=True, database=None, deadline=None, print_blob=True),
+}
+# Properties whose single example is itself expensive run fewer examples.
+SLOW_EXAMPLE_FRACTION = 0.25
+
+# --- caches ------------------------------------------------------------------------
+# JAX's persistent compilation cache, shared by xdist workers; "off" disables it.
+COMPILATION_CACHE_ENV = "CONFORMANCE_COMPILATION_CACHE"
+DEFAULT_COMPILATION_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "flax-bridge-conformance", "jax")

@@ -1,0 +1,192 @@
+"""What the properties run: devices, placed inputs, cached compiled calls, the oracle.
+
+Compiled functions are cached per (width, features, form), and jax caches
+their executables per shape, dtype and device, so a run compiles once per
+point of the shape menu instead of once per example.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from conformance.hypothesis_helpers import Case
+from reference import _compat, check_features, linen_module, prng_key
+
+BACKENDS = ("cpu", "gpu", "tpu")
+
+
+@functools.lru_cache(maxsize=None)
+def all_devices() -> tuple:
+    """Every device of every backend present, CPU first."""
+    found = []
+    for backend in BACKENDS:
+        try:
+            found.extend(jax.devices(backend))
+        except RuntimeError:
+            continue
+    return tuple(found)
+
+
+def device_id(d) -> str:
+    return f"{d.platform}:{d.id}"
+
+
+def device_by_id(name: str):
+    for d in all_devices():
+        if device_id(d) == name:
+            return d
+    raise LookupError(f"no device {name!r}; present: {[device_id(d) for d in all_devices()]}")
+
+
+def x64_for(dtype: str) -> bool:
+    return dtype in ("float64", "int64")
+
+
+@contextlib.contextmanager
+def numerics(case_or_dtype):
+    """The scope a case runs in: x64 on when its dtype needs it, and only then."""
+    dtype = case_or_dtype.dtype if isinstance(case_or_dtype, Case) else case_or_dtype
+    with _compat.maybe_x64(x64_for(dtype)):
+        yield
+
+
+def place(x_np: np.ndarray, device: str):
+    """``x`` as a JAX array committed to ``device``."""
+    return jax.device_put(jnp.asarray(x_np), device_by_id(device))
+
+
+def case_x(case: Case):
+    return place(case.x.build(), case.device)
+
+
+# --- compiled building blocks ------------------------------------------------------------
+
+
+def module(width: int, features, form: str = "closure"):
+    return linen_module(int(width), check_features(features), form)
+
+
+@functools.lru_cache(maxsize=None)
+def jit_init(width: int, features: int, form: str = "closure"):
+    """``jit(init)`` with the seed traced: one compile per shape, not per seed."""
+    m = module(width, features, form)
+    return jax.jit(lambda seed, x: m.init(prng_key(seed), x))
+
+
+@functools.lru_cache(maxsize=None)
+def jit_apply(width: int, features: int, form: str = "closure"):
+    return jax.jit(module(width, features, form).apply)
+
+
+@functools.lru_cache(maxsize=None)
+def jit_init_many(width: int, features: int):
+    """Init vmapped over a vector of seeds: many seeds in one call."""
+    m = module(width, features)
+    return jax.jit(jax.vmap(lambda seed, x: m.init(prng_key(seed), x), in_axes=(0, None)))
+
+
+def seed_array(seed: int):
+    """A seed as the traced argument of ``jit_init`` (int32, or int64 under x64)."""
+    return jnp.asarray(int(seed), dtype=jnp.int64 if _compat.x64_enabled() else jnp.int32)
+
+
+def init_jit(case: Case, x):
+    return jit_init(case.width, case.features_int)(seed_array(case.seed_int), x)
+
+
+def apply_jit(case: Case, variables, x):
+    return jit_apply(case.width, case.features_int)(variables, x)
+
+
+# --- variables -----------------------------------------------------------------------
+
+KERNEL = ("params", "linear", "kernel")
+BIAS = ("params", "linear", "bias")
+
+
+def unbox(v):
+    from flax.core import meta
+
+    return meta.unbox(v)
+
+
+def leaf(variables, path):
+    """The array at ``path`` ('params/linear/kernel'), unboxed; KeyError naming the path."""
+    node = variables
+    for i, k in enumerate(path):
+        try:
+            node = node[k]
+        except (KeyError, TypeError):
+            raise KeyError(f"variables has no {'/'.join(path[: i + 1])} (the contract's {'/'.join(path)})") from None
+    return unbox(node)
+
+
+def replace_leaf(variables, path, value):
+    """A copy of ``variables`` with the leaf at ``path`` replaced, boxing kept."""
+    from flax.core import meta
+
+    def rebuild(node, i):
+        node = dict(node)
+        k = path[i]
+        if i == len(path) - 1:
+            old = node[k]
+            node[k] = old.replace_boxed(value) if isinstance(old, meta.AxisMetadata) else value
+        else:
+            node[k] = rebuild(node[k], i + 1)
+        return node
+
+    return rebuild(variables, 0)
+
+
+def kernel_bias(variables):
+    return leaf(variables, KERNEL), leaf(variables, BIAS)
+
+
+# --- the float64 oracle -------------------------------------------------------------------
+
+
+def oracle(x, kernel, bias):
+    """``x @ kernel + bias`` in float64 NumPy, and the magnitude ``|x| @ |kernel| + |bias|``."""
+    x64 = np.asarray(x, dtype=np.float64)
+    k64 = np.asarray(kernel, dtype=np.float64)
+    b64 = np.asarray(bias, dtype=np.float64)
+    return x64 @ k64 + b64, np.abs(x64) @ np.abs(k64) + np.abs(b64)
+
+
+def result_dtype(x_dtype, param_dtype=jnp.float32):
+    """JAX's promotion of the input and parameter dtypes."""
+    return jnp.result_type(x_dtype, param_dtype)
+
+
+# --- running a case ---------------------------------------------------------------------------
+
+
+def observe(case: Case, x=None):
+    """(x, variables, y) through the compiled init and apply."""
+    x = case_x(case) if x is None else x
+    variables = init_jit(case, x)
+    return x, variables, apply_jit(case, variables, x)
+
+
+def property_settings(fraction: float = 1.0):
+    """Settings of the loaded profile, with ``fraction`` of its examples for costly examples."""
+    from hypothesis import settings
+
+    n = settings.default.max_examples
+    return settings(max_examples=max(2, int(round(n * fraction))))
+
+
+def given_data(fraction: float = 1.0):
+    """``@given(data=st.data())`` under the profile's settings, scaled by ``fraction``."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    def wrap(fn):
+        return property_settings(fraction)(given(data=st.data())(fn))
+
+    return wrap

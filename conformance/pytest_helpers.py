@@ -1,0 +1,168 @@
+"""Asserts whose messages say what differs, and the repro note every failure carries."""
+
+from __future__ import annotations
+
+import contextlib
+import textwrap
+
+import jax
+import numpy as np
+
+from conformance import config
+from conformance.hypothesis_helpers import Case, np_dtype
+
+# --- tolerances -------------------------------------------------------------------------
+
+
+def dtype_name(d) -> str:
+    return (np_dtype(d) if isinstance(d, str) else np.dtype(d)).name
+
+
+def tolerance(*dtypes) -> float:
+    """JAX's table, taking the max over the dtypes of both sides."""
+    return max(config.TOLERANCE[dtype_name(d)] for d in dtypes)
+
+
+def dot_bound(dtype, width: int, magnitude):
+    """Error bound of a width-``width`` product: tol * (width + 1) * |x| @ |K| + |b|."""
+    return tolerance(dtype) * (width + 1) * np.asarray(magnitude, dtype=np.float64)
+
+
+def ulp_bound(dtype, magnitude):
+    """A few ulp of ``dtype`` at the product's magnitude (reorderings stay inside it)."""
+    return config.ULPS * float(np.finfo(np_dtype(dtype_name(dtype))).eps) * np.asarray(magnitude, dtype=np.float64)
+
+
+# --- asserts ---------------------------------------------------------------------------------
+
+
+def assert_shape(name: str, shape, expected):
+    __tracebackhide__ = True
+    shape, expected = tuple(shape), tuple(expected)
+    assert shape == expected, f"{name}.shape={shape}, but should be {expected}"
+
+
+def assert_dtype(name: str, dtype, expected):
+    __tracebackhide__ = True
+    dtype, expected = np.dtype(dtype), np.dtype(expected)
+    assert dtype == expected, f"{name}.dtype={dtype.name}, but should be {expected.name}"
+
+
+def assert_on_device(name: str, arr, device):
+    __tracebackhide__ = True
+    got = set(arr.devices())
+    assert got == {device}, f"{name} is on {sorted(map(str, got))}, but should be on {device}"
+
+
+def _worst(err, bound):
+    ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
+    return np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else (), ratio
+
+
+def assert_close(name: str, actual, expected, bound, what: str = "expected"):
+    """|actual - expected| <= bound elementwise; the message names the worst index."""
+    __tracebackhide__ = True
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    assert a.shape == e.shape, f"{name}.shape={a.shape}, but should be {e.shape}"
+    b = np.broadcast_to(np.asarray(bound, dtype=np.float64), e.shape)
+    err = np.abs(a - e)
+    bad = ~(err <= b)  # NaN counts as bad
+    if bad.any():
+        idx, ratio = _worst(np.where(np.isnan(err), np.inf, err), b)
+        raise AssertionError(
+            f"{name}[{', '.join(map(str, idx))}]={a[idx]!r}, but should be {e[idx]!r} ({what}); "
+            f"|error|={err[idx]:.3e} > tolerance {b[idx]:.3e} ({ratio[idx]:.3g}x); "
+            f"{int(bad.sum())} of {bad.size} elements out of tolerance"
+        )
+
+
+def assert_equal(name: str, actual, expected, what: str = "expected"):
+    """Bitwise equality (NaNs equal), naming the first differing index."""
+    __tracebackhide__ = True
+    a, e = np.asarray(actual), np.asarray(expected)
+    assert a.shape == e.shape, f"{name}.shape={a.shape}, but should be {e.shape} ({what})"
+    assert a.dtype == e.dtype, f"{name}.dtype={a.dtype.name}, but should be {e.dtype.name} ({what})"
+    same = a.view(np.uint8) == e.view(np.uint8) if a.size else np.ones(0, bool)
+    if not np.all(same):
+        diff = np.argwhere(a != e)
+        idx = tuple(diff[0]) if len(diff) else ()
+        raise AssertionError(
+            f"{name}[{', '.join(map(str, idx))}]={a[idx]!r}, but should be {e[idx]!r} ({what}); "
+            f"{len(diff)} of {a.size} elements differ"
+        )
+
+
+def tree_paths(tree) -> dict:
+    """{'params/linear/kernel': leaf} for every leaf, boxed leaves unboxed."""
+    from flax.core import meta
+
+    flat, _ = jax.tree_util.tree_flatten_with_path(meta.unbox(tree))
+    return {"/".join(_key(k) for k in path): v for path, v in flat}
+
+
+def _key(k) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def assert_trees_equal(name: str, actual, expected, what: str = "expected"):
+    """Same leaf paths and bitwise-equal leaves; the message names the leaf path."""
+    __tracebackhide__ = True
+    a, e = tree_paths(actual), tree_paths(expected)
+    assert a.keys() == e.keys(), (
+        f"{name} leaves {sorted(a)}, but should be {sorted(e)} ({what}); "
+        f"missing {sorted(e.keys() - a.keys())}, unexpected {sorted(a.keys() - e.keys())}"
+    )
+    for path in e:
+        assert_equal(f"{name}/{path}", a[path], e[path], what)
+
+
+def assert_trees_differ(name: str, a, b, what: str):
+    __tracebackhide__ = True
+    pa, pb = tree_paths(a), tree_paths(b)
+    assert any(
+        k in pb and (np.shape(pa[k]) != np.shape(pb[k]) or not np.array_equal(np.asarray(pa[k]), np.asarray(pb[k])))
+        for k in pa
+    ), f"{name}: every leaf of {sorted(pa)} is identical, but they should differ ({what})"
+
+
+# --- repro notes -------------------------------------------------------------------------------
+
+
+def repro_snippet(case: Case, check: str = "") -> str:
+    """Copy-paste code that rebuilds the case's inputs and calls the contract."""
+    x64 = case.dtype in ("float64", "int64")
+    lines = [
+        "import jax, jax.numpy as jnp, numpy as np",
+        "from conformance.hypothesis_helpers import make_x",
+        "from reference import nnx_inside_linen, init_variables, linen_module",
+    ]
+    lines.append(f'jax.config.update("jax_default_matmul_precision", "{config.MATMUL_PRECISION}")')
+    if x64:
+        lines.append('jax.config.update("jax_enable_x64", True)')
+    plat, idx = case.device.split(":")
+    lines += [
+        f'x = jax.device_put(jnp.asarray({case.x.code()}), jax.devices("{plat}")[{idx}])',
+        f"seed, features = {case.seed!r}, {case.features!r}",
+        f"variables = init_variables(seed, x, features)",
+        f"y = nnx_inside_linen(seed, x, features)",
+    ]
+    if check:
+        lines.append(textwrap.dedent(check).strip())
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def reporting(prop: str, case: Case, check: str = ""):
+    """Attach the property, the inputs and a repro snippet to any failure inside."""
+    try:
+        yield
+    except Exception as exc:
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"property: {prop}")
+            exc.add_note(f"inputs: {case.describe()}")
+            exc.add_note("repro:\n" + textwrap.indent(repro_snippet(case, check), "    "))
+        raise

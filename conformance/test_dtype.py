@@ -1,0 +1,22 @@
+"""Dtypes: params are float32; the output follows JAX's promotion of input and params."""
+
+from conformance.harness import given_data, numerics, observe, result_dtype
+from conformance.hypothesis_helpers import draw_case
+from conformance.pytest_helpers import assert_dtype, reporting, tree_paths
+
+
+@given_data()
+def test_output_dtype(device, data):
+    case = draw_case(data, device, batched=None)
+    with numerics(case), reporting("output dtype", case, "assert y.dtype == jnp.result_type(x.dtype, jnp.float32)"):
+        x, _, y = observe(case)
+        assert_dtype("y", y.dtype, result_dtype(x.dtype))
+
+
+@given_data()
+def test_param_dtypes(device, data):
+    case = draw_case(data, device, batched=None)
+    with numerics(case), reporting("param dtypes", case, "print(jax.tree.map(lambda a: a.dtype, variables))"):
+        _, variables, _ = observe(case)
+        for path, leaf in tree_paths(variables).items():
+            assert_dtype(path, leaf.dtype, "float32")

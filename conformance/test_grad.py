@@ -1,0 +1,58 @@
+"""Gradients: jax.grad w.r.t. params and x matches the analytic gradients of x @ K + b."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance import config
+from conformance.harness import BIAS, KERNEL, case_x, given_data, init_jit, kernel_bias, leaf, module, numerics
+from conformance.hypothesis_helpers import XSpec, draw_case
+from conformance.pytest_helpers import assert_close, dot_bound, reporting, tolerance
+
+
+@functools.lru_cache(maxsize=None)
+def grads(width: int, features: int):
+    """d/d(params, x) of sum(apply(params, x) * c)."""
+    m = module(width, features)
+    return jax.jit(jax.grad(lambda v, x, c: jnp.sum(m.apply(v, x) * c), argnums=(0, 1)))
+
+
+def _cotangent(data, case):
+    spec = data.draw(st.builds(XSpec, st.just((case.features_int,)), st.just("float32"), st.just("uniform"), st.integers(0, 2**32 - 1)), label="cotangent")
+    case.extra["cotangent"] = spec.code()
+    return spec.build().astype(np.float64)
+
+
+@given_data(0.5)
+def test_grad_wrt_params(device, data):
+    case = draw_case(data, device, dtype_names=config.FLOAT_DTYPES)
+    c = _cotangent(data, case)
+    check = "g = jax.grad(lambda v: jnp.sum(linen_module(x.shape[-1], int(features)).apply(v, x) * c))(variables)"
+    with numerics(case), reporting("grad w.r.t. params", case, check):
+        x = case_x(case)
+        variables = init_jit(case, x)
+        g, _ = grads(case.width, case.features_int)(variables, x, jnp.asarray(c, jnp.float32))
+        x64 = np.asarray(x, np.float64)
+        expected = np.outer(x64, c)
+        assert_close("grad/params/linear/kernel", leaf(g, KERNEL), expected, dot_bound("float32", 1, np.abs(expected)), "outer(x, c)")
+        assert_close("grad/params/linear/bias", leaf(g, BIAS), c, tolerance("float32") * np.abs(c), "c")
+
+
+@given_data(0.5)
+def test_grad_wrt_x(device, data):
+    case = draw_case(data, device, dtype_names=config.FLOAT_DTYPES)
+    c = _cotangent(data, case)
+    check = "gx = jax.grad(lambda x: jnp.sum(linen_module(x.shape[-1], int(features)).apply(variables, x) * c))(x)"
+    with numerics(case), reporting("grad w.r.t. x", case, check):
+        x = case_x(case)
+        variables = init_jit(case, x)
+        _, gx = grads(case.width, case.features_int)(variables, x, jnp.asarray(c, jnp.float32))
+        k = np.asarray(kernel_bias(variables)[0], np.float64)
+        expected = k @ c
+        # float32 accumulation over features, then one rounding to x's dtype.
+        bound = dot_bound("float32", case.features_int, np.abs(k) @ np.abs(c)) + tolerance(x.dtype) * np.abs(expected)
+        assert gx.dtype == x.dtype, f"grad.dtype={gx.dtype}, but should be {x.dtype} (the dtype of x)"
+        assert_close("grad/x", gx, expected, bound, "kernel @ c")

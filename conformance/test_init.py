@@ -1,0 +1,69 @@
+"""Initialisation: bias is zero; the kernel follows nnx.Linear's default, lecun_normal.
+
+lecun_normal is variance_scaling(1, "fan_in", "truncated_normal"): a standard
+normal truncated to [-2, 2], scaled to variance 1 / width. Pooled over a batch
+of seeds, the standardised kernel's mean, variance and fourth moment are
+tested at INIT_STAT_SIGMAS standard errors, and its support exactly.
+"""
+
+import math
+
+import numpy as np
+
+from conformance import config
+from conformance.harness import BIAS, KERNEL, case_x, given_data, jit_init_many, leaf, numerics, observe, seed_array
+from conformance.hypothesis_helpers import draw_case
+from conformance.pytest_helpers import assert_equal, reporting
+from conformance.test_seeds import seed_batch
+
+TRUNCATION = 2.0
+
+
+def truncated_normal_moments(a: float = TRUNCATION, orders=(2, 4, 8)) -> dict:
+    """Raw moments E[Z^k] of a standard normal truncated to [-a, a] (k even)."""
+    phi = math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+    mass = math.erf(a / math.sqrt(2))
+    moments = {0: 1.0}
+    for k in range(2, max(orders) + 1, 2):  # E[Z^k] = (k-1) E[Z^(k-2)] - 2 a^(k-1) phi / mass
+        moments[k] = (k - 1) * moments[k - 2] - 2 * a ** (k - 1) * phi / mass
+    return moments
+
+
+MOMENTS = truncated_normal_moments()
+# Standardised to unit variance: z = kernel * sqrt(width).
+M4 = MOMENTS[4] / MOMENTS[2] ** 2
+M8 = MOMENTS[8] / MOMENTS[2] ** 4
+SUPPORT = TRUNCATION / math.sqrt(MOMENTS[2])
+
+
+@given_data(0.5)
+def test_bias_is_zero(device, data):
+    case = draw_case(data, device, batched=None)
+    with numerics(case), reporting("bias is zero at init", case, "assert (variables['params']['linear']['bias'] == 0).all()"):
+        _, variables, _ = observe(case)
+        bias = np.asarray(leaf(variables, BIAS))
+        assert_equal("params/linear/bias", bias, np.zeros_like(bias), "zeros")
+
+
+@given_data(0.25)
+def test_kernel_distribution(device, data):
+    case = draw_case(data, device, min_cells=config.INIT_STAT_MIN_CELLS, dtype_names=("float32",))
+    seeds = np.resize(seed_batch(case.seed_int, config.SEED_BATCH), config.SEED_BATCH)
+    case.extra["seeds"] = f"seed_batch({case.seed_int}, {config.SEED_BATCH})"
+    with numerics(case), reporting("kernel ~ lecun_normal", case, "# pooled kernels of the seed batch, times sqrt(width)"):
+        x = case_x(case)
+        variables = jit_init_many(case.width, case.features_int)(seeds.astype(seed_array(0).dtype), x)
+        z = np.asarray(leaf(variables, KERNEL), np.float64).ravel() * math.sqrt(case.width)
+        n, s = z.size, config.INIT_STAT_SIGMAS
+        checks = {
+            "mean": (z.mean(), 0.0, math.sqrt(1.0 / n)),
+            "variance": ((z**2).mean(), 1.0, math.sqrt((M4 - 1.0) / n)),
+            "fourth moment": ((z**4).mean(), M4, math.sqrt((M8 - M4**2) / n)),
+        }
+        for name, (got, want, se) in checks.items():
+            assert abs(got - want) <= s * se, (
+                f"standardised kernel {name}={got:.5f}, but should be {want:.5f} +- {s} x {se:.2e} "
+                f"(lecun_normal over {n} cells, width {case.width})"
+            )
+        top = float(np.abs(z).max())
+        assert top <= SUPPORT * (1 + 1e-6), f"max |kernel| * sqrt(width)={top:.4f}, but truncation bounds it by {SUPPORT:.4f}"

@@ -1,0 +1,44 @@
+"""Linearity in x: f(a*x + b*y) ~= a*f(x) + b*f(y) for one seed, and f(0) == 0."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance.harness import KERNEL, given_data, leaf, numerics, observe, place, result_dtype
+from conformance.hypothesis_helpers import XSpec, draw_case
+from conformance.pytest_helpers import assert_close, assert_equal, dot_bound, reporting
+
+# Inputs on a grid of quarters and small integer coefficients, so that
+# a*x + b*y is exact in every input dtype (bfloat16 included).
+COEFFS = (-3, -2, -1, 1, 2, 3)
+
+
+@given_data()
+def test_linear_in_x(device, data):
+    case = draw_case(data, device, batched=None, kinds=("integers",))
+    y_spec = data.draw(st.builds(XSpec, st.just(case.x.shape), st.just(case.dtype), st.just("integers"), st.integers(0, 2**32 - 1)), label="y")
+    a = data.draw(st.sampled_from(COEFFS), label="a")
+    b = data.draw(st.sampled_from(COEFFS), label="b")
+    case.extra.update(y=y_spec.code(), a=a, b=b)
+    integer = np.issubdtype(np.asarray(case.x.build()).dtype, np.integer)
+    scale = 1 if integer else 0.25
+    xv = (case.x.build().astype(np.float64) * scale).astype(case.x.build().dtype)
+    yv = (y_spec.build().astype(np.float64) * scale).astype(case.x.build().dtype)
+    zv = (a * xv.astype(np.float64) + b * yv.astype(np.float64)).astype(xv.dtype)
+    check = f"# f = nnx_inside_linen(seed, ., features); x, y quartered unless integer\nassert np.allclose(f(a*x + b*y), a*f(x) + b*f(y))"
+    with numerics(case), reporting("linearity in x", case, check):
+        assert np.array_equal(zv.astype(np.float64), a * xv.astype(np.float64) + b * yv.astype(np.float64)), "a*x + b*y not exact"
+        _, vx, fx = observe(case, place(xv, device))
+        _, _, fy = observe(case, place(yv, device))
+        _, _, fz = observe(case, place(zv, device))
+        k = np.abs(np.asarray(leaf(vx, KERNEL), dtype=np.float64))
+        mag = abs(a) * np.abs(xv.astype(np.float64)) @ k + abs(b) * np.abs(yv.astype(np.float64)) @ k
+        expected = a * np.asarray(fx, np.float64) + b * np.asarray(fy, np.float64)
+        assert_close("f(a*x + b*y)", fz, expected, 3 * dot_bound(result_dtype(xv.dtype), case.width, mag), "a*f(x) + b*f(y)")
+
+
+@given_data(0.5)
+def test_zero_maps_to_zero(device, data):
+    case = draw_case(data, device, batched=None, kinds=("zeros",))
+    with numerics(case), reporting("f(0) == 0", case, "assert (y == 0).all()"):
+        _, _, y = observe(case)
+        assert_equal("f(0)", np.asarray(y) == 0, np.ones(y.shape, bool), "all zero")

@@ -1,0 +1,17 @@
+"""Independent oracle: y equals x @ kernel + bias in float64 NumPy, from init's own params."""
+
+from conformance.harness import given_data, kernel_bias, numerics, observe, oracle, result_dtype
+from conformance.hypothesis_helpers import draw_case
+from conformance.pytest_helpers import assert_close, dot_bound, reporting
+
+CHECK = """k, b = (np.asarray(variables['params']['linear'][n], np.float64) for n in ('kernel', 'bias'))
+print(np.abs(np.asarray(y, np.float64) - (np.asarray(x, np.float64) @ k + b)).max())"""
+
+
+@given_data()
+def test_matches_float64_oracle(device, data):
+    case = draw_case(data, device, batched=None)
+    with numerics(case), reporting("float64 oracle", case, CHECK):
+        x, variables, y = observe(case)
+        expected, mag = oracle(x, *kernel_bias(variables))
+        assert_close("y", y, expected, dot_bound(result_dtype(x.dtype), case.width, mag), "x @ kernel + bias in float64")

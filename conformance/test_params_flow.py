@@ -1,0 +1,38 @@
+"""Params flow: apply with edited params answers for those params, not init's."""
+
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance.harness import (
+    BIAS, KERNEL, apply_jit, case_x, given_data, init_jit, kernel_bias, leaf, numerics, oracle, replace_leaf, result_dtype,
+)
+from conformance.hypothesis_helpers import Case, draw_case, seed_ints
+from conformance.pytest_helpers import assert_close, dot_bound, reporting
+
+EDITS = ("zero_kernel", "scale_kernel", "shift_bias", "other_seed")
+
+
+@given_data()
+def test_apply_uses_given_params(device, data):
+    case = draw_case(data, device, batched=None)
+    edit = data.draw(st.sampled_from(EDITS), label="edit")
+    factor = data.draw(st.sampled_from((-2.0, 0.5, 3.0)), label="factor")
+    case.extra.update(edit=edit, factor=factor)
+    with numerics(case), reporting("params flow into apply", case, f"# edit {edit} (factor {factor}) then apply"):
+        x = case_x(case)
+        variables = init_jit(case, x)
+        kernel, bias = kernel_bias(variables)
+        if edit == "zero_kernel":
+            edited = replace_leaf(variables, KERNEL, jnp.zeros_like(kernel))
+        elif edit == "scale_kernel":
+            edited = replace_leaf(variables, KERNEL, kernel * factor)
+        elif edit == "shift_bias":
+            edited = replace_leaf(variables, BIAS, bias + factor)
+        else:
+            other = data.draw(seed_ints().filter(lambda s: s != case.seed_int), label="other seed")
+            case.extra["other_seed"] = other
+            edited = init_jit(Case(**{**case.__dict__, "seed": other}), x)
+        y = apply_jit(case, edited, x)
+        expected, mag = oracle(x, *kernel_bias(edited))
+        assert_close("y", y, expected, dot_bound(result_dtype(x.dtype), case.width, mag), f"x @ kernel + bias of the {edit} params")

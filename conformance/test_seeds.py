@@ -1,0 +1,60 @@
+"""Seed sensitivity: distinct seeds in the domain give distinct params."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance import config
+from conformance.harness import KERNEL, case_x, given_data, init_jit, jit_init_many, leaf, numerics, seed_array
+from conformance.hypothesis_helpers import Case, draw_case, seed_ints
+from conformance.pytest_helpers import assert_equal, assert_trees_differ, reporting
+
+
+@given_data()
+def test_distinct_seeds_distinct_params(device, data):
+    case = draw_case(data, device, min_cells=config.SEED_MIN_CELLS)
+    other = data.draw(seed_ints().filter(lambda s: s != case.seed_int), label="other seed")
+    case.extra["other_seed"] = other
+    check = "assert (init_variables(seed, x, features)['params']['linear']['kernel'] != init_variables(other_seed, x, features)['params']['linear']['kernel']).any()"
+    with numerics(case), reporting("seed sensitivity (pairwise)", case, f"other_seed = {other}\n{check}"):
+        x = case_x(case)
+        assert_trees_differ(
+            "variables", init_jit(case, x), init_jit(Case(**{**case.__dict__, "seed": other}), x),
+            f"seeds {case.seed_int} and {other} are distinct",
+        )
+
+
+def seed_batch(base: int, size: int) -> np.ndarray:
+    """``base`` and neighbours differing in single bits (high bits too), then a stride.
+
+    Catches a key derived from only part of the seed (truncation, low bits only).
+    """
+    out = [base]
+    for bit in range(32):
+        flipped = np.int64(base) ^ (1 << bit)
+        if config.SEED_MIN <= flipped <= config.SEED_MAX:
+            out.append(int(flipped))
+    step = 7919
+    while len(set(out)) < size:
+        out.append(int((base + step * len(out) - config.SEED_MIN) % 2**32 + config.SEED_MIN))
+    return np.array(list(dict.fromkeys(out))[:size], dtype=np.int64)  # distinct, base first
+
+
+@given_data(0.5)
+def test_distinct_seeds_batch(device, data):
+    case = draw_case(data, device, min_cells=config.SEED_MIN_CELLS, dtype_names=("float32",))
+    seeds = seed_batch(case.seed_int, config.SEED_BATCH)
+    # Pad to the fixed batch size so every call hits the same executable.
+    padded = np.resize(seeds, config.SEED_BATCH)
+    case.extra["seeds"] = f"seed_batch({case.seed_int}, {config.SEED_BATCH})"
+    with numerics(case), reporting("seed sensitivity (batch of seeds)", case, "# vmap of init over the seeds; kernels must be pairwise distinct"):
+        x = case_x(case)
+        variables = jit_init_many(case.width, case.features_int)(padded.astype(seed_array(0).dtype), x)
+        kernels = np.asarray(leaf(variables, KERNEL)).reshape(config.SEED_BATCH, -1)[: len(seeds)]
+        _, first, counts = np.unique(kernels, axis=0, return_index=True, return_counts=True)
+        assert (counts == 1).all(), (
+            f"{int((counts > 1).sum())} kernels are shared by several of {len(seeds)} distinct seeds, "
+            f"e.g. seeds {seeds[np.flatnonzero((kernels == kernels[first[np.argmax(counts)]]).all(axis=1))].tolist()}"
+        )
+        # The batched init agrees with a single init of the first seed.
+        single = leaf(init_jit(case, x), KERNEL)
+        assert_equal("kernel[seed batch 0]", kernels[0].reshape(np.shape(single)), np.asarray(single), "init of that seed alone")

@@ -1,0 +1,35 @@
+"""vmap equivalence: vmap of apply over rows, per-row calls and apply on the batch agree."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from conformance.harness import case_x, given_data, init_jit, jit_apply, kernel_bias, module, numerics, oracle, result_dtype
+from conformance.hypothesis_helpers import draw_case
+from conformance.pytest_helpers import assert_close, dot_bound, reporting
+
+
+@functools.lru_cache(maxsize=None)
+def vmapped_apply(width: int, features: int):
+    return jax.jit(jax.vmap(module(width, features).apply, in_axes=(None, 0)))
+
+
+@given_data(0.5)
+def test_vmap_matches_rows_and_batched(device, data):
+    case = draw_case(data, device, batched=True)
+    check = "# jax.vmap(module.apply, in_axes=(None, 0)) vs per-row apply vs apply on the batch"
+    with numerics(case), reporting("vmap equivalence", case, check):
+        x = case_x(case)
+        rows = x.reshape((-1, case.width))
+        variables = init_jit(case, rows[0])
+        apply = jit_apply(case.width, case.features_int)
+        per_row = jnp.stack([apply(variables, r) for r in rows])
+        vmapped = vmapped_apply(case.width, case.features_int)(variables, rows)
+        batched = apply(variables, x).reshape(per_row.shape)
+        _, mag = oracle(rows, *kernel_bias(variables))
+        bound = 2 * dot_bound(result_dtype(x.dtype), case.width, mag)
+        assert_close("vmap(apply)(rows)", vmapped, per_row, bound, "per-row apply")
+        assert_close("apply(batch)", batched, per_row, bound, "per-row apply")
+        assert_close("per-row apply", per_row, oracle(rows, *kernel_bias(variables))[0], dot_bound(result_dtype(x.dtype), case.width, mag), "float64 oracle")
