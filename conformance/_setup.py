@@ -44,9 +44,12 @@ def register_profiles() -> None:
     They derive from Hypothesis's own "ci" profile (the one it loads under CI),
     so its health-check choices carry over; ``--hypothesis-profile`` picks another.
     """
-    from hypothesis import settings
+    from hypothesis import Phase, settings
 
     parent = settings.get_profile("ci")
     for name, values in config.PROFILES.items():
+        values = dict(values)
+        if "phases" in values:
+            values["phases"] = [Phase[p] for p in values["phases"]]
         settings.register_profile(name, parent=parent, **values)
     settings.load_profile(config.DEFAULT_PROFILE)

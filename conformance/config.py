@@ -84,8 +84,12 @@ PROFILES = {
     "random": dict(max_examples=40, derandomize=False, database=None, deadline=None, print_blob=True),
     # Nightly: many more examples.
     "nightly": dict(max_examples=400, derandomize=False, database=None, deadline=None, print_blob=True),
-    # Self-check of the fault corpus: few examples, still deterministic.
-    "selfcheck": dict(max_examples=15, derandomize=True, database=None, deadline=None, print_blob=True),
+    # Self-check of the fault corpus: few examples, deterministic, no shrinking
+    # (it only needs to know which properties fail, not the minimal example).
+    "selfcheck": dict(
+        max_examples=10, derandomize=True, database=None, deadline=None, print_blob=False,
+        phases=("explicit", "generate"), report_multiple_bugs=False,
+    ),
 }
 # Properties whose single example is itself expensive run fewer examples.
 SLOW_EXAMPLE_FRACTION = 0.25

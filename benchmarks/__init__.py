@@ -1,0 +1,1 @@
+"""Benchmarks of the conformance gate (not part of the shipped package)."""
