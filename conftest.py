@@ -7,4 +7,3 @@ in conformance/conftest.py so that it ships with the installed package.
 from conformance import _setup
 
 _setup.before_jax()
-_setup.register_profiles()

@@ -188,7 +188,7 @@ def print_table(med: dict, derived: dict, result: dict, workers: int) -> None:
     for name, t in result.items():
         verdict = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
         bound = "" if "limit" not in t else f" ({'>=' if t['at_least'] else '<='} {t['limit']})"
-        value = t["value"] if isinstance(t["value"], (bool, int)) or t["value"] is None else round(t["value"], 2)
+        value = "n/a" if t["value"] is None else t["value"] if isinstance(t["value"], (bool, int)) else round(t["value"], 2)
         print(f"target {name:22s} {str(value):>8s}{bound:12s} met: {verdict}")
 
 

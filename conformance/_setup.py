@@ -39,7 +39,7 @@ def compilation_cache_dir() -> str | None:
 
 
 def register_profiles() -> None:
-    """Register the profiles of ``config.PROFILES`` and load the default one.
+    """Register the profiles of ``config.PROFILES`` (idempotent).
 
     They derive from Hypothesis's own "ci" profile (the one it loads under CI),
     so its health-check choices carry over; ``--hypothesis-profile`` picks another.
@@ -52,4 +52,3 @@ def register_profiles() -> None:
         if "phases" in values:
             values["phases"] = [Phase[p] for p in values["phases"]]
         settings.register_profile(name, parent=parent, **values)
-    settings.load_profile(config.DEFAULT_PROFILE)
