@@ -1,0 +1,35 @@
+"""``python -m conformance``: the project's commands.
+
+    python -m conformance selfcheck [--fault NAME ...] [--profile P] [--jobs N] [--json PATH]
+    python -m conformance faults          # list the fault corpus
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sc = sub.add_parser("selfcheck", help="run the suite against every broken bridge and against none")
+    sc.add_argument("--fault", action="append", help="only these faults (repeatable)")
+    sc.add_argument("--profile", default="selfcheck", help="Hypothesis profile (default: selfcheck)")
+    sc.add_argument("--jobs", type=int, default=None, help="pytest runs at once (default: CPU count)")
+    sc.add_argument("--json", default=None, help="also write the results as JSON here")
+    sub.add_parser("faults", help="list the fault corpus")
+    args = parser.parse_args(argv)
+    if args.command == "selfcheck":
+        from conformance import selfcheck
+
+        return selfcheck.run(args.fault, args.profile, args.jobs, json_path=args.json)
+    from conformance.faults import FAULTS
+
+    for f in FAULTS.values():
+        print(f"{f.name:28} {f.area:16} {f.description}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
