@@ -1,7 +1,8 @@
 """``python -m conformance``: the project's commands.
 
-    python -m conformance selfcheck [--fault NAME ...] [--profile P] [--jobs N] [--json PATH]
+    python -m conformance selfcheck [--fault NAME ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
     python -m conformance faults          # list the fault corpus
+    python -m conformance record          # golden record of the installed flax and jax
 """
 
 from __future__ import annotations
@@ -18,12 +19,23 @@ def main(argv=None) -> int:
     sc.add_argument("--profile", default="selfcheck", help="Hypothesis profile (default: selfcheck)")
     sc.add_argument("--jobs", type=int, default=None, help="pytest runs at once (default: CPU count)")
     sc.add_argument("--json", default=None, help="also write the results as JSON here")
+    sc.add_argument("--first-catch", action="store_true", help="stop each fault's run at its first catch (faster)")
     sub.add_parser("faults", help="list the fault corpus")
+    rec = sub.add_parser("record", help="write the golden record of the installed flax and jax")
+    rec.add_argument("--out", default=None, help="file to write (default: conformance/records/flax-V_jax-V.json)")
     args = parser.parse_args(argv)
     if args.command == "selfcheck":
         from conformance import selfcheck
 
-        return selfcheck.run(args.fault, args.profile, args.jobs, json_path=args.json)
+        return selfcheck.run(args.fault, args.profile, args.jobs, json_path=args.json, first_catch=args.first_catch)
+    if args.command == "record":
+        from conformance import _setup
+
+        _setup.before_jax()
+        from conformance import golden
+
+        print(golden.record(args.out))
+        return 0
     from conformance.faults import FAULTS
 
     for f in FAULTS.values():

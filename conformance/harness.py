@@ -173,20 +173,25 @@ def observe(case: Case, x=None):
     return x, variables, apply_jit(case, variables, x)
 
 
-def property_settings(fraction: float = 1.0):
-    """Settings of the loaded profile, with ``fraction`` of its examples for costly examples."""
-    from hypothesis import settings
+def property_settings(fraction: float = 1.0, shrink: bool = True):
+    """Settings of the loaded profile, with ``fraction`` of its examples for costly examples.
+
+    ``shrink=False`` for properties whose verdict does not depend on the inputs
+    (what flax does with a params tree): a smaller example would explain nothing.
+    """
+    from hypothesis import Phase, settings
 
     n = settings.default.max_examples
-    return settings(max_examples=max(2, int(round(n * fraction))))
+    phases = settings.default.phases if shrink else [p for p in settings.default.phases if p is not Phase.shrink]
+    return settings(max_examples=max(2, int(round(n * fraction))), phases=phases)
 
 
-def given_data(fraction: float = 1.0):
+def given_data(fraction: float = 1.0, shrink: bool = True):
     """``@given(data=st.data())`` under the profile's settings, scaled by ``fraction``."""
     from hypothesis import given
     from hypothesis import strategies as st
 
     def wrap(fn):
-        return property_settings(fraction)(given(data=st.data())(fn))
+        return property_settings(fraction, shrink)(given(data=st.data())(fn))
 
     return wrap

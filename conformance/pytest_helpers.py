@@ -71,7 +71,7 @@ def assert_close(name: str, actual, expected, bound, what: str = "expected"):
     if bad.any():
         idx, ratio = _worst(np.where(np.isnan(err), np.inf, err), b)
         raise AssertionError(
-            f"{name}[{', '.join(map(str, idx))}]={a[idx]!r}, but should be {e[idx]!r} ({what}); "
+            f"{name}[{', '.join(map(str, idx))}]={a[idx].item()!r}, but should be {e[idx].item()!r} ({what}); "
             f"|error|={err[idx]:.3e} > tolerance {b[idx]:.3e} ({ratio[idx]:.3g}x); "
             f"{int(bad.sum())} of {bad.size} elements out of tolerance"
         )
@@ -88,7 +88,7 @@ def assert_equal(name: str, actual, expected, what: str = "expected"):
         diff = np.argwhere(a != e)
         idx = tuple(diff[0]) if len(diff) else ()
         raise AssertionError(
-            f"{name}[{', '.join(map(str, idx))}]={a[idx]!r}, but should be {e[idx]!r} ({what}); "
+            f"{name}[{', '.join(map(str, idx))}]={a[idx].item()!r}, but should be {e[idx].item()!r} ({what}); "
             f"{len(diff)} of {a.size} elements differ"
         )
 

@@ -1,0 +1,52 @@
+"""Known deviations: parse conformance/known_deviations.txt and match it to tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from importlib import metadata
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+PATH = os.path.join(os.path.dirname(__file__), "known_deviations.txt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Deviation:
+    test: str
+    requirements: tuple[str, ...]
+    reason: str
+    line: int
+
+    def applies(self, versions: dict[str, str]) -> bool:
+        for text in self.requirements:
+            req = Requirement(text)
+            have = versions.get(req.name)
+            if have is None or not req.specifier.contains(Version(have), prereleases=True):
+                return False
+        return True
+
+
+def load(path: str = PATH) -> list[Deviation]:
+    out = []
+    with open(path) as fh:
+        for n, raw in enumerate(fh, 1):
+            line = raw.split("#", 1)[0].strip() if raw.lstrip().startswith("#") else raw.strip()
+            if not line:
+                continue
+            parts = [p.strip() for p in line.split("|", 2)]
+            if len(parts) != 3 or not all(parts):
+                raise ValueError(f"{path}:{n}: expected 'property | requirements | why', got {raw.strip()!r}")
+            out.append(Deviation(parts[0], tuple(parts[1].split()), parts[2], n))
+    return out
+
+
+def installed_versions(names=("flax", "jax", "jaxlib", "numpy", "optax")) -> dict[str, str]:
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

@@ -1,0 +1,51 @@
+"""The fault corpus: well-formed, spread over the areas, and each fault really breaks something."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conformance import faults
+from conformance.harness import kernel_bias
+from reference import linen_module
+
+AREAS = {"init key", "params flow", "output shape", "output dtype", "device", "jit only", "vmap only", "batched only",
+         "width", "features", "dtype", "initializer", "gradients", "variables tree", "numerics"}
+
+
+def test_corpus_size_and_spread():
+    assert len(faults.FAULTS) >= 20
+    assert AREAS <= {f.area for f in faults.FAULTS.values()}
+    for f in faults.FAULTS.values():
+        assert f.description and "\n" not in f.description
+        assert f.init or f.apply
+
+
+@pytest.fixture
+def swapped(request):
+    from flax.nnx import bridge
+
+    real = bridge.to_linen
+    faults.install(request.param)
+    linen_module.cache_clear()
+    yield request.param
+    bridge.to_linen = real
+    linen_module.cache_clear()
+
+
+@pytest.mark.parametrize("swapped", ["init_key_ignored", "apply_ignores_bias"], indirect=True)
+def test_install_swaps_the_bridge(swapped):
+    x = jnp.arange(3.0)
+    m = linen_module(3, 2)
+    assert type(m).__name__.startswith("Faulty_")
+    v1, v2 = m.init(jax.random.PRNGKey(1), x), m.init(jax.random.PRNGKey(2), x)
+    if swapped == "init_key_ignored":
+        assert np.array_equal(kernel_bias(v1)[0], kernel_bias(v2)[0])
+    else:
+        v = jax.tree.map(lambda a: a + 1.0, v1)
+        assert np.allclose(m.apply(v, x), x @ kernel_bias(v)[0])  # bias dropped
+
+
+def test_unknown_fault_is_a_clear_error():
+    with pytest.raises(ValueError, match="--fault must be one of"):
+        faults.install("no_such_fault")

@@ -1,0 +1,66 @@
+"""The assert helpers, tolerances and repro notes."""
+
+import numpy as np
+import pytest
+
+from conformance import config
+from conformance.hypothesis_helpers import Case, XSpec
+from conformance.pytest_helpers import (
+    assert_close, assert_equal, assert_shape, assert_trees_equal, dot_bound, reporting, tolerance, ulp_bound,
+)
+
+
+def test_tolerance_table_takes_the_max_over_dtypes():
+    assert tolerance("float32") == 1e-6
+    assert tolerance("bfloat16", "float32") == 1e-2
+    assert tolerance(np.float16, "float64") == 1e-3
+    assert tolerance("float64") == 1e-15
+
+
+def test_bounds_scale_with_width_and_magnitude():
+    assert dot_bound("float32", 255, 2.0) == pytest.approx(1e-6 * 256 * 2.0)
+    assert ulp_bound("float32", 1.0) == pytest.approx(config.ULPS * np.finfo(np.float32).eps)
+
+
+def test_shape_message_reads_like_the_spec():
+    with pytest.raises(AssertionError, match=r"y\.shape=\(2,\), but should be \(3,\)"):
+        assert_shape("y", (2,), (3,))
+
+
+def test_assert_close_names_the_worst_element():
+    with pytest.raises(AssertionError, match=r"y\[1\]=.*but should be 2\.0.*1 of 3 elements"):
+        assert_close("y", [0.0, 2.5, 1.0], [0.0, 2.0, 1.0], 1e-3)
+    assert_close("y", [1.0], [1.0 + 1e-7], 1e-6)
+    with pytest.raises(AssertionError):  # NaN is never close
+        assert_close("y", [np.nan], [0.0], 1.0)
+
+
+def test_assert_equal_is_bitwise():
+    assert_equal("a", np.float32([0.0, np.nan]), np.float32([0.0, np.nan]))
+    with pytest.raises(AssertionError, match="should be"):
+        assert_equal("a", np.float32([1.0]), np.float32([np.nextafter(1.0, 2.0, dtype=np.float32)]))
+
+
+def test_tree_assert_names_the_leaf_path():
+    a = {"params": {"linear": {"kernel": np.zeros(2, np.float32), "bias": np.zeros(1, np.float32)}}}
+    b = {"params": {"linear": {"kernel": np.ones(2, np.float32), "bias": np.zeros(1, np.float32)}}}
+    with pytest.raises(AssertionError, match="params/linear/kernel"):
+        assert_trees_equal("variables", a, b)
+
+
+def test_failures_carry_property_inputs_and_repro():
+    case = Case(seed=3.0, features=2, width=3, dtype="float32", x=XSpec((3,), "float32", "uniform", 7), device="cpu:1")
+    with pytest.raises(AssertionError) as info:
+        with reporting("output length", case, "assert y.shape == (2,)"):
+            raise AssertionError("y.shape=(1,), but should be (2,)")
+    notes = "\n".join(info.value.__notes__)
+    assert "property: output length" in notes
+    assert "seed=3.0 (float)" in notes and "device=cpu:1" in notes
+    assert "make_x((3,), 'float32', 'uniform', 7)" in notes and 'jax.devices("cpu")[1]' in notes
+
+
+def test_repro_snippet_runs():
+    case = Case(seed=3.0, features=2, width=3, dtype="float32", x=XSpec((3,), "float32", "uniform", 7), device="cpu:0")
+    from conformance.pytest_helpers import repro_snippet
+
+    exec(repro_snippet(case, "assert y.shape == (2,)"), {})
