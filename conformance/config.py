@@ -77,7 +77,7 @@ LEARNING_RATE = 1e-2
 DEFAULT_PROFILE = "gate"
 PROFILES = {
     # The gate: deterministic, no deadline, no example database, repro blobs.
-    "gate": dict(max_examples=40, derandomize=True, database=None, deadline=None, print_blob=True),
+    "gate": dict(max_examples=60, derandomize=True, database=None, deadline=None, print_blob=True),
     # Quick local iteration.
     "dev": dict(max_examples=8, derandomize=False, deadline=None, print_blob=True),
     # Random seeds each run: used to show the suite never cries wolf.

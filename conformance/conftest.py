@@ -67,13 +67,3 @@ def pytest_collection_modifyitems(config, items):
         for dev in entries:
             if dev not in used:  # a stale or misspelt entry must not hide silently
                 warnings.warn(pytest.PytestWarning(f"known_deviations.txt:{dev.line}: {dev.test!r} matches no collected test"))
-
-
-def pytest_terminal_summary(terminalreporter):
-    xfailed = terminalreporter.stats.get("xfailed", [])
-    fixed = [r for r in terminalreporter.stats.get("failed", []) if "XPASS(strict)" in str(getattr(r, "longrepr", ""))]
-    if xfailed or fixed:
-        terminalreporter.section("known deviations")
-        terminalreporter.write_line(f"{len(xfailed)} tests deviate as recorded (xfailed); {len(fixed)} recorded deviations no longer deviate (fixed: update known_deviations.txt)")
-        for r in xfailed:
-            terminalreporter.write_line(f"  deviation: {r.nodeid}")

@@ -41,3 +41,32 @@ def header_lines() -> list[str]:
     if "XLA_FLAGS" in os.environ:
         lines.append(f"conformance: XLA_FLAGS={os.environ['XLA_FLAGS']}")
     return lines
+
+
+def default_precision_lines() -> list[str]:
+    """What jax's *default* matmul precision does on each device (reported, never gated).
+
+    The properties run at ``config.MATMUL_PRECISION``; accelerators default to
+    reduced-precision products (TF32 on an H100), so users should know how far
+    the default strays from a float64 oracle on their hardware.
+    """
+    import jax
+    import numpy as np
+
+    from conformance.harness import all_devices, device_id
+
+    rng = np.random.default_rng(0)
+    x, k = rng.uniform(-1, 1, (3, 64)).astype(np.float32), rng.uniform(-1, 1, (64, 64)).astype(np.float32)
+    exact = x.astype(np.float64) @ k.astype(np.float64)
+    lines = []
+    for d in all_devices():
+        errs = {}
+        for prec in ("default", config.MATMUL_PRECISION):
+            with jax.default_matmul_precision(prec):
+                y = jax.jit(lambda a, b: a @ b)(jax.device_put(x, d), jax.device_put(k, d))
+            errs[prec] = float(np.max(np.abs(np.asarray(y, np.float64) - exact)) / np.max(np.abs(exact)))
+        lines.append(
+            f"matmul precision on {device_id(d)}: max relative error of a (3,64)@(64,64) float32 product vs float64: "
+            + ", ".join(f"{p} {e:.1e}" for p, e in errs.items())
+        )
+    return lines
