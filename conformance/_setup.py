@@ -13,8 +13,10 @@ _FLAG = "--xla_force_host_platform_device_count"
 def before_jax() -> None:
     """Ask for ``CPU_DEVICE_COUNT`` host devices and set up the compilation cache."""
     flags = os.environ.get("XLA_FLAGS", "")
-    if _FLAG not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={config.CPU_DEVICE_COUNT}".strip()
+    wanted = [f"{_FLAG}={config.CPU_DEVICE_COUNT}", *config.XLA_CPU_FLAGS]
+    extra = [f for f in wanted if f.split("=")[0] not in flags]  # the user's own settings win
+    if extra:
+        os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
     import jax  # noqa: E402  (after the flags)
 
     global SETUP_NOTE

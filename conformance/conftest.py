@@ -31,10 +31,12 @@ def pytest_configure(config):
     # xdist workers share the compilation cache; a worker that reads an entry
     # another is still writing recompiles and warns. Harmless, so not shown.
     config.addinivalue_line("filterwarnings", "ignore:Error reading persistent compilation cache entry")
-    # Under xdist, keep each device's tests on one worker: executables are
-    # compiled per device, so splitting a device across workers compiles twice.
+    # Under xdist, hand out whole modules: a module's tests (every device)
+    # share compiled functions, and the persistent cache serves a device's
+    # executable to the next. Test-by-test handout sends the same compile to
+    # both workers at once, and both miss the cache.
     if getattr(config.option, "dist", "no") == "load" and getattr(config.option, "numprocesses", None):
-        config.option.dist = "loadgroup"
+        config.option.dist = "worksteal"
 
 
 def pytest_generate_tests(metafunc):
@@ -53,9 +55,6 @@ def pytest_collection_modifyitems(config, items):
     entries = deviations.load()
     used = set()
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "device" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(callspec.params["device"]))
         name = getattr(item, "originalname", item.name)
         for dev in entries:
             if dev.test == name:

@@ -95,8 +95,19 @@ def seed_array(seed: int):
     return jnp.asarray(int(seed), dtype=jnp.int64 if _compat.x64_enabled() else jnp.int32)
 
 
-def init_jit(case: Case, x):
-    return jit_init(case.width, case.features_int)(seed_array(case.seed_int), x)
+def dummy_x(case: Case):
+    """The input a pipeline initialises with: float32 zeros of x's width, on the case's device.
+
+    Params must not depend on it (test_init_ignores_x checks that with the real
+    x), so every other property initialises from it: one init compile per width
+    and feature count instead of one per input dtype and batch shape.
+    """
+    return place(np.zeros((case.width,), np.float32), case.device)
+
+
+def init_jit(case: Case, x=None):
+    """Compiled init of the case's seed, from ``x`` or else the dummy input."""
+    return jit_init(case.width, case.features_int)(seed_array(case.seed_int), dummy_x(case) if x is None else x)
 
 
 def apply_jit(case: Case, variables, x):
@@ -167,9 +178,9 @@ def result_dtype(x_dtype, param_dtype=jnp.float32):
 
 
 def observe(case: Case, x=None):
-    """(x, variables, y) through the compiled init and apply."""
+    """(x, variables, y): compiled init (from the dummy input), compiled apply on x."""
     x = case_x(case) if x is None else x
-    variables = init_jit(case, x)
+    variables = init_jit(case)
     return x, variables, apply_jit(case, variables, x)
 
 

@@ -147,8 +147,8 @@ def repro_snippet(case: Case, check: str = "") -> str:
     lines += [
         f'x = jax.device_put(jnp.asarray({case.x.code()}), jax.devices("{plat}")[{idx}])',
         f"seed, features = {case.seed!r}, {case.features!r}",
-        f"variables = init_variables(seed, x, features)",
-        f"y = nnx_inside_linen(seed, x, features)",
+        "variables = init_variables(seed, x, features)",
+        "y = nnx_inside_linen(seed, x, features)",
     ]
     if check:
         lines.append(textwrap.dedent(check).strip())

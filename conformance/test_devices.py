@@ -8,7 +8,7 @@ from conformance.harness import (
 )
 from conformance.hypothesis_helpers import Case, draw_case
 from conformance.pytest_helpers import assert_close, assert_on_device, dot_bound, reporting, tree_paths, ulp_bound
-from reference import init_variables, nnx_inside_linen
+from reference import nnx_inside_linen
 
 
 @given_data(0.5)

@@ -1,6 +1,6 @@
 """Constructor-kwargs form (to_linen(Cls, out_features=F)) and closure form agree."""
 
-from conformance.harness import case_x, given_data, jit_apply, jit_init, numerics, seed_array
+from conformance.harness import case_x, dummy_x, given_data, jit_apply, jit_init, numerics, seed_array
 from conformance.hypothesis_helpers import draw_case
 from conformance.pytest_helpers import assert_equal, assert_trees_equal, reporting
 
@@ -12,8 +12,9 @@ def test_kwargs_form_matches_closure(device, data):
     with numerics(case), reporting("kwargs form == closure form", case, check):
         x = case_x(case)
         seed = seed_array(case.seed_int)
-        closure = jit_init(case.width, case.features_int, "closure")(seed, x)
-        kwargs = jit_init(case.width, case.features_int, "kwargs")(seed, x)
+        dummy = dummy_x(case)
+        closure = jit_init(case.width, case.features_int, "closure")(seed, dummy)
+        kwargs = jit_init(case.width, case.features_int, "kwargs")(seed, dummy)
         assert_trees_equal("kwargs-form variables", kwargs, closure, "closure-form variables")
         y_closure = jit_apply(case.width, case.features_int, "closure")(closure, x)
         y_kwargs = jit_apply(case.width, case.features_int, "kwargs")(kwargs, x)

@@ -33,7 +33,7 @@ def test_grad_wrt_params(device, data):
     check = "g = jax.grad(lambda v: jnp.sum(linen_module(x.shape[-1], int(features)).apply(v, x) * c))(variables)"
     with numerics(case), reporting("grad w.r.t. params", case, check):
         x = case_x(case)
-        variables = init_jit(case, x)
+        variables = init_jit(case)
         g, _ = grads(case.width, case.features_int)(variables, x, jnp.asarray(c, jnp.float32))
         x64 = np.asarray(x, np.float64)
         expected = np.outer(x64, c)
@@ -48,7 +48,7 @@ def test_grad_wrt_x(device, data):
     check = "gx = jax.grad(lambda x: jnp.sum(linen_module(x.shape[-1], int(features)).apply(variables, x) * c))(x)"
     with numerics(case), reporting("grad w.r.t. x", case, check):
         x = case_x(case)
-        variables = init_jit(case, x)
+        variables = init_jit(case)
         _, gx = grads(case.width, case.features_int)(variables, x, jnp.asarray(c, jnp.float32))
         k = np.asarray(kernel_bias(variables)[0], np.float64)
         expected = k @ c

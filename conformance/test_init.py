@@ -11,9 +11,9 @@ import math
 import numpy as np
 
 from conformance import config
-from conformance.harness import BIAS, KERNEL, case_x, given_data, jit_init_many, leaf, numerics, observe, seed_array
+from conformance.harness import BIAS, KERNEL, case_x, dummy_x, given_data, init_jit, jit_init_many, leaf, numerics, observe, seed_array
 from conformance.hypothesis_helpers import draw_case
-from conformance.pytest_helpers import assert_equal, reporting
+from conformance.pytest_helpers import assert_equal, assert_trees_equal, reporting
 from conformance.test_seeds import seed_batch
 
 TRUNCATION = 2.0
@@ -45,14 +45,25 @@ def test_bias_is_zero(device, data):
         assert_equal("params/linear/bias", bias, np.zeros_like(bias), "zeros")
 
 
+@given_data(0.5)
+def test_init_ignores_x(device, data):
+    """Params depend on seed and shapes only: pipelines initialise with a dummy batch."""
+    case = draw_case(data, device, batched=None)
+    check = "assert (init_variables(seed, x, features)['params']['linear']['kernel'] == init_variables(seed, jnp.zeros(x.shape[-1]), features)['params']['linear']['kernel']).all()"
+    with numerics(case), reporting("init ignores x's values, dtype and batch shape", case, check):
+        assert_trees_equal(
+            "variables (init with x)", init_jit(case, case_x(case)), init_jit(case),
+            "variables (init with float32 zeros of x's width)",
+        )
+
+
 @given_data(0.25)
 def test_kernel_distribution(device, data):
     case = draw_case(data, device, min_cells=config.INIT_STAT_MIN_CELLS, dtype_names=("float32",))
     seeds = np.resize(seed_batch(case.seed_int, config.SEED_BATCH), config.SEED_BATCH)
     case.extra["seeds"] = f"seed_batch({case.seed_int}, {config.SEED_BATCH})"
     with numerics(case), reporting("kernel ~ lecun_normal", case, "# pooled kernels of the seed batch, times sqrt(width)"):
-        x = case_x(case)
-        variables = jit_init_many(case.width, case.features_int)(seeds.astype(seed_array(0).dtype), x)
+        variables = jit_init_many(case.width, case.features_int)(seeds.astype(seed_array(0).dtype), dummy_x(case))
         z = np.asarray(leaf(variables, KERNEL), np.float64).ravel() * math.sqrt(case.width)
         n, s = z.size, config.INIT_STAT_SIGMAS
         checks = {

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from conformance.harness import KERNEL, given_data, leaf, numerics, observe, place, result_dtype
-from conformance.hypothesis_helpers import XSpec, draw_case
+from conformance.hypothesis_helpers import XSpec, draw_case, x_specs
 from conformance.pytest_helpers import assert_close, assert_equal, dot_bound, reporting
 
 # Inputs on a grid of quarters and small integer coefficients, so that
@@ -12,27 +12,32 @@ from conformance.pytest_helpers import assert_close, assert_equal, dot_bound, re
 COEFFS = (-3, -2, -1, 1, 2, 3)
 
 
+def _on_grid(spec: XSpec) -> np.ndarray:
+    """The spec's integers, quartered for float dtypes: a*x + b*y stays exact."""
+    v = spec.build()
+    return v if np.issubdtype(v.dtype, np.integer) else (v.astype(np.float64) / 4).astype(v.dtype)
+
+
 @given_data()
 def test_linear_in_x(device, data):
     case = draw_case(data, device, batched=None, kinds=("integers",))
-    y_spec = data.draw(st.builds(XSpec, st.just(case.x.shape), st.just(case.dtype), st.just("integers"), st.integers(0, 2**32 - 1)), label="y")
+    y_spec = data.draw(x_specs(case.width, case.dtype, case.x.shape[:-1], ("integers",)), label="y")
     a = data.draw(st.sampled_from(COEFFS), label="a")
     b = data.draw(st.sampled_from(COEFFS), label="b")
     case.extra.update(y=y_spec.code(), a=a, b=b)
-    integer = np.issubdtype(np.asarray(case.x.build()).dtype, np.integer)
-    scale = 1 if integer else 0.25
-    xv = (case.x.build().astype(np.float64) * scale).astype(case.x.build().dtype)
-    yv = (y_spec.build().astype(np.float64) * scale).astype(case.x.build().dtype)
-    zv = (a * xv.astype(np.float64) + b * yv.astype(np.float64)).astype(xv.dtype)
-    check = f"# f = nnx_inside_linen(seed, ., features); x, y quartered unless integer\nassert np.allclose(f(a*x + b*y), a*f(x) + b*f(y))"
+    xv, yv = _on_grid(case.x), _on_grid(y_spec)
+    exact = a * xv.astype(np.float64) + b * yv.astype(np.float64)
+    zv = exact.astype(xv.dtype)
+    assert np.array_equal(zv.astype(np.float64), exact), "a*x + b*y is not exact in the input dtype"
+    check = "# f = lambda v: nnx_inside_linen(seed, v, features); inputs on the quarter grid\nassert np.allclose(f(a*x + b*y), a*f(x) + b*f(y))"
     with numerics(case), reporting("linearity in x", case, check):
-        assert np.array_equal(zv.astype(np.float64), a * xv.astype(np.float64) + b * yv.astype(np.float64)), "a*x + b*y not exact"
         _, vx, fx = observe(case, place(xv, device))
         _, _, fy = observe(case, place(yv, device))
         _, _, fz = observe(case, place(zv, device))
         k = np.abs(np.asarray(leaf(vx, KERNEL), dtype=np.float64))
         mag = abs(a) * np.abs(xv.astype(np.float64)) @ k + abs(b) * np.abs(yv.astype(np.float64)) @ k
         expected = a * np.asarray(fx, np.float64) + b * np.asarray(fy, np.float64)
+        # Three products, each within the dot bound of its own magnitude.
         assert_close("f(a*x + b*y)", fz, expected, 3 * dot_bound(result_dtype(xv.dtype), case.width, mag), "a*f(x) + b*f(y)")
 
 

@@ -1,11 +1,10 @@
 """Params flow: apply with edited params answers for those params, not init's."""
 
 import jax.numpy as jnp
-import numpy as np
 from hypothesis import strategies as st
 
 from conformance.harness import (
-    BIAS, KERNEL, apply_jit, case_x, given_data, init_jit, kernel_bias, leaf, numerics, oracle, replace_leaf, result_dtype,
+    BIAS, KERNEL, apply_jit, case_x, given_data, init_jit, kernel_bias, numerics, oracle, replace_leaf, result_dtype,
 )
 from conformance.hypothesis_helpers import Case, draw_case, seed_ints
 from conformance.pytest_helpers import assert_close, dot_bound, reporting
@@ -21,7 +20,7 @@ def test_apply_uses_given_params(device, data):
     case.extra.update(edit=edit, factor=factor)
     with numerics(case), reporting("params flow into apply", case, f"# edit {edit} (factor {factor}) then apply"):
         x = case_x(case)
-        variables = init_jit(case, x)
+        variables = init_jit(case)
         kernel, bias = kernel_bias(variables)
         if edit == "zero_kernel":
             edited = replace_leaf(variables, KERNEL, jnp.zeros_like(kernel))
@@ -32,7 +31,7 @@ def test_apply_uses_given_params(device, data):
         else:
             other = data.draw(seed_ints().filter(lambda s: s != case.seed_int), label="other seed")
             case.extra["other_seed"] = other
-            edited = init_jit(Case(**{**case.__dict__, "seed": other}), x)
+            edited = init_jit(Case(**{**case.__dict__, "seed": other}))
         y = apply_jit(case, edited, x)
         expected, mag = oracle(x, *kernel_bias(edited))
         assert_close("y", y, expected, dot_bound(result_dtype(x.dtype), case.width, mag), f"x @ kernel + bias of the {edit} params")

@@ -33,7 +33,7 @@ def test_apply_rejects_missing_leaf(device, data):
     missing = data.draw(st.sampled_from([KERNEL, BIAS]), label="missing leaf")
     with numerics(case), reporting("missing leaf raises", case, f"# apply with {'/'.join(missing)} deleted"):
         x = case_x(case)
-        broken = _without(init_jit(case, x), missing)
+        broken = _without(init_jit(case), missing)
         try:
             y = module(case.width, case.features_int).apply(broken, x)
         except Exception:  # noqa: BLE001 - any error is the wanted answer
@@ -46,7 +46,7 @@ def test_apply_flags_unknown_leaf(device, data):
     case = draw_case(data, device, dtype_names=("float32",))
     with numerics(case), reporting("unknown leaf raises or warns", case, "# apply with params/linear/extra added"):
         x = case_x(case)
-        v = init_jit(case, x)
+        v = init_jit(case)
         extra = {**v, "params": {**v["params"], "linear": {**v["params"]["linear"], "extra": np.zeros(3, np.float32)}}}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -62,7 +62,7 @@ def test_apply_is_pure(device, data):
     case = draw_case(data, device, batched=None)
     with numerics(case), reporting("apply is a pure function of params and x", case, "print(jax.make_jaxpr(linen_module(x.shape[-1], int(features)).apply)(variables, x))"):
         x = case_x(case)
-        v = init_jit(case, x)
+        v = init_jit(case)
         jaxpr = jax.make_jaxpr(module(case.width, case.features_int).apply)(v, x)
         names = set()
 
@@ -113,7 +113,7 @@ def test_variables_tree_structure(device, data):
 
     case = draw_case(data, device, batched=None)
     with numerics(case), reporting("variables tree structure", case, "print(jax.tree.map(type, variables))"):
-        v = init_jit(case, case_x(case))
+        v = init_jit(case)
         assert sorted(v) == ["params"], f"collections {sorted(v)}, but should be ['params']"
         flat, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=lambda a: isinstance(a, meta.AxisMetadata))
         paths = {"/".join(str(getattr(k, "key", k)) for k in p): leaf for p, leaf in flat}

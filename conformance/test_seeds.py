@@ -1,10 +1,9 @@
 """Seed sensitivity: distinct seeds in the domain give distinct params."""
 
 import numpy as np
-from hypothesis import strategies as st
 
 from conformance import config
-from conformance.harness import KERNEL, case_x, given_data, init_jit, jit_init_many, leaf, numerics, seed_array
+from conformance.harness import KERNEL, dummy_x, given_data, init_jit, jit_init_many, leaf, numerics, seed_array
 from conformance.hypothesis_helpers import Case, draw_case, seed_ints
 from conformance.pytest_helpers import assert_equal, assert_trees_differ, reporting
 
@@ -16,9 +15,8 @@ def test_distinct_seeds_distinct_params(device, data):
     case.extra["other_seed"] = other
     check = "assert (init_variables(seed, x, features)['params']['linear']['kernel'] != init_variables(other_seed, x, features)['params']['linear']['kernel']).any()"
     with numerics(case), reporting("seed sensitivity (pairwise)", case, f"other_seed = {other}\n{check}"):
-        x = case_x(case)
         assert_trees_differ(
-            "variables", init_jit(case, x), init_jit(Case(**{**case.__dict__, "seed": other}), x),
+            "variables", init_jit(case), init_jit(Case(**{**case.__dict__, "seed": other})),
             f"seeds {case.seed_int} and {other} are distinct",
         )
 
@@ -47,8 +45,7 @@ def test_distinct_seeds_batch(device, data):
     padded = np.resize(seeds, config.SEED_BATCH)
     case.extra["seeds"] = f"seed_batch({case.seed_int}, {config.SEED_BATCH})"
     with numerics(case), reporting("seed sensitivity (batch of seeds)", case, "# vmap of init over the seeds; kernels must be pairwise distinct"):
-        x = case_x(case)
-        variables = jit_init_many(case.width, case.features_int)(padded.astype(seed_array(0).dtype), x)
+        variables = jit_init_many(case.width, case.features_int)(padded.astype(seed_array(0).dtype), dummy_x(case))
         kernels = np.asarray(leaf(variables, KERNEL)).reshape(config.SEED_BATCH, -1)[: len(seeds)]
         _, first, counts = np.unique(kernels, axis=0, return_index=True, return_counts=True)
         assert (counts == 1).all(), (
@@ -56,5 +53,5 @@ def test_distinct_seeds_batch(device, data):
             f"e.g. seeds {seeds[np.flatnonzero((kernels == kernels[first[np.argmax(counts)]]).all(axis=1))].tolist()}"
         )
         # The batched init agrees with a single init of the first seed.
-        single = leaf(init_jit(case, x), KERNEL)
+        single = leaf(init_jit(case), KERNEL)
         assert_equal("kernel[seed batch 0]", kernels[0].reshape(np.shape(single)), np.asarray(single), "init of that seed alone")

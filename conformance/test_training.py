@@ -55,7 +55,7 @@ def test_optax_sgd_step(device, data):
         x64, t64 = np.asarray(x, np.float64), t_spec.build().astype(np.float64)
         # A step size under 1/L for this quadratic, so no step may raise the loss.
         lr = 0.5 * case.features_int / (2 * (float(x64 @ x64) + 1))
-        variables = init_jit(case, x)
+        variables = init_jit(case)
         step, loss = train_step(case.width, case.features_int)
         opt_state = optax.sgd(lr).init(variables)
         losses = [float(loss(variables, x, target))]

@@ -4,7 +4,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from conformance.harness import case_x, given_data, init_jit, jit_apply, kernel_bias, module, numerics, oracle, result_dtype
 from conformance.hypothesis_helpers import draw_case
@@ -23,7 +22,7 @@ def test_vmap_matches_rows_and_batched(device, data):
     with numerics(case), reporting("vmap equivalence", case, check):
         x = case_x(case)
         rows = x.reshape((-1, case.width))
-        variables = init_jit(case, rows[0])
+        variables = init_jit(case)
         apply = jit_apply(case.width, case.features_int)
         per_row = jnp.stack([apply(variables, r) for r in rows])
         vmapped = vmapped_apply(case.width, case.features_int)(variables, rows)

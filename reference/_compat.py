@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import jax
-from flax import nnx  # noqa: F401  (re-exported: the suite reads flax through here)
+from flax import nnx  # noqa: F401  (re-exported: the suite reaches nnx through here)
 from flax.nnx import bridge
 
 
