@@ -50,3 +50,16 @@ def installed_versions(names=("flax", "jax", "jaxlib", "numpy", "optax")) -> dic
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+def suite_test_names() -> set[str]:
+    """Every property name the suite defines (read from its modules' source)."""
+    import re
+
+    here = os.path.dirname(__file__)
+    names = set()
+    for fname in os.listdir(here):
+        if fname.startswith("test_") and fname.endswith(".py"):
+            with open(os.path.join(here, fname)) as fh:
+                names.update(re.findall(r"^def (test_\w+)", fh.read(), flags=re.M))
+    return names
