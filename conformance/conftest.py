@@ -16,9 +16,7 @@ import warnings  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
-from conformance import config  # noqa: E402
-
-_config = config
+from conformance import config as defaults  # noqa: E402
 
 _setup.register_profiles()  # also here: a run with plugin autoload off still has them
 
@@ -27,14 +25,15 @@ def pytest_configure(config):
     # The gate profile is the default, in a checkout or under --pyargs, with
     # or without CI set; --hypothesis-profile picks another.
     if not config.getoption("hypothesis_profile", None):
-        settings.load_profile(_config.DEFAULT_PROFILE)
+        settings.load_profile(defaults.DEFAULT_PROFILE)
     # xdist workers share the compilation cache; a worker that reads an entry
     # another is still writing recompiles and warns. Harmless, so not shown.
     config.addinivalue_line("filterwarnings", "ignore:Error reading persistent compilation cache entry")
-    # Under xdist, hand out whole modules: a module's tests (every device)
-    # share compiled functions, and the persistent cache serves a device's
-    # executable to the next. Test-by-test handout sends the same compile to
-    # both workers at once, and both miss the cache.
+    # Under xdist, give each worker a contiguous half of the suite and let
+    # idle workers steal: workers then compile different functions at any one
+    # time, and the persistent cache serves each one's executables to the
+    # other. Round-robin handout sends the same compile to both workers at
+    # once, and both miss the cache.
     if getattr(config.option, "dist", "no") == "load" and getattr(config.option, "numprocesses", None):
         config.option.dist = "worksteal"
 
