@@ -25,6 +25,8 @@ class Fault:
     description: str
     init: Callable | None = None  # (base_init, self, key, x) -> variables
     apply: Callable | None = None  # (base_apply, self, variables, x) -> y
+    kwargs: Callable | None = None  # (cls, kwargs) -> the kwargs passed on to the real to_linen
+    attrs: dict | None = None  # class attributes of the broken module
 
 
 def fault(area: str, description: str):
@@ -316,6 +318,43 @@ def boxed_leaves():
     return dict(init=init, apply=apply)
 
 
+@fault("variables tree", "apply drops params leaves it does not know, silently")
+def unknown_leaves_dropped():
+    def apply(base, self, v, x):
+        lin = v["params"]["linear"]
+        return base(self, {**v, "params": {**v["params"], "linear": {k: lin[k] for k in ("kernel", "bias") if k in lin}}}, x)
+
+    return dict(apply=apply)
+
+
+@fault("module", "to_linen keeps only the keywords the class's __init__ declares, swallowing the rest")
+def kwargs_swallowed():
+    import inspect
+
+    def kwargs(cls, kw):
+        known = inspect.signature(cls.__init__).parameters
+        return {k: v for k, v in kw.items() if k in known}
+
+    return dict(kwargs=kwargs)
+
+
+@fault("module", "the wrapped module is not hashable, so it cannot be a jit static argument")
+def module_unhashable():
+    return dict(attrs={"__hash__": None})
+
+
+@fault("initializer", "init draws params in the input's dtype, then casts them to float32")
+def init_in_input_dtype():
+    def init(base, self, key, x):
+        jax, jnp = _jax()
+        v = base(self, key, x)
+        if not jnp.issubdtype(x.dtype, jnp.floating) or x.dtype == jnp.float32:
+            return v
+        return jax.tree.map(lambda a: a.astype(x.dtype).astype(a.dtype), v)
+
+    return dict(init=init)
+
+
 # --- small numeric drift ------------------------------------------------------------------------------------
 
 
@@ -343,9 +382,11 @@ def broken_to_linen(real_to_linen, f: Fault):
     import flax.linen as nn
 
     def to_linen(cls, *args, **kwargs):
+        if f.kwargs:
+            kwargs = f.kwargs(cls, kwargs)
         module = real_to_linen(cls, *args, **kwargs)
         base = type(module)
-        methods = {}
+        methods = dict(f.attrs or {})
         if f.init:
             methods["init"] = lambda self, key, x, **kw: f.init(lambda s, k, x_: base.init(s, k, x_, **kw), self, key, x)
         if f.apply:

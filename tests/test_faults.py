@@ -10,7 +10,7 @@ from conformance.harness import kernel_bias
 from reference import linen_module
 
 AREAS = {"init key", "params flow", "output shape", "output dtype", "device", "jit only", "vmap only", "batched only",
-         "width", "features", "dtype", "initializer", "gradients", "variables tree", "numerics"}
+         "width", "features", "dtype", "initializer", "gradients", "variables tree", "numerics", "module"}
 
 
 def test_corpus_size_and_spread():
@@ -18,7 +18,7 @@ def test_corpus_size_and_spread():
     assert AREAS <= {f.area for f in faults.FAULTS.values()}
     for f in faults.FAULTS.values():
         assert f.description and "\n" not in f.description
-        assert f.init or f.apply
+        assert f.init or f.apply or f.kwargs or f.attrs
 
 
 @pytest.fixture
