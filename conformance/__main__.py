@@ -3,6 +3,7 @@
     python -m conformance selfcheck [--fault NAME ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
     python -m conformance faults          # list the fault corpus
     python -m conformance record          # golden record of the installed flax and jax
+    python -m conformance gate --baseline flax==A --candidate flax==B [...]   # upgrade gate (see conformance/gate.py)
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ def main(argv=None) -> int:
     sub.add_parser("faults", help="list the fault corpus")
     rec = sub.add_parser("record", help="write the golden record of the installed flax and jax")
     rec.add_argument("--out", default=None, help="file to write (default: conformance/records/flax-V_jax-V.json)")
+    gate_parser = sub.add_parser("gate", help="the suite in a baseline and candidate environments: regressions")
+    from conformance import gate
+
+    gate.add_arguments(gate_parser)
     args = parser.parse_args(argv)
+    if args.command == "gate":
+        return gate.run(args)
     if args.command == "selfcheck":
         from conformance import selfcheck
 

@@ -13,7 +13,7 @@ _FLAG = "--xla_force_host_platform_device_count"
 def before_jax() -> None:
     """Ask for ``CPU_DEVICE_COUNT`` host devices and set up the compilation cache."""
     flags = os.environ.get("XLA_FLAGS", "")
-    wanted = [f"{_FLAG}={config.CPU_DEVICE_COUNT}", *config.XLA_CPU_FLAGS]
+    wanted = [f"{_FLAG}={config.CPU_DEVICE_COUNT}", *_known_xla_flags(config.XLA_CPU_FLAGS)]
     extra = [f for f in wanted if f.split("=")[0] not in flags]  # the user's own settings win
     if extra:
         os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
@@ -34,6 +34,22 @@ def before_jax() -> None:
     jax.config.update("jax_default_matmul_precision", config.MATMUL_PRECISION)
 
 
+def _known_xla_flags(flags):
+    """``flags`` less those the installed jaxlib does not know: XLA aborts the process on an unknown flag.
+
+    --xla_cpu_parallel_codegen_split_count arrived after jaxlib 0.4.31 (flax 0.9.0's jax).
+    """
+    from importlib import metadata
+
+    try:
+        have = tuple(int(p) for p in metadata.version("jaxlib").split(".")[:3])
+    except (metadata.PackageNotFoundError, ValueError):  # unknown jaxlib version: keep every flag
+        return list(flags)
+    if have < (0, 4, 34):
+        return [f for f in flags if not f.startswith("--xla_cpu_parallel_codegen_split_count")]
+    return list(flags)
+
+
 def compilation_cache_dir() -> str | None:
     """The persistent compilation cache shared by xdist workers; None when switched off."""
     value = os.environ.get(config.COMPILATION_CACHE_ENV, config.DEFAULT_COMPILATION_CACHE)
@@ -47,8 +63,14 @@ def register_profiles() -> None:
     so its health-check choices carry over; ``--hypothesis-profile`` picks another.
     """
     from hypothesis import Phase, settings
+    from hypothesis.errors import InvalidArgument
 
-    parent = settings.get_profile("ci")
+    try:
+        parent = settings.get_profile("ci")
+    except InvalidArgument:  # older hypothesis (6.111, 6.115) has no "ci" profile: its health-check choice by hand
+        from hypothesis import HealthCheck
+
+        parent = settings(settings.get_profile("default"), suppress_health_check=[HealthCheck.too_slow])
     for name, values in config.PROFILES.items():
         values = dict(values)
         if "phases" in values:

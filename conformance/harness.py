@@ -121,9 +121,8 @@ BIAS = ("params", "linear", "bias")
 
 
 def unbox(v):
-    from flax.core import meta
-
-    return meta.unbox(v)
+    """``v`` with its boxes removed: Linen metadata, and flax 0.9's ``VariableState`` leaves."""
+    return _compat.unbox(v)
 
 
 def leaf(variables, path):
@@ -139,14 +138,12 @@ def leaf(variables, path):
 
 def replace_leaf(variables, path, value):
     """A copy of ``variables`` with the leaf at ``path`` replaced, boxing kept."""
-    from flax.core import meta
 
     def rebuild(node, i):
         node = dict(node)
         k = path[i]
         if i == len(path) - 1:
-            old = node[k]
-            node[k] = old.replace_boxed(value) if isinstance(old, meta.AxisMetadata) else value
+            node[k] = _compat.rebox(node[k], value)
         else:
             node[k] = rebuild(node[k], i + 1)
         return node

@@ -95,9 +95,9 @@ def assert_equal(name: str, actual, expected, what: str = "expected"):
 
 def tree_paths(tree) -> dict:
     """{'params/linear/kernel': leaf} for every leaf, boxed leaves unboxed."""
-    from flax.core import meta
+    from reference import _compat
 
-    flat, _ = jax.tree_util.tree_flatten_with_path(meta.unbox(tree))
+    flat, _ = jax.tree_util.tree_flatten_with_path(_compat.unbox(tree))  # also flax 0.9's VariableState leaves
     return {"/".join(_key(k) for k in path): v for path, v in flat}
 
 

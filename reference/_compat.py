@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import jax
 from flax import nnx  # noqa: F401  (re-exported: the suite reaches nnx through here)
@@ -37,3 +38,46 @@ def maybe_x64(on: bool):
             yield
     else:
         yield
+
+
+# --- boxed variables -------------------------------------------------------------------
+# flax 0.9.x keeps every leaf of a ToLinen variables tree in an ``nnx.VariableState``
+# (read through ``.value``; apply insists on getting it back boxed). From 0.10.0 plain
+# Variables travel as raw arrays, and from 0.12 ``nnx.VariableState`` is a deprecated
+# alias of ``nnx.Variable`` (never a leaf of a Linen variables tree).
+
+
+def _variable_state_type():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vs = getattr(nnx, "VariableState", None)
+    if vs is None or vs is getattr(nnx, "Variable", None):
+        return None
+    return vs
+
+
+VARIABLE_STATE = _variable_state_type()
+
+
+def is_variable_state(x) -> bool:
+    return VARIABLE_STATE is not None and isinstance(x, VARIABLE_STATE)
+
+
+def unbox(tree):
+    """``tree`` with Linen metadata boxes and (flax 0.9) ``VariableState`` leaves replaced by their values."""
+    from flax.core import meta
+
+    if VARIABLE_STATE is not None:
+        tree = jax.tree_util.tree_map(lambda v: v.value if is_variable_state(v) else v, tree, is_leaf=is_variable_state)
+    return meta.unbox(tree)
+
+
+def rebox(old, value):
+    """``value`` in the box ``old`` came in (Linen metadata, a flax 0.9 ``VariableState``, or none)."""
+    from flax.core import meta
+
+    if isinstance(old, meta.AxisMetadata):
+        return old.replace_boxed(value)
+    if is_variable_state(old):
+        return old.replace(value=value)
+    return value
