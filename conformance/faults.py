@@ -1,5 +1,8 @@
 """A corpus of deliberately broken bridges, and the pytest plugin that swaps one in.
 
+Two more faults break the reference's own argument checks instead: they run
+before the bridge, and the bad-input properties must prove their power too.
+
     pytest --pyargs conformance -p conformance.faults --fault NAME
 
 replaces ``flax.nnx.bridge.to_linen`` (in every xdist worker) with one whose
@@ -27,6 +30,7 @@ class Fault:
     apply: Callable | None = None  # (base_apply, self, variables, x) -> y
     kwargs: Callable | None = None  # (cls, kwargs) -> the kwargs passed on to the real to_linen
     attrs: dict | None = None  # class attributes of the broken module
+    reference: Callable | None = None  # (reference module) -> None: breaks the reference's own checks
 
 
 def fault(area: str, description: str):
@@ -374,6 +378,36 @@ def bf16_matmul():
     return dict(apply=apply)
 
 
+# --- the reference's argument checks (they run before the bridge) -------------------------------
+
+
+@fault("argument checks", "the reference's argument checks are gone: bad input reaches flax")
+def checks_removed():
+    def patch(ref):
+        ref.check_seed = lambda s: int(s) if isinstance(s, (int, float)) else s
+        ref.check_features = lambda f: int(f) if isinstance(f, (int, float)) else f
+        ref.check_x = lambda x: x
+
+    return dict(reference=patch)
+
+
+@fault("argument checks", "the seed check is off by one and rejects the domain's top, 2**31 - 1")
+def seed_check_off_by_one():
+    def patch(ref):
+        import numpy as np
+
+        original = ref.check_seed
+
+        def check_seed(s):
+            if isinstance(s, (int, float, np.generic)) and float(s) >= 2**31 - 1:
+                raise ValueError(f"seed must be an integer below 2147483647; got {s!r}")
+            return original(s)
+
+        ref.check_seed = check_seed
+
+    return dict(reference=patch)
+
+
 # --- the swap -----------------------------------------------------------------------------------------------
 
 
@@ -405,9 +439,15 @@ def install(name: str) -> None:
 
     if name not in FAULTS:
         raise ValueError(f"--fault must be one of {sorted(FAULTS)}; got {name!r}")
+    f = FAULTS[name]
+    if f.reference:
+        import reference
+
+        f.reference(reference)
+        return
     real = getattr(bridge, "_conformance_real_to_linen", bridge.to_linen)
     bridge._conformance_real_to_linen = real
-    bridge.to_linen = broken_to_linen(real, FAULTS[name])
+    bridge.to_linen = broken_to_linen(real, f)
 
 
 # --- pytest plugin ----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ def test_corpus_size_and_spread():
     assert AREAS <= {f.area for f in faults.FAULTS.values()}
     for f in faults.FAULTS.values():
         assert f.description and "\n" not in f.description
-        assert f.init or f.apply or f.kwargs or f.attrs
+        assert f.init or f.apply or f.kwargs or f.attrs or f.reference
 
 
 @pytest.fixture
