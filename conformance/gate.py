@@ -494,7 +494,7 @@ def build_env(side: Side, cache_dir: str, python: str, project: str, logfile) ->
     probe = ("import json; from importlib import metadata as m; r={}\n"
              f"for n in {list(REPORTED)!r}:\n"
              "    try: r[n]=m.version(n)\n"
-             "    except Exception: pass\n"
+             "    except m.PackageNotFoundError: pass\n"
              "import sys; r['python']=sys.version.split()[0]; print(json.dumps(r))")
     versions = json.loads(subprocess.run([env_python, "-c", probe], capture_output=True, text=True, check=True).stdout)
     return env_python, versions
