@@ -1,6 +1,6 @@
 """Dtypes: params are float32; the output follows JAX's promotion of input and params."""
 
-from conformance.harness import given_data, numerics, observe, result_dtype
+from conformance.harness import case_x, given_data, init_jit, numerics, observe, result_dtype
 from conformance.hypothesis_helpers import draw_case
 from conformance.pytest_helpers import assert_dtype, reporting, tree_paths
 
@@ -15,8 +15,9 @@ def test_output_dtype(device, data):
 
 @given_data()
 def test_param_dtypes(device, data):
+    """float32 whatever x's dtype: init runs on the drawn x itself, not the dummy."""
     case = draw_case(data, device, batched=None)
     with numerics(case), reporting("param dtypes", case, "print(jax.tree.map(lambda a: a.dtype, variables))"):
-        _, variables, _ = observe(case)
+        variables = init_jit(case, case_x(case))
         for path, leaf in tree_paths(variables).items():
             assert_dtype(path, leaf.dtype, "float32")

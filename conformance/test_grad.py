@@ -5,11 +5,10 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import strategies as st
 
 from conformance import config
 from conformance.harness import BIAS, KERNEL, case_x, given_data, init_jit, kernel_bias, leaf, module, numerics
-from conformance.hypothesis_helpers import XSpec, draw_case
+from conformance.hypothesis_helpers import draw_case, x_specs
 from conformance.pytest_helpers import assert_close, dot_bound, reporting, tolerance
 
 
@@ -21,7 +20,7 @@ def grads(width: int, features: int):
 
 
 def _cotangent(data, case):
-    spec = data.draw(st.builds(XSpec, st.just((case.features_int,)), st.just("float32"), st.just("uniform"), st.integers(0, 2**32 - 1)), label="cotangent")
+    spec = data.draw(x_specs(case.features_int, "float32", kinds=("uniform",)), label="cotangent")
     case.extra["cotangent"] = spec.code()
     return spec.build().astype(np.float64)
 

@@ -6,11 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from hypothesis import strategies as st
 
 from conformance import config
 from conformance.harness import case_x, given_data, init_jit, kernel_bias, module, numerics
-from conformance.hypothesis_helpers import XSpec, draw_case
+from conformance.hypothesis_helpers import draw_case, x_specs
 from conformance.pytest_helpers import assert_close, dot_bound, reporting, tolerance
 
 
@@ -46,7 +45,7 @@ def hand_step(kernel, bias, x, t, lr):
 @given_data(0.25)
 def test_optax_sgd_step(device, data):
     case = draw_case(data, device, dtype_names=("float32",), kinds=("uniform", "integers", "one_hot"))
-    t_spec = data.draw(st.builds(XSpec, st.just((case.features_int,)), st.just("float32"), st.just("uniform"), st.integers(0, 2**32 - 1)), label="target")
+    t_spec = data.draw(x_specs(case.features_int, "float32", kinds=("uniform",)), label="target")
     case.extra["target"] = t_spec.code()
     check = "# optax.sgd(lr) steps over variables: each must equal the hand update, and the loss must fall"
     with numerics(case), reporting("optax training step", case, check):
