@@ -4,6 +4,13 @@ The gate's own configuration (profiles, device parametrization, header) lives
 in conformance/conftest.py so that it ships with the installed package.
 """
 
+import pytest
+
 from conformance import _setup
 
-_setup.before_jax()
+_setup.set_xla_flags()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    _setup.configure_process(config)

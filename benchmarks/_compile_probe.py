@@ -54,10 +54,12 @@ def pytest_configure(config):
 
 def pytest_sessionstart(session):
     _session["start"] = time.perf_counter()
+    _session["cpu_start"] = time.process_time()
 
 
 def pytest_sessionfinish(session):
     _session["end"] = time.perf_counter()
+    _session["cpu_end"] = time.process_time()
 
 
 def pytest_unconfigure(config):
@@ -73,6 +75,10 @@ def pytest_unconfigure(config):
         "worker": worker,
         "pid": os.getpid(),
         "session_s": _session.get("end", time.perf_counter()) - _session["start"],
+        # CPU time of every thread of the process (XLA compiles on a thread pool):
+        # over the session, and from interpreter start to here.
+        "session_cpu_s": _session.get("cpu_end", time.process_time()) - _session["cpu_start"],
+        "cpu_s": time.process_time(),
         "compile_requests": sum(_counts[k] for k in compile_keys),  # persistent-cache hits included
         "compile_s": sum(_secs[k] for k in compile_keys),
         "cache_hits": _counts.get(CACHE_HITS, 0),

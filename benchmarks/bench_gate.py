@@ -6,7 +6,11 @@ included). Per run it records wall time, Hypothesis examples (parsed from
 ``benchmarks._compile_probe`` plugin) and pytest's outcome counts; it then quotes
 medians, the ``-n`` speed-up, the warm/cold ratio and whether the targets are met.
 
-    python benchmarks/bench_gate.py [--repeats 3] [--only serial,parallel,warm]
+    python benchmarks/bench_gate.py [--repeats 3] [--only serial,parallel,warm,serial1]
+
+``serial1`` (optional) is the serial run pinned to one CPU: with it the table
+shows how much of the serial run's speed comes from XLA's compiler threads
+using the second core.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
-KINDS = ("serial", "parallel", "warm")
+KINDS = ("serial", "parallel", "warm", "serial1")
+DEFAULT_KINDS = ("serial", "parallel", "warm")
 PACKAGES = ("flax", "jax", "jaxlib", "hypothesis", "pytest", "pytest-xdist", "numpy")
 
 TARGET_EXAMPLES = 2000  # Hypothesis examples per gate run, at least
@@ -80,19 +85,21 @@ def read_probe(probe_dir: str) -> dict:
     total["xla_compiles"] = total["compile_requests"] - total["cache_hits"]
     total["checking_s"] = total["session_s"] - total["compile_s"]
     total["processes"] = len(testers)
+    total["cpu_s"] = sum(r.get("cpu_s", 0.0) for r in records)  # the controller's too: it is part of the run
     total["per_process"] = records
     return total
 
 
 def run_once(kind: str, cache_dir: str, profile: str, workers: int, extra: list[str]) -> dict:
     """One cold subprocess run of the gate, measured."""
-    cmd = pytest_command(profile, 0 if kind == "serial" else workers, extra)
+    cmd = pytest_command(profile, 0 if kind.startswith("serial") else workers, extra)
     with tempfile.TemporaryDirectory(prefix="bench-probe-") as probe_dir:
         env = dict(os.environ, CONFORMANCE_COMPILATION_CACHE=cache_dir, BENCH_PROBE_DIR=probe_dir)
         # xdist workers import the probe plugin too, so it must be importable there.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        one_cpu = (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if kind == "serial1" else None
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=one_cpu)
         wall = time.perf_counter() - start
         probe = read_probe(probe_dir)
     output = proc.stdout + proc.stderr
@@ -118,7 +125,7 @@ def measure(kinds: list[str], repeats: int, profile: str, workers: int, extra: l
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-jax-cache-") as tmp:
         for r in range(repeats):
-            caches = {k: os.path.join(tmp, f"{r}-{k}") for k in ("serial", "parallel")}
+            caches = {k: os.path.join(tmp, f"{r}-{k}") for k in ("serial", "parallel", "serial1")}
             if "warm" in kinds and "parallel" not in kinds:
                 # The warm run needs a cache filled by a cold -n run; that one is not measured.
                 run_once("parallel", caches["parallel"], profile, workers, extra)
@@ -146,6 +153,8 @@ def medians(runs: list[dict], kinds: list[str]) -> dict:
         "trace_lower_s": lambda r: r["probe"]["trace_lower_s"],
         "checking_s": lambda r: r["probe"]["checking_s"],
         "session_s": lambda r: r["probe"]["session_s"],
+        "cpu_s": lambda r: r["probe"]["cpu_s"],
+        "cores_used": lambda r: r["probe"]["cpu_s"] / r["wall_s"],
     }
     out = {}
     for kind in kinds:
@@ -154,12 +163,22 @@ def medians(runs: list[dict], kinds: list[str]) -> dict:
     return out
 
 
-def targets(runs: list[dict], med: dict) -> tuple[dict, dict]:
+def targets(runs: list[dict], med: dict, workers: int) -> tuple[dict, dict]:
     """Derived ratios and the targets; a target whose runs were not taken is None."""
     wall = {k: v["wall_s"] for k, v in med.items()}
     speedup = wall["serial"] / wall["parallel"] if {"serial", "parallel"} <= wall.keys() else None
     warm_ratio = wall["warm"] / wall["parallel"] if {"warm", "parallel"} <= wall.keys() else None
-    derived = {"speedup": speedup, "warm_cold_ratio": warm_ratio}
+    # The serial run's CPU-s per wall-s: XLA compiles on a thread pool, so one
+    # process already uses part of a second core, and -n N can gain at most
+    # about N / cores_used over it.
+    serial_cores = med["serial"]["cores_used"] if "serial" in med else None
+    derived = {
+        "speedup": speedup,
+        "warm_cold_ratio": warm_ratio,
+        "serial_cores_used": serial_cores,
+        "speedup_ceiling": None if serial_cores is None else min(workers, os.cpu_count() or 1) / serial_cores,
+        "speedup_over_one_cpu_serial": wall["serial1"] / wall["parallel"] if {"serial1", "parallel"} <= wall.keys() else None,
+    }
 
     def check(value, limit, at_least):
         met = None if value is None else (value >= limit if at_least else value <= limit)
@@ -177,14 +196,17 @@ def targets(runs: list[dict], med: dict) -> tuple[dict, dict]:
 
 
 def print_table(med: dict, derived: dict, result: dict, workers: int) -> None:
-    label = {"serial": "serial", "parallel": f"-n {workers} cold", "warm": f"-n {workers} warm"}
+    label = {"serial": "serial", "parallel": f"-n {workers} cold", "warm": f"-n {workers} warm", "serial1": "serial 1 CPU"}
     print(f"{'run':12s} {'wall s':>8s} {'examples':>9s} {'compiles':>9s} {'cache hits':>10s} "
-          f"{'compile s':>10s} {'trace s':>8s} {'checking s':>11s}")
+          f"{'compile s':>10s} {'trace s':>8s} {'checking s':>11s} {'CPU s':>7s} {'cores':>6s}")
     for kind, m in med.items():
         print(f"{label[kind]:12s} {m['wall_s']:8.1f} {m['examples']:9.0f} {m['xla_compiles']:9.0f} "
-              f"{m['cache_hits']:10.0f} {m['compile_s']:10.1f} {m['trace_lower_s']:8.1f} {m['checking_s']:11.1f}")
+              f"{m['cache_hits']:10.0f} {m['compile_s']:10.1f} {m['trace_lower_s']:8.1f} {m['checking_s']:11.1f} "
+              f"{m['cpu_s']:7.1f} {m['cores_used']:6.2f}")
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-    print(f"speed-up serial/-n {workers}: {fmt(derived['speedup'])}   warm/cold: {fmt(derived['warm_cold_ratio'])}")
+    print(f"speed-up serial/-n {workers}: {fmt(derived['speedup'])} (ceiling {fmt(derived['speedup_ceiling'])} = "
+          f"{workers} cores / {fmt(derived['serial_cores_used'])} cores used by serial)   "
+          f"1-CPU serial/-n {workers}: {fmt(derived['speedup_over_one_cpu_serial'])}   warm/cold: {fmt(derived['warm_cold_ratio'])}")
     for name, t in result.items():
         verdict = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
         bound = "" if "limit" not in t else f" ({'>=' if t['at_least'] else '<='} {t['limit']})"
@@ -206,7 +228,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", default="gate", help="Hypothesis profile (conformance/config.py)")
-    ap.add_argument("--only", default=",".join(KINDS), help="comma-separated subset of: " + ",".join(KINDS))
+    ap.add_argument("--only", default=",".join(DEFAULT_KINDS), help="comma-separated subset of: " + ",".join(KINDS))
     ap.add_argument("--workers", type=int, default=2, help="xdist workers of the parallel runs")
     ap.add_argument("--extra-pytest-args", default="", help="one shell-quoted string, e.g. \"-k 'oracle or shape'\"")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
@@ -222,7 +244,7 @@ def main(argv=None) -> int:
           f"{os.cpu_count()} cores", file=sys.stderr)
     runs = measure(kinds, args.repeats, args.profile, args.workers, extra)
     med = medians(runs, kinds)
-    derived, result = targets(runs, med)
+    derived, result = targets(runs, med, args.workers)
     print_table(med, derived, result, args.workers)
 
     report = {

@@ -7,19 +7,28 @@ import os
 from conformance import config
 
 SETUP_NOTE = ""
+_CONFIGURED = False
 _FLAG = "--xla_force_host_platform_device_count"
 
 
-def before_jax() -> None:
-    """Ask for ``CPU_DEVICE_COUNT`` host devices and set up the compilation cache."""
+def set_xla_flags() -> None:
+    """Ask XLA for ``CPU_DEVICE_COUNT`` host devices and single-threaded CPU kernels (environment only)."""
     flags = os.environ.get("XLA_FLAGS", "")
     wanted = [f"{_FLAG}={config.CPU_DEVICE_COUNT}", *_known_xla_flags(config.XLA_CPU_FLAGS)]
     extra = [f for f in wanted if f.split("=")[0] not in flags]  # the user's own settings win
     if extra:
         os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
+
+
+def before_jax() -> None:
+    """The XLA flags, then jax's device count, compilation cache and matmul precision (idempotent)."""
+    global SETUP_NOTE, _CONFIGURED
+    set_xla_flags()
     import jax  # noqa: E402  (after the flags)
 
-    global SETUP_NOTE
+    if _CONFIGURED:
+        return
+    _CONFIGURED = True
     if hasattr(jax.config, "jax_num_cpu_devices"):
         try:  # works while the backend is not up, even when jax was imported first
             jax.config.update("jax_num_cpu_devices", config.CPU_DEVICE_COUNT)
@@ -32,6 +41,27 @@ def before_jax() -> None:
         if hasattr(jax.config, "jax_persistent_cache_min_entry_size_bytes"):
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.config.update("jax_default_matmul_precision", config.MATMUL_PRECISION)
+
+
+def role(pytest_config) -> str:
+    """"worker" (an xdist worker), "controller" (the xdist controller, which runs no tests) or "serial"."""
+    if hasattr(pytest_config, "workerinput"):
+        return "worker"
+    opt = pytest_config.option
+    if getattr(opt, "dist", "no") != "no" and getattr(opt, "numprocesses", None):
+        return "controller"
+    return "serial"
+
+
+def configure_process(pytest_config) -> None:
+    """pytest_configure: set jax up in every process that runs tests.
+
+    The xdist controller only hands out tests and prints reports; leaving jax
+    unimported there saves a second of start-up before the workers spawn.
+    """
+    set_xla_flags()  # inherited by the workers the controller spawns
+    if role(pytest_config) != "controller":
+        before_jax()
 
 
 def _known_xla_flags(flags):

@@ -2,14 +2,15 @@
 
 Ships inside the package, so ``pytest --pyargs conformance`` from any
 directory runs with the same profiles, devices and header as a run from the
-checkout. Device set-up happens here, before jax is imported.
+checkout. Device set-up happens here, before jax is imported; the xdist
+controller, which runs no tests, never imports jax.
 """
 
 from __future__ import annotations
 
 from conformance import _setup
 
-_setup.before_jax()
+_setup.set_xla_flags()
 
 import warnings  # noqa: E402
 
@@ -21,7 +22,9 @@ from conformance import config as defaults  # noqa: E402
 _setup.register_profiles()  # also here: a run with plugin autoload off still has them
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    _setup.configure_process(config)
     # The gate profile is the default, in a checkout or under --pyargs, with
     # or without CI set; --hypothesis-profile picks another.
     if not config.getoption("hypothesis_profile", None):

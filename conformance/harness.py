@@ -56,8 +56,12 @@ def numerics(case_or_dtype):
 
 
 def place(x_np: np.ndarray, device: str):
-    """``x`` as a JAX array committed to ``device``."""
-    return jax.device_put(jnp.asarray(x_np), device_by_id(device))
+    """``x`` as a JAX array committed to ``device``.
+
+    ``device_put`` of the NumPy array itself: ``jnp.asarray`` would compile a
+    staging computation per shape and dtype, in every xdist worker.
+    """
+    return jax.device_put(x_np, device_by_id(device))
 
 
 def case_x(case: Case):
@@ -91,8 +95,8 @@ def jit_init_many(width: int, features: int):
 
 
 def seed_array(seed: int):
-    """A seed as the traced argument of ``jit_init`` (int32, or int64 under x64)."""
-    return jnp.asarray(int(seed), dtype=jnp.int64 if _compat.x64_enabled() else jnp.int32)
+    """A seed as the traced argument of ``jit_init`` (int32, or int64 under x64); NumPy, so nothing compiles."""
+    return np.asarray(int(seed), dtype=np.int64 if _compat.x64_enabled() else np.int32)
 
 
 def dummy_x(case: Case):

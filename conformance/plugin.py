@@ -5,12 +5,21 @@ so it does nothing else: registering profile names is harmless, and it lets
 ``--hypothesis-profile=gate`` resolve before Hypothesis configures itself, even
 when the suite is collected late through ``pytest --pyargs conformance``.
 Which profile is loaded by default is decided in conformance/conftest.py.
-For runs of the suite it also prints the header (versions, devices, settings).
+For runs of the suite it also prints the header (versions, devices, settings)
+and a closing summary (known deviations, matmul precision per device).
+
+Under xdist the controller never imports jax: worker gw0 measures the
+jax-side lines and sends them back with its results.
 """
+
+import pytest
 
 from conformance import _setup
 
 _setup.register_profiles()
+
+_REPORT = "conformance_report"  # key of the jax-side summary lines (workeroutput, config.stash)
+_report_key = pytest.StashKey[list]()
 
 
 def _runs_the_suite(config) -> bool:
@@ -21,14 +30,45 @@ def _runs_the_suite(config) -> bool:
 def pytest_report_header(config):
     if not _runs_the_suite(config):
         return None
-    _setup.before_jax()  # the header lists devices: jax must start with the suite's flags
     from hypothesis import settings
 
     from conformance import config as defaults, report
 
     if not config.getoption("hypothesis_profile", None):
         settings.load_profile(defaults.DEFAULT_PROFILE)
+    if _setup.role(config) == "controller":
+        return report.header_lines(with_jax=False) + [
+            "conformance: devices, jax settings and matmul precision: reported by worker gw0 in the summary"
+        ]
+    _setup.before_jax()  # the header lists devices: jax must start with the suite's flags
     return report.header_lines()
+
+
+def _jax_side_lines(with_header: bool) -> list[str]:
+    from conformance import report
+
+    try:
+        return (report.jax_lines() if with_header else []) + report.default_precision_lines()
+    except Exception as exc:  # a report, never a verdict: say why it is missing
+        return [f"matmul precision: not measured ({type(exc).__name__}: {exc})"]
+
+
+def pytest_sessionfinish(session):
+    config = session.config
+    if not _runs_the_suite(config):
+        return
+    role = _setup.role(config)
+    if role == "serial":
+        config.stash[_report_key] = _jax_side_lines(with_header=False)
+    elif role == "worker" and config.workerinput.get("workerid") == "gw0":
+        config.workeroutput[_REPORT] = _jax_side_lines(with_header=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    lines = getattr(node, "workeroutput", {}).get(_REPORT)
+    if lines:
+        node.config.stash[_report_key] = lines
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -44,7 +84,5 @@ def pytest_terminal_summary(terminalreporter, config):
     )
     for r in xfailed:
         tr.write_line(f"  deviation: {r.nodeid}")
-    from conformance import report
-
-    for line in report.default_precision_lines():
+    for line in config.stash.get(_report_key, []):
         tr.write_line(line)

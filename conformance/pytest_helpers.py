@@ -145,7 +145,7 @@ def repro_snippet(case: Case, check: str = "") -> str:
         lines.append('jax.config.update("jax_enable_x64", True)')
     plat, idx = case.device.split(":")
     lines += [
-        f'x = jax.device_put(jnp.asarray({case.x.code()}), jax.devices("{plat}")[{idx}])',
+        f'x = jax.device_put({case.x.code()}, jax.devices("{plat}")[{idx}])',
         f"seed, features = {case.seed!r}, {case.features!r}",
         "variables = init_variables(seed, x, features)",
         "y = nnx_inside_linen(seed, x, features)",

@@ -33,7 +33,7 @@ def test_grad_wrt_params(device, data):
     with numerics(case), reporting("grad w.r.t. params", case, check):
         x = case_x(case)
         variables = init_jit(case)
-        g, _ = grads(case.width, case.features_int)(variables, x, jnp.asarray(c, jnp.float32))
+        g, _ = grads(case.width, case.features_int)(variables, x, np.asarray(c, np.float32))
         x64 = np.asarray(x, np.float64)
         expected = np.outer(x64, c)
         assert_close("grad/params/linear/kernel", leaf(g, KERNEL), expected, dot_bound("float32", 1, np.abs(expected)), "outer(x, c)")
@@ -48,7 +48,7 @@ def test_grad_wrt_x(device, data):
     with numerics(case), reporting("grad w.r.t. x", case, check):
         x = case_x(case)
         variables = init_jit(case)
-        _, gx = grads(case.width, case.features_int)(variables, x, jnp.asarray(c, jnp.float32))
+        _, gx = grads(case.width, case.features_int)(variables, x, np.asarray(c, np.float32))
         k = np.asarray(kernel_bias(variables)[0], np.float64)
         expected = k @ c
         # float32 accumulation over features, then one rounding to x's dtype.

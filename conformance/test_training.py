@@ -50,7 +50,7 @@ def test_optax_sgd_step(device, data):
     check = "# optax.sgd(lr) steps over variables: each must equal the hand update, and the loss must fall"
     with numerics(case), reporting("optax training step", case, check):
         x = case_x(case)
-        target = jnp.asarray(t_spec.build())
+        target = t_spec.build()
         x64, t64 = np.asarray(x, np.float64), t_spec.build().astype(np.float64)
         # A step size under 1/L for this quadratic, so no step may raise the loss.
         lr = 0.5 * case.features_int / (2 * (float(x64 @ x64) + 1))
