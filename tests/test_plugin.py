@@ -1,0 +1,60 @@
+"""The gate's pytest plumbing: process roles, and the xdist controller that never imports jax."""
+
+import subprocess
+import sys
+import textwrap
+import types
+
+import pytest
+
+from conformance import _setup
+
+
+def _config(dist="no", numprocesses=None, worker=False):
+    cfg = types.SimpleNamespace(option=types.SimpleNamespace(dist=dist, numprocesses=numprocesses))
+    if worker:
+        cfg.workerinput = {"workerid": "gw0"}
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "cfg, role",
+    [
+        (_config(), "serial"),
+        (_config(dist="worksteal", numprocesses=2), "controller"),
+        (_config(dist="load", numprocesses=1), "controller"),
+        (_config(dist="no", numprocesses=0), "serial"),
+        (_config(dist="worksteal", numprocesses=2, worker=True), "worker"),
+    ],
+)
+def test_role(cfg, role):
+    assert _setup.role(cfg) == role
+
+
+# A plugin that records, in the xdist controller, whether jax was ever imported there.
+PROBE = textwrap.dedent(
+    """
+    import os, sys
+    def pytest_unconfigure(config):
+        if not hasattr(config, "workerinput"):
+            with open(os.environ["ROLE_PROBE_OUT"], "w") as f:
+                f.write("jax imported" if "jax" in sys.modules else "no jax")
+    """
+)
+
+
+def test_controller_never_imports_jax_and_gw0_reports(tmp_path):
+    (tmp_path / "role_probe.py").write_text(PROBE)
+    out = tmp_path / "controller.txt"
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path), "ROLE_PROBE_OUT": str(out)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-n", "2", "-p", "role_probe", "-p", "no:cacheprovider",
+         "--hypothesis-profile=dev", "-k", "test_output_length", "-q"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-4000:]
+    assert out.read_text() == "no jax", "the xdist controller imported jax"
+    # gw0's jax-side lines reach the controller's summary.
+    assert "conformance: devices [cpu:0" in text, text[-4000:]
+    assert "matmul precision on cpu:0" in text, text[-4000:]
