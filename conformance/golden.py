@@ -40,7 +40,7 @@ def compute(threefry_partitionable: bool | None = None) -> dict:
     try:
         cases = {}
         for s, w, f in grid():
-            x = jax.numpy.asarray(make_x((w,), "float32", "uniform", 0))
+            x = jax.device_put(make_x((w,), "float32", "uniform", 0))
             leaves = tree_paths(init_variables(s, x, f))
             cases[f"seed={s},width={w},features={f}"] = {
                 "variables": {p: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype),

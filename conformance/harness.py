@@ -106,7 +106,13 @@ def dummy_x(case: Case):
     x), so every other property initialises from it: one init compile per width
     and feature count instead of one per input dtype and batch shape.
     """
-    return place(np.zeros((case.width,), np.float32), case.device)
+    return _zeros_on(case.width, case.device)
+
+
+@functools.lru_cache(maxsize=None)
+def _zeros_on(width: int, device: str):
+    """Placed once per width and device, not once per example (jax arrays are immutable)."""
+    return place(np.zeros((width,), np.float32), device)
 
 
 def init_jit(case: Case, x=None):

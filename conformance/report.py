@@ -11,15 +11,6 @@ from conformance import _setup, config
 PACKAGES = ("flax", "jax", "jaxlib", "numpy", "hypothesis")
 
 
-def _version(dist: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def header_lines(with_jax: bool = True) -> list[str]:
     """Versions and settings that decide the verdict, for the report header.
 
@@ -28,10 +19,14 @@ def header_lines(with_jax: bool = True) -> list[str]:
     """
     from hypothesis import settings
 
+    from conformance.deviations import installed_versions
+
     profile = settings._current_profile  # the loaded profile's name
     cur = settings.default
+    found = installed_versions(PACKAGES)  # package metadata: no import of jax or flax
     lines = [
-        "conformance: " + ", ".join(f"{p} {_version(p)}" for p in PACKAGES) + f", python {sys.version.split()[0]}",
+        "conformance: " + ", ".join(f"{p} {found.get(p, 'not installed')}" for p in PACKAGES)
+        + f", python {sys.version.split()[0]}",
         *(jax_lines() if with_jax else []),
         f"conformance: hypothesis profile {profile!r} (max_examples={cur.max_examples}, "
         f"derandomize={cur.derandomize}, database={'off' if cur.database is None else 'on'})",

@@ -1,5 +1,6 @@
 """The gate's pytest plumbing: process roles, and the xdist controller that never imports jax."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -46,7 +47,7 @@ PROBE = textwrap.dedent(
 def test_controller_never_imports_jax_and_gw0_reports(tmp_path):
     (tmp_path / "role_probe.py").write_text(PROBE)
     out = tmp_path / "controller.txt"
-    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path), "ROLE_PROBE_OUT": str(out)}
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "ROLE_PROBE_OUT": str(out)}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-n", "2", "-p", "role_probe", "-p", "no:cacheprovider",
          "--hypothesis-profile=dev", "-k", "test_output_length", "-q"],
