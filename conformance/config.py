@@ -96,3 +96,25 @@ PROFILES = {
 # JAX's persistent compilation cache, shared by xdist workers; "off" disables it.
 COMPILATION_CACHE_ENV = "CONFORMANCE_COMPILATION_CACHE"
 DEFAULT_COMPILATION_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "flax-bridge-conformance", "jax")
+
+# --- the module zoo (reference/zoo.py) ---------------------------------------------------
+# Compile-aware: one width, one feature count, two input shapes (a batch, a row),
+# plus one larger input for the keep-rate statistic.
+ZOO_WIDTH = 16
+ZOO_FEATURES = 64
+ZOO_BATCH = 8  # rows of the example batch: 8 x 64 = 512 dropout cells per apply
+# Keep probability 0.75, not 0.5: a bridge that swapped rate and keep
+# probability would then change the statistics.
+ZOO_DROPOUT_RATE = 0.25
+ZOO_BN_MOMENTUM = 0.9
+ZOO_BN_EPSILON = 1e-5
+# Keep-rate statistic: rows x ZOO_FEATURES mask cells per example, and the
+# probability that a correct bridge fails one check (Hoeffding, two-sided:
+# P(|K/n - p| >= t) <= 2 exp(-2 n t^2), so t = sqrt(ln(2/delta) / (2 n))).
+ZOO_KEEP_RATE_ROWS = 64  # 64 x 64 = 4096 cells: t = 0.051 at delta = 1e-9
+ZOO_KEEP_RATE_DELTA = 1e-9
+# Keys compared pairwise for distinct masks (two masks of 512 cells agree with probability 0.625**512).
+ZOO_DISTINCT_KEYS = 4
+# Training steps through apply(mutable=["batch_stats"]) and optax SGD.
+ZOO_TRAIN_STEPS = 2
+ZOO_LEARNING_RATE = 0.1

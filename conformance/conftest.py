@@ -42,6 +42,14 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
+    if "spec" in metafunc.fixturenames:
+        from conformance import declare
+
+        try:
+            specs = declare.zoo_and_user_specs(metafunc.config.getoption("conformance_modules", None))
+        except (ValueError, TypeError) as exc:  # a bad declaration names the option and what is wrong
+            raise pytest.UsageError(str(exc)) from None
+        metafunc.parametrize("spec", specs, ids=[s.name for s in specs])
     if "device" in metafunc.fixturenames:
         from conformance.harness import all_devices, device_id
 
@@ -57,11 +65,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         name = getattr(item, "originalname", item.name)
         for dev in entries:
-            if dev.test == name:
+            if dev.test in (name, deviations.property_of(item.name)):  # a property, or one parametrization of it
                 if dev.applies(versions):
                     item.add_marker(pytest.mark.xfail(strict=True, reason=f"known deviation ({' '.join(dev.requirements)}): {dev.reason}"))
                     item.user_properties.append(("known_deviation", dev.reason))
     defined = deviations.suite_test_names()
     for dev in entries:
-        if dev.test not in defined:  # a stale or misspelt entry must not hide silently
+        if dev.test.split("[")[0] not in defined:  # a stale or misspelt entry must not hide silently
             warnings.warn(pytest.PytestWarning(f"known_deviations.txt:{dev.line}: {dev.test!r} names no property of the suite"))

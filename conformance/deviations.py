@@ -42,6 +42,17 @@ def load(path: str = PATH) -> list[Deviation]:
     return out
 
 
+def property_of(test_name: str) -> str:
+    """``test_x[zoo_dropout-cpu:0]`` -> ``test_x[zoo_dropout]``: device parameters dropped (as the gate does)."""
+    import re
+
+    m = re.match(r"^(?P<base>[^\[]+)\[(?P<param>.*)\]$", test_name)
+    if not m:
+        return test_name
+    kept = [p for p in m.group("param").split("-") if not re.match(r"^(cpu|gpu|tpu|cuda|rocm)(:\d+)?$", p, re.I)]
+    return m.group("base") + (f"[{'-'.join(kept)}]" if kept else "")
+
+
 def installed_versions(names=("flax", "jax", "jaxlib", "numpy", "optax")) -> dict[str, str]:
     found = {}
     for name in names:

@@ -18,6 +18,25 @@ from conformance import _setup
 
 _setup.register_profiles()
 
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance")
+    group.addoption(
+        "--module", action="append", dest="conformance_modules", default=[], metavar="PACKAGE.MODULE:FACTORY",
+        help="run the module properties (test_modules.py) on a team's own NNX layers too: a factory returning "
+             "conformance.declare.ModuleSpec(s) (repeatable; entry point group flax_bridge_conformance.modules)",
+    )
+
+
+def pytest_configure(config):
+    from conformance import declare
+
+    for path in config.getoption("conformance_modules", None) or []:
+        try:
+            declare.check_factory_path(path)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
 _REPORT = "conformance_report"  # key of the jax-side summary lines (workeroutput, config.stash)
 _report_key = pytest.StashKey[list]()
 

@@ -1,0 +1,135 @@
+"""What the zoo and module properties run: a declared module's init and apply, cached and compiled.
+
+Everything is keyed by the :class:`~conformance.declare.ModuleSpec` (hashed by
+identity), so each declared module compiles once per input shape and mode.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+
+from conformance.declare import ModuleSpec
+from reference import _compat
+
+try:  # the error model (conformance/errormodel.py) and its three-outcome comparison
+    from conformance import errormodel as _em
+    from conformance.pytest_helpers import assert_within_model
+except ImportError:  # pragma: no cover - before the error model landed
+    _em = None
+    assert_within_model = None
+
+
+# --- bounds (Higham: u the unit roundoff, gamma_n = n u / (1 - n u)) --------------------------------
+
+
+def unit_roundoff(dtype) -> float:
+    return _em.unit_roundoff(dtype) if _em else float(np.finfo(np.dtype(dtype)).eps) / 2
+
+
+def tiny(dtype) -> float:
+    return _em.floor(dtype) if _em else float(np.finfo(np.dtype(dtype)).tiny)
+
+
+def gamma(n: int, dtype) -> float:
+    if _em:
+        return _em.gamma(n, dtype)
+    nu = n * unit_roundoff(dtype)
+    return nu / (1 - nu)
+
+
+def within_model(name: str, actual, expected, bound, what: str) -> str:
+    """Two computations of the same values: identical, drift within ``bound`` (recorded), or changed (fails)."""
+    __tracebackhide__ = True
+    if assert_within_model is not None:
+        return assert_within_model(name, actual, expected, bound, what)
+    from conformance.pytest_helpers import assert_close
+
+    a, e = np.asarray(actual), np.asarray(expected)
+    if a.shape == e.shape and a.dtype == e.dtype and np.array_equal(a.view(np.uint8), e.view(np.uint8)):
+        return "identical"
+    assert_close(name, a, e, bound, what)
+    return "drift"
+
+
+def param_count(variables) -> int:
+    return int(sum(np.size(v) for v in jax.tree_util.tree_leaves(_compat.unbox(variables.get("params", {})))))
+
+
+def accumulation(spec: ModuleSpec, variables) -> int:
+    """The longest sum an output element passes through: declared, or the parameter count (an upper bound)."""
+    return spec.accumulation or max(1, param_count(variables))
+
+
+def composition_bound(spec: ModuleSpec, variables, y) -> np.ndarray:
+    """Bound on the difference of two float32 evaluations of the module (jit and eager, rows and batch).
+
+    First-order model: each evaluation's error is at most gamma_n of the
+    output's scale, n the accumulation length, plus n floors; two
+    evaluations differ by at most twice that. The scale is max |y| per
+    evaluation (normalised blocks keep intermediates near the output's scale).
+    """
+    n = accumulation(spec, variables)
+    scale = float(np.max(np.abs(np.asarray(y, np.float64)))) if np.size(y) else 0.0
+    return np.full(np.shape(y), 2 * (gamma(n, np.float32) * scale + n * tiny(np.float32)))
+
+
+# --- the Linen module and its calls ---------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def linen(spec: ModuleSpec):
+    """``to_linen(spec.nnx_class, *spec.args, **spec.kwargs)``, looked up at call time (faults see it)."""
+    return _compat.to_linen(spec.nnx_class, *spec.args, **spec.kwargs)
+
+
+def stream_keys(spec: ModuleSpec, seed, streams=None) -> dict:
+    """One key per stream, derived from ``seed``: ``{"dropout": fold_in(PRNGKey(seed), 1), ...}``."""
+    key = jax.random.PRNGKey(seed)
+    return {s: jax.random.fold_in(key, i + 1) for i, s in enumerate(spec.rng_streams if streams is None else streams)}
+
+
+def init_rngs(spec: ModuleSpec, seed) -> dict:
+    """What a pipeline passes to ``init``: the params key and a key per declared stream."""
+    return {"params": jax.random.PRNGKey(seed), **stream_keys(spec, seed)}
+
+
+@functools.lru_cache(maxsize=None)
+def jit_init(spec: ModuleSpec):
+    m = linen(spec)
+    return jax.jit(lambda seed, x: m.init(init_rngs(spec, seed), x))
+
+
+def init(spec: ModuleSpec, seed: int, x):
+    return jit_init(spec)(np.int32(seed), x)
+
+
+def train(spec: ModuleSpec, variables, x, rngs):
+    """Training-mode apply: ``(y, updates)``; updates is ``{}`` when nothing is mutable."""
+    m = linen(spec)
+    if spec.mutable:
+        return m.apply(variables, x, rngs=rngs, mutable=list(spec.mutable), **spec.train_kwargs)
+    return m.apply(variables, x, rngs=rngs, **spec.train_kwargs), {}
+
+
+@functools.lru_cache(maxsize=None)
+def jit_train(spec: ModuleSpec):
+    return jax.jit(functools.partial(train, spec))
+
+
+def evaluate(spec: ModuleSpec, variables, x, rngs=None):
+    """Evaluation-mode apply: no state updated; ``rngs`` only to show it is ignored."""
+    kw = {"rngs": rngs} if rngs else {}
+    return linen(spec).apply(variables, x, **kw, **spec.eval_kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def jit_evaluate(spec: ModuleSpec):
+    return jax.jit(functools.partial(evaluate, spec))
+
+
+def np_tree(tree):
+    """A variables tree as nested dicts of NumPy arrays (unboxed): what a checkpoint holds."""
+    return jax.tree_util.tree_map(np.asarray, _compat.unbox(tree))
