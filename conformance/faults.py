@@ -31,6 +31,8 @@ class Fault:
     kwargs: Callable | None = None  # (cls, kwargs) -> the kwargs passed on to the real to_linen
     attrs: dict | None = None  # class attributes of the broken module
     reference: Callable | None = None  # (reference module) -> None: breaks the reference's own checks
+    apply_kw: Callable | None = None  # (base_apply, self, variables, x, kw) -> out: sees rngs= and mutable=
+    modules: str | None = None  # a factory 'package.module:function' declaring broken user modules
 
 
 def fault(area: str, description: str):
@@ -408,6 +410,61 @@ def seed_check_off_by_one():
     return dict(reference=patch)
 
 
+# --- the module zoo (reference/zoo.py) and the team's own modules ---------------------------------------
+
+
+@fault("zoo: dropout", "apply replaces every stream key it is given with PRNGKey(0): the same mask every step")
+def dropout_key_ignored():
+    def apply_kw(base, self, v, x, kw):
+        if kw.get("rngs"):
+            jax = _jax()[0]
+            kw["rngs"] = {name: jax.random.PRNGKey(0) for name in kw["rngs"]}
+        return base(self, v, x, kw)
+
+    return dict(apply_kw=apply_kw)
+
+
+@fault("zoo: batch stats", "apply(mutable=[...]) returns the state it was given instead of the updated state")
+def batch_stats_not_updated():
+    def apply_kw(base, self, v, x, kw):
+        out = base(self, v, x, kw)
+        if kw.get("mutable") and isinstance(out, tuple):
+            y, updates = out
+            return y, {c: v[c] if c in v else t for c, t in updates.items()}
+        return out
+
+    return dict(apply_kw=apply_kw)
+
+
+@fault("zoo: kwargs", "to_linen grows a keyword parameter dtype= and consumes it silently")
+def kwarg_dtype_swallowed():
+    return dict(kwargs=lambda cls, kw: {k: v for k, v in kw.items() if k != "dtype"})
+
+
+@fault("user module", "a team's module whose apply ignores its params (declared through --module)")
+def user_module_ignores_params():
+    return dict(modules="conformance.faults:params_ignoring_modules")
+
+
+def params_ignoring_modules():
+    """A team's declaration whose module computes with a constant instead of its kernel."""
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+
+    from conformance.declare import ModuleSpec
+
+    class IgnoresParams(nnx.Module):
+        def __init__(self, width: int, features: int, rngs):
+            self.linear = nnx.Linear(width, features, rngs=rngs)
+
+        def __call__(self, x):
+            return jnp.tanh(x @ jnp.full(self.linear.kernel.shape, 0.1, x.dtype))
+
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 8)).astype(np.float32)
+    return ModuleSpec(name="user_ignores_params", nnx_class=IgnoresParams, kwargs=dict(width=8, features=5), inputs=(x,))
+
+
 # --- the swap -----------------------------------------------------------------------------------------------
 
 
@@ -425,6 +482,9 @@ def broken_to_linen(real_to_linen, f: Fault):
             methods["init"] = lambda self, key, x, **kw: f.init(lambda s, k, x_: base.init(s, k, x_, **kw), self, key, x)
         if f.apply:
             methods["apply"] = lambda self, v, x, **kw: f.apply(lambda s, v_, x_: base.apply(s, v_, x_, **kw), self, v, x)
+        if f.apply_kw:
+            methods["apply"] = lambda self, v, x, **kw: f.apply_kw(lambda s, v_, x_, kw_: base.apply(s, v_, x_, **kw_),
+                                                                 self, v, x, dict(kw))
         faulty = type(f"Faulty_{base.__name__}", (base,), methods)
         fields = {fl.name: getattr(module, fl.name) for fl in dataclasses.fields(module) if fl.init and fl.name != "parent"}
         assert isinstance(module, nn.Module)
@@ -440,6 +500,13 @@ def install(name: str) -> None:
     if name not in FAULTS:
         raise ValueError(f"--fault must be one of {sorted(FAULTS)}; got {name!r}")
     f = FAULTS[name]
+    if f.modules:  # a broken user module: declared as a team would, through the environment (xdist workers too)
+        import os
+
+        from conformance import declare
+
+        os.environ[declare.MODULE_ENV] = f.modules
+        return
     if f.reference:
         import reference
 
