@@ -2,7 +2,7 @@
 
     python -m conformance selfcheck [--fault NAME ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
     python -m conformance faults          # list the fault corpus
-    python -m conformance record          # golden record of the installed flax and jax
+    python -m conformance record [--module pkg.mod:factory]   # golden records (contract, zoo) of the installed flax and jax
     python -m conformance gate --baseline flax==A --candidate flax==B [...]   # upgrade gate (see conformance/gate.py)
 """
 
@@ -24,6 +24,9 @@ def main(argv=None) -> int:
     sub.add_parser("faults", help="list the fault corpus")
     rec = sub.add_parser("record", help="write the golden record of the installed flax and jax")
     rec.add_argument("--out", default=None, help="file to write (default: conformance/records/flax-V_jax-V.json)")
+    rec.add_argument("--zoo-out", default=None, help="zoo record to write (default: conformance/records/zoo/flax-V_jax-V.json)")
+    rec.add_argument("--module", action="append", default=[], metavar="PACKAGE.MODULE:FACTORY",
+                     help="also record a team's declared modules in the zoo record (repeatable)")
     gate_parser = sub.add_parser("gate", help="the suite in a baseline and candidate environments: regressions")
     from conformance import gate
 
@@ -39,9 +42,15 @@ def main(argv=None) -> int:
         from conformance import _setup
 
         _setup.before_jax()
-        from conformance import golden
+        from conformance import declare, golden, zoo_golden
 
+        try:
+            specs = declare.user_specs(args.module)
+        except (ValueError, TypeError) as exc:
+            print(f"python -m conformance record: {exc}", file=sys.stderr)
+            return 2
         print(golden.record(args.out))
+        print(zoo_golden.record(args.zoo_out, specs))
         return 0
     from conformance.faults import FAULTS
 

@@ -118,3 +118,7 @@ ZOO_DISTINCT_KEYS = 4
 # Training steps through apply(mutable=["batch_stats"]) and optax SGD.
 ZOO_TRAIN_STEPS = 2
 ZOO_LEARNING_RATE = 0.1
+# Fraction of the profile's examples for each module property (test_modules.py): a
+# module's verdict rarely depends on the draw, and eager applies through the
+# bridge cost tens of milliseconds each (gate profile: 64 x 0.1 = 6 examples).
+ZOO_MODULE_EXAMPLE_FRACTION = 0.1

@@ -43,7 +43,9 @@ from xml.sax.saxutils import escape
 PASS, SKIPPED, DEVIATION, DRIFT, FIXED, FAIL, MISSING = "pass", "skipped", "deviation", "drift", "fixed", "fail", "missing"
 # Collapsing a property's device instances: the worst outcome wins.
 SEVERITY = {PASS: 0, SKIPPED: 1, DEVIATION: 2, DRIFT: 3, FIXED: 4, MISSING: 5, FAIL: 6}
-GOLDEN = {"test_golden_numerics": "numerics drift", "test_golden_structure": "structure change"}
+GOLDEN = {"test_golden_numerics": "numerics drift", "test_golden_structure": "structure change",
+          "test_zoo_golden_dropout_masks": "dropout routing change", "test_zoo_golden_batch_stats": "numerics drift",
+          "test_zoo_golden_declared_modules": "numerics drift"}
 DEVIATION_PREFIX = "known deviation"
 DEVICE_ID = re.compile(r"^(cpu|gpu|tpu|cuda|rocm|METAL|mps):\d+$", re.I)
 
@@ -385,6 +387,7 @@ class Side:
     exclude_newer: str | None = None
     exclude_newer_note: str = ""
     env: str = ""
+    pythonpath: list[str] = dataclasses.field(default_factory=list)  # --module-path: a team's layers, uninstalled
 
 
 def read_requirements(path: str | None) -> list[str]:
@@ -508,6 +511,8 @@ def run_suite(side: Side, env_python: str, out_dir: str, profile: str, timeout: 
     cmd = [env_python, "-m", "pytest", "--pyargs", "conformance", "-p", "no:cacheprovider",
            f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-q", *side.pytest_args]
     envvars = dict(os.environ)
+    if side.pythonpath:
+        envvars["PYTHONPATH"] = os.pathsep.join(side.pythonpath + [p for p in [envvars.get("PYTHONPATH")] if p])
     # One compilation cache per environment: its jax writes it, nobody else reads it.
     envvars.setdefault("CONFORMANCE_COMPILATION_CACHE", os.path.join(os.path.dirname(os.path.dirname(env_python)), "jax-cache"))
     with tempfile.TemporaryDirectory(prefix="conformance-gate-") as cwd:
@@ -587,6 +592,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidate-pytest-args", default="",
                    help="extra pytest arguments for candidates only, e.g. '-p conformance.faults --fault NAME'")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds one side's pytest run may take")
+    p.add_argument("--module", action="append", default=[], metavar="PACKAGE.MODULE:FACTORY",
+                   help="a team's module declaration, forwarded to every side's suite (repeatable); the package must "
+                        "import in every side: install it through --*-requirements, or name its directory with --module-path")
+    p.add_argument("--module-path", action="append", default=[], metavar="DIR",
+                   help="a directory put on every side's PYTHONPATH (a team's layers, not installed; repeatable)")
 
 
 def make_sides(args, lookup=None) -> list[Side]:
@@ -603,10 +613,18 @@ def make_sides(args, lookup=None) -> list[Side]:
         cand_sets = [cand_file]
     if not cand_sets:
         raise ValueError("at least one --candidate (or --candidate-requirements) is required")
-    common = shlex.split(args.pytest_args)
+    from conformance import declare
+
+    modules = [declare.check_factory_path(m) for m in getattr(args, "module", [])]
+    paths = []
+    for d in getattr(args, "module_path", []):
+        if not os.path.isdir(d):
+            raise ValueError(f"--module-path must be an existing directory; got {d!r}")
+        paths.append(os.path.abspath(d))
+    common = shlex.split(args.pytest_args) + [a for m in modules for a in ("--module", m)]
     for role, reqs in [("baseline", base_reqs)] + [("candidate", c) for c in cand_sets]:
         extra = common + (shlex.split(args.candidate_pytest_args) if role == "candidate" else [])
-        side = Side(label_for(reqs, taken), role, reqs, pytest_args=extra)
+        side = Side(label_for(reqs, taken), role, reqs, pytest_args=extra, pythonpath=list(paths))
         side.exclude_newer, side.exclude_newer_note = resolve_exclude_newer(args.exclude_newer, reqs, lookup)
         sides.append(side)
     return sides

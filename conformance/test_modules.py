@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
+from conformance import config
 from conformance import zoo_harness as zh
 from conformance.harness import given_data
-from conformance.pytest_helpers import assert_equal, assert_trees_differ, assert_trees_equal, tree_paths
+from conformance.pytest_helpers import assert_equal, tree_paths
 
 SEEDS = st.integers(0, 2**31 - 1)
 
@@ -31,28 +32,28 @@ def _why(spec, text):
     return f"{spec.name} ({spec.source or 'zoo'}): {text}"
 
 
-@given_data(0.25, shrink=False)
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_deterministic(spec, data):
     """Same key, same variables; same variables, input and stream keys, same output and updates."""
     x, seed, key = _draw(data, spec)
     v1, v2 = zh.init(spec, seed, x), zh.init(spec, seed, x)
-    assert_trees_equal("variables", v2, v1, _why(spec, "init twice with the same key"))
+    zh.assert_same_arrays("variables", v2, v1, _why(spec, "init twice with the same key"))
     keys = zh.stream_keys(spec, key)
     y1, u1 = zh.train(spec, v1, x, keys)
     y2, u2 = zh.train(spec, v1, x, keys)
     assert_equal("y", y2, y1, _why(spec, "training-mode apply twice with the same keys"))
-    assert_trees_equal("updates", u2, u1, _why(spec, "training-mode apply twice with the same keys"))
+    zh.assert_same_arrays("updates", u2, u1, _why(spec, "training-mode apply twice with the same keys"))
 
 
-@given_data(0.25, shrink=False)
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_distinct_seeds_distinct_params(spec, data):
     x, seed, _ = _draw(data, spec)
     other = data.draw(SEEDS.filter(lambda s: s != seed), label="other seed")
-    assert_trees_differ("params", zh.init(spec, seed, x)["params"], zh.init(spec, other, x)["params"],
-                        _why(spec, f"seeds {seed} and {other}"))
+    assert zh.arrays_differ(zh.init(spec, seed, x)["params"], zh.init(spec, other, x)["params"]), _why(
+        spec, f"seeds {seed} and {other} give identical params")
 
 
-@given_data(0.25, shrink=False)
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_jit_matches_eager(spec, data):
     x, seed, key = _draw(data, spec)
     v = zh.init(spec, seed, x)
@@ -66,7 +67,7 @@ def test_module_jit_matches_eager(spec, data):
                         _why(spec, "updated state, jit against eager"))
 
 
-@given_data(0.25, shrink=False)
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_vmap_matches_batch(spec, data):
     """Evaluation mode: vmap over the rows of a batch equals the batched apply (state is not updated)."""
     batched = [x for x in spec.inputs if x.ndim >= 2]
@@ -80,7 +81,7 @@ def test_module_vmap_matches_batch(spec, data):
     zh.within_model("y", rows, y, zh.composition_bound(spec, v, y), _why(spec, "vmap over rows against the batch"))
 
 
-@given_data(0.25, shrink=False)
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_grads(spec, data):
     """Gradients of a loss through training-mode apply: the params' tree, finite, some non-zero; jit agrees."""
     x, seed, key = _draw(data, spec)
@@ -104,7 +105,7 @@ def test_module_grads(spec, data):
         zh.within_model(path, leaf, gp[path], zh.composition_bound(spec, v, gp[path]), _why(spec, "jit(grad) against grad"))
 
 
-@given_data(0.25, shrink=False)
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_apply_uses_given_params(spec, data):
     """apply answers for the params it is given: another seed's params give another output, its own the same."""
     x, seed, _ = _draw(data, spec)
@@ -116,14 +117,14 @@ def test_module_apply_uses_given_params(spec, data):
     assert not np.array_equal(y_v, y_w), _why(spec, f"seeds {seed} and {other} give different params but the same output")
 
 
-@given_data(0.25, shrink=False)
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_apply_is_pure(spec, data):
     """apply leaves the variables it is given as they were, and evaluation mode ignores stream keys."""
     x, seed, key = _draw(data, spec)
     v = zh.init(spec, seed, x)
-    before = zh.np_tree(v)
+    before = {p: a.copy() for p, a in zh.array_leaves(v).items()}
     zh.train(spec, v, x, zh.stream_keys(spec, key))
-    assert_trees_equal("variables", zh.np_tree(v), before, _why(spec, "variables after a training-mode apply"))
+    zh.assert_same_arrays("variables", v, before, _why(spec, "variables after a training-mode apply"))
     plain = np.asarray(zh.evaluate(spec, v, x))
     keyed = np.asarray(zh.evaluate(spec, v, x, rngs=zh.stream_keys(spec, key, spec.rng_streams or ("dropout",))))
     assert_equal("y", keyed, plain, _why(spec, "evaluation mode with and without stream keys"))
@@ -157,7 +158,7 @@ def test_module_variables_tree_structure(spec):
         assert got == want, _why(spec, f"updated {c} {got}, but should have the paths and shapes of init's {want}")
 
 
-@given_data(0.25, shrink=False)
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_stream_keys_drive_randomness(spec, data):
     """Where the module declares RNG streams: the same key gives the same output, distinct keys distinct ones."""
     if not spec.rng_streams:
@@ -171,7 +172,7 @@ def test_module_stream_keys_drive_randomness(spec, data):
         spec, f"stream keys from seeds {key} and {other} give the same output: the key is ignored")
 
 
-@given_data(0.25, shrink=False)
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_mutable_state_round_trip(spec, data):
     """Where the module declares mutable collections: feeding the updates back gives the next step's state."""
     if not spec.mutable:
@@ -180,8 +181,8 @@ def test_module_mutable_state_round_trip(spec, data):
     v = zh.init(spec, seed, x)
     keys = zh.stream_keys(spec, key)
     _, u1 = zh.jit_train(spec)(v, x, keys)
-    assert_trees_differ("updates", u1, {c: v[c] for c in spec.mutable}, _why(spec, "a training step must update the state"))
+    assert zh.arrays_differ(u1, {c: v[c] for c in spec.mutable}), _why(spec, "a training step must update the state")
     v1 = {**v, **u1}
     _, u2 = zh.jit_train(spec)(v1, x, keys)
     # The second step starts from the first's state: applying it to the initial state would give u1 again.
-    assert_trees_differ("updates", u2, u1, _why(spec, "the second step must start from the first step's state"))
+    assert zh.arrays_differ(u2, u1), _why(spec, "the second step must start from the first step's state")

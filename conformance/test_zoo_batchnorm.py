@@ -118,6 +118,7 @@ def test_zoo_batch_stats_roundtrip_through_optax(data):
     seed = data.draw(st.integers(0, 2**31 - 1), label="params seed")
     v = zh.init(spec, seed, x)
     params, stats = v["params"], v["batch_stats"]
+    rest = {c: t for c, t in v.items() if c not in ("params", "batch_stats")}  # flax < 0.10.6: the 'nnx' graphdef
     tx = optax.sgd(config.ZOO_LEARNING_RATE)
     opt = tx.init(params)
     step = _train_step(spec, tx)
@@ -126,7 +127,7 @@ def test_zoo_batch_stats_roundtrip_through_optax(data):
     mu, var = batch_moments(x)
     e_mu, e_var = moments_error(x)
     for k in range(config.ZOO_TRAIN_STEPS):
-        new_params, opt, stats, grads = step(params, opt, stats, x)
+        new_params, opt, stats, grads = step(params, opt, stats, x, rest)
         want_mean, b_mean = momentum_update(want_mean, mu, b_mean, e_mu)
         want_var, b_var = momentum_update(want_var, var, b_var, e_var)
         _check_stats({"batch_stats": stats}, want_mean, want_var, b_mean, b_var,
@@ -150,14 +151,14 @@ def _train_step(spec, tx):
     if key not in _STEPS:
         m = zh.linen(spec)
 
-        def loss(params, stats, x):
-            y, upd = m.apply({"params": params, "batch_stats": stats}, x, mutable=["batch_stats"],
+        def loss(params, stats, x, rest):
+            y, upd = m.apply({**rest, "params": params, "batch_stats": stats}, x, mutable=["batch_stats"],
                              use_running_average=False, deterministic=True)
             return jnp.mean(y ** 2), upd["batch_stats"]
 
         @jax.jit
-        def step(params, opt, stats, x):
-            (_, new_stats), grads = jax.value_and_grad(loss, has_aux=True)(params, stats, x)
+        def step(params, opt, stats, x, rest):
+            (_, new_stats), grads = jax.value_and_grad(loss, has_aux=True)(params, stats, x, rest)
             updates, opt = tx.update(grads, opt, params)
             return optax.apply_updates(params, updates), opt, new_stats, grads
 
@@ -193,7 +194,7 @@ def test_zoo_use_running_average_uses_stored_stats(data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="stored stats seed"))
     mean = rng.uniform(-2, 2, config.ZOO_WIDTH).astype(F32)
     var = rng.uniform(0.25, 4, config.ZOO_WIDTH).astype(F32)
-    stored = {"params": v["params"], "batch_stats": {"bn": {"mean": _compat.rebox(v["batch_stats"]["bn"]["mean"], mean),
+    stored = {**v, "batch_stats": {"bn": {"mean": _compat.rebox(v["batch_stats"]["bn"]["mean"], mean),
                                                              "var": _compat.rebox(v["batch_stats"]["bn"]["var"], var)}}}
     y, upd = zh.linen(spec).apply(stored, x, mutable=["batch_stats"], **spec.eval_kwargs)
     p = {k: np.asarray(a, np.float64) for k, a in tree_paths(v).items()}

@@ -130,6 +130,34 @@ def jit_evaluate(spec: ModuleSpec):
     return jax.jit(functools.partial(evaluate, spec))
 
 
-def np_tree(tree):
-    """A variables tree as nested dicts of NumPy arrays (unboxed): what a checkpoint holds."""
-    return jax.tree_util.tree_map(np.asarray, _compat.unbox(tree))
+def array_leaves(tree) -> dict:
+    """``{path: NumPy array}`` of every array leaf, unboxed; typed PRNG keys as their key data.
+
+    Other leaves (flax < 0.10.6 keeps a graphdef in an 'nnx' collection) are
+    not numbers; they are compared by the tree-structure property instead.
+    """
+    from conformance.pytest_helpers import tree_paths
+
+    out = {}
+    for path, leaf in tree_paths(tree).items():
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        if isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, int)):
+            out[path] = np.atleast_1d(np.asarray(leaf))
+    return out
+
+
+def assert_same_arrays(name: str, actual, expected, what: str):
+    """Bitwise-equal array leaves at the same paths; the message names the leaf."""
+    __tracebackhide__ = True
+    from conformance.pytest_helpers import assert_equal
+
+    a, e = array_leaves(actual), array_leaves(expected)
+    assert a.keys() == e.keys(), f"{name} leaves {sorted(a)}, but should be {sorted(e)} ({what})"
+    for path in e:
+        assert_equal(f"{name}/{path}", a[path], e[path], what)
+
+
+def arrays_differ(a, b) -> bool:
+    pa, pb = array_leaves(a), array_leaves(b)
+    return any(k in pb and (pa[k].shape != pb[k].shape or not np.array_equal(pa[k], pb[k])) for k in pa)

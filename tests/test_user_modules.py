@@ -1,0 +1,143 @@
+"""A team's own layers: declarations, the --module option, and the gate forwarding them to each side.
+
+tests/user_project is a small package (a residual MLP block with dropout and
+layer norm) with its declaration, as a team would write it.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from conformance import declare, gate
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+USER_PROJECT = os.path.join(HERE, "user_project")
+FACTORY = "resmlp_layers.conformance_specs:specs"
+
+
+@pytest.fixture
+def on_path(monkeypatch):
+    monkeypatch.syspath_prepend(USER_PROJECT)
+    declare._LOADED.clear()
+    yield
+    declare._LOADED.clear()
+
+
+def test_factory_loads_the_team_declaration(on_path):
+    (spec,) = declare.load_factory(FACTORY)
+    assert spec.name == "user_resmlp" and spec.rng_streams == ("dropout",) and spec.source == FACTORY
+
+
+@pytest.mark.parametrize("bad", ["resmlp_layers", "resmlp_layers:", ":specs", "a b:c", "pkg.mod:fn()"])
+def test_factory_path_must_be_module_colon_function(bad):
+    with pytest.raises(ValueError, match="--module must name a factory as 'package.module:function'"):
+        declare.check_factory_path(bad)
+
+
+def test_unimportable_factory_names_the_option(on_path):
+    with pytest.raises(ValueError, match=r"--module no_such_pkg\.x:specs: cannot import 'no_such_pkg\.x'"):
+        declare.load_factory("no_such_pkg.x:specs")
+    with pytest.raises(ValueError, match="has no attribute 'nope'"):
+        declare.load_factory("resmlp_layers.conformance_specs:nope")
+
+
+def test_spec_checks_name_its_field():
+    from reference.zoo import DropoutBlock
+
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="inputs must hold at least one"):
+        declare.ModuleSpec(name="m", nnx_class=DropoutBlock)
+    with pytest.raises(TypeError, match=r"inputs\[0\] must be a floating NumPy array"):
+        declare.ModuleSpec(name="m", nnx_class=DropoutBlock, inputs=(np.ones(3, np.int32),))
+    with pytest.raises(TypeError, match="rng_streams must be a tuple of names"):
+        declare.ModuleSpec(name="m", nnx_class=DropoutBlock, inputs=(x,), rng_streams="dropout")
+    with pytest.raises(ValueError, match="mutable must not name 'params'"):
+        declare.ModuleSpec(name="m", nnx_class=DropoutBlock, inputs=(x,), mutable=("params",))
+
+
+def test_names_may_not_shadow_the_zoo(on_path, monkeypatch):
+    monkeypatch.setattr(declare, "load_factory", lambda f: [declare.ModuleSpec(
+        name="zoo_dropout", nnx_class=object, inputs=(np.ones((2, 2), np.float32),))])
+    with pytest.raises(ValueError, match=r"\['zoo_dropout'\] are the zoo's"):
+        declare.zoo_and_user_specs(["x.y:z"])
+
+
+def test_entry_points_declare_modules_too(monkeypatch):
+    monkeypatch.setattr(declare, "entry_point_factories", lambda: [FACTORY])
+    monkeypatch.delenv(declare.MODULE_ENV, raising=False)
+    assert declare.declared_factories(["a.b:c"]) == ["a.b:c", FACTORY]
+
+
+def _gate_args(**kw):
+    p = argparse.ArgumentParser()
+    gate.add_arguments(p)
+    argv = ["--baseline", "flax==0.12.8", "--candidate", "flax==0.12.7", "--exclude-newer", "none"]
+    for m in kw.get("module", []):
+        argv += ["--module", m]
+    for d in kw.get("module_path", []):
+        argv += ["--module-path", d]
+    return p.parse_args(argv + kw.get("extra", []))
+
+
+def test_gate_forwards_the_declaration_to_every_side():
+    sides = gate.make_sides(_gate_args(module=[FACTORY], module_path=[USER_PROJECT], extra=["--pytest-args", "-k zoo"]))
+    assert [s.role for s in sides] == ["baseline", "candidate"]
+    for s in sides:
+        assert s.pytest_args == ["-k", "zoo", "--module", FACTORY], s.pytest_args
+        assert s.pythonpath == [USER_PROJECT]
+
+
+def test_gate_runs_each_side_with_the_module_path(tmp_path, monkeypatch):
+    """run_suite puts --module-path on the side's PYTHONPATH and passes --module to its pytest."""
+    (side,) = gate.make_sides(_gate_args(module=[FACTORY], module_path=[USER_PROJECT]))[:1]
+    seen = {}
+
+    def fake_run(cmd, cwd, env, stdout, stderr, timeout):
+        seen.update(cmd=cmd, pythonpath=env.get("PYTHONPATH", ""))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(gate.subprocess, "run", fake_run)
+    with open(tmp_path / "log", "w") as log:
+        gate.run_suite(side, sys.executable, str(tmp_path), "gate", None, log)
+    assert seen["cmd"][-2:] == ["--module", FACTORY]
+    assert seen["pythonpath"].split(os.pathsep)[0] == USER_PROJECT
+
+
+def test_gate_rejects_bad_declarations():
+    with pytest.raises(ValueError, match="--module must name a factory"):
+        gate.make_sides(_gate_args(module=["not a factory"]))
+    with pytest.raises(ValueError, match="--module-path must be an existing directory"):
+        gate.make_sides(_gate_args(module=[FACTORY], module_path=["/no/such/dir"]))
+
+
+def _suite(tmp_path, *args, env=None):
+    xml = tmp_path / "out.xml"
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+           "--hypothesis-profile=selfcheck", f"--junitxml={xml}", *args]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": USER_PROJECT, **(env or {})})
+    return proc, xml
+
+
+def test_bad_module_option_is_a_usage_error(tmp_path):
+    proc, _ = _suite(tmp_path, "--module", "nonsense", "-k", "test_module_deterministic")
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "--module must name a factory" in proc.stderr + proc.stdout
+
+
+def test_the_team_module_runs_through_every_module_property(tmp_path):
+    proc, xml = _suite(tmp_path, "--module", FACTORY, "-k", "user_resmlp")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    names = {c.get("name") for c in ET.parse(xml).getroot().iter("testcase")}
+    props = {n.split("[")[0] for n in names}
+    wanted = {"test_module_deterministic", "test_module_jit_matches_eager", "test_module_vmap_matches_batch",
+              "test_module_grads", "test_module_apply_uses_given_params", "test_module_apply_is_pure",
+              "test_module_is_hashable_and_a_static_argument", "test_module_variables_tree_structure",
+              "test_module_stream_keys_drive_randomness", "test_module_distinct_seeds_distinct_params"}
+    assert wanted <= props, f"missing {sorted(wanted - props)}"
+    assert all(n.endswith("[user_resmlp]") for n in names), sorted(names)
