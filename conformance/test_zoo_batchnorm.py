@@ -208,13 +208,18 @@ def test_zoo_use_running_average_uses_stored_stats(data):
 
 
 def test_zoo_mutable_apply_with_dropout_rng():
-    """The usual training call: mutable batch_stats *and* a dropout key, in one apply."""
+    """The usual training call, as a Linen TrainState holds the variables: params and batch_stats only.
+
+    ``apply({"params": p, "batch_stats": s}, x, rngs={"dropout": k}, mutable=["batch_stats"])``
+    must return the output, masked, and the new statistics.
+    """
     spec = _spec()
     x = spec.inputs[0]
     v = zh.init(spec, 0, x)
+    state = {"params": v["params"], "batch_stats": v["batch_stats"]}  # what a TrainState carries
     key = zh.stream_keys(spec, 1)
-    y, upd = zh.linen(spec).apply(v, x, rngs=key, mutable=["batch_stats"], **spec.train_kwargs)
-    y_plain, upd_plain = zh.linen(spec).apply(v, x, mutable=["batch_stats"], use_running_average=False,
+    y, upd = zh.linen(spec).apply(state, x, rngs=key, mutable=["batch_stats"], **spec.train_kwargs)
+    y_plain, upd_plain = zh.linen(spec).apply(state, x, mutable=["batch_stats"], use_running_average=False,
                                               deterministic=True)
     y, y_plain = np.asarray(y), np.asarray(y_plain)
     assert np.any(y == 0) and np.any(y != 0), f"training-mode output has {int((y == 0).sum())} of {y.size} cells dropped"
