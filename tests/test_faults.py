@@ -18,7 +18,25 @@ def test_corpus_size_and_spread():
     assert AREAS <= {f.area for f in faults.FAULTS.values()}
     for f in faults.FAULTS.values():
         assert f.description and "\n" not in f.description
-        assert f.init or f.apply or f.kwargs or f.attrs or f.reference
+        assert f.init or f.apply or f.kwargs or f.attrs or f.reference or f.apply_kw or f.modules
+
+
+def test_zoo_faults_are_in_the_corpus():
+    zoo = {n for n, f in faults.FAULTS.items() if f.area.startswith("zoo") or f.area == "user module"}
+    assert zoo == {"dropout_key_ignored", "batch_stats_not_updated", "kwarg_dtype_swallowed", "user_module_ignores_params"}
+
+
+def test_user_module_fault_declares_a_module(monkeypatch):
+    from conformance import declare
+
+    monkeypatch.delenv(declare.MODULE_ENV, raising=False)
+    faults.install("user_module_ignores_params")
+    try:
+        (spec,) = declare.load_factory(faults.FAULTS["user_module_ignores_params"].modules)
+        assert spec.name == "user_ignores_params"
+        assert declare.declared_factories([])[0] == faults.FAULTS["user_module_ignores_params"].modules
+    finally:
+        monkeypatch.delenv(declare.MODULE_ENV, raising=False)
 
 
 @pytest.fixture
