@@ -197,7 +197,7 @@ def test_zoo_use_running_average_uses_stored_stats(data):
     stored = {**v, "batch_stats": {"bn": {"mean": _compat.rebox(v["batch_stats"]["bn"]["mean"], mean),
                                                              "var": _compat.rebox(v["batch_stats"]["bn"]["var"], var)}}}
     y, upd = zh.linen(spec).apply(stored, x, mutable=["batch_stats"], **spec.eval_kwargs)
-    p = {k: np.asarray(a, np.float64) for k, a in tree_paths(v).items()}
+    p = {k: a.astype(np.float64) for k, a in zh.array_leaves(v).items()}
     want, bound = normalize_oracle(np.asarray(x, np.float64), mean.astype(np.float64), var.astype(np.float64),
                                    p["params/bn/scale"], p["params/bn/bias"], p["params/linear/kernel"],
                                    p["params/linear/bias"])
