@@ -117,3 +117,24 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
 def _accepted(r: dict) -> bool:
     """A run that must pass: exit 0 with tests run and none failed."""
     return r["returncode"] == 0 and r["tests"] > 0 and not r["caught_by"]
+
+
+def markdown(report: dict) -> str:
+    """The fault and benign tables of a ``--json`` report, as docs/selfcheck.md shows them."""
+    from conformance.benign import PERTURBATIONS
+    from conformance.faults import FAULTS
+
+    by_name = {r["fault"]: r for r in report["results"]}
+    lines = ["| fault | area | imitates | caught by |", "|---|---|---|---|"]
+    for name, f in FAULTS.items():
+        if name in by_name:
+            caught = by_name[name]["caught_by"]
+            lines.append(f"| `{name}` | {f.area} | {f.description} | "
+                         + (", ".join(f"`{p}`" for p in caught) if caught else "**MISSED**") + " |")
+    lines += ["", "| benign perturbation | imitates | verdict | seen as drift in |", "|---|---|---|---|"]
+    for name, p in PERTURBATIONS.items():
+        r = by_name.get(f"~{name}")
+        if r:
+            verdict = "accepted" if name not in report.get("rejected", []) + report.get("unseen", []) else "**REJECTED**"
+            lines.append(f"| `{name}` | {p.description} | {verdict} | " + ", ".join(f"`{t}`" for t in r["drifted"]) + " |")
+    return "\n".join(lines) + "\n"
