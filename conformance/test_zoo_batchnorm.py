@@ -177,7 +177,7 @@ def normalize_oracle(x, mean, var, scale, bias, kernel, lin_bias):
     """
     r = 1.0 / np.sqrt(var + EPS)
     z = (x - mean) * (scale * r) + bias
-    e_rsqrt = getattr(config, "SPECIAL_FUNCTION_ULPS", 8) * zh.unit_roundoff(F32)
+    e_rsqrt = config.SPECIAL_FUNCTION_ULPS * zh.unit_roundoff(F32)
     dz = (zh.gamma(5, F32) + e_rsqrt) * np.abs(x - mean) * r * np.abs(scale) + zh.unit_roundoff(F32) * np.abs(bias)
     y = z @ kernel + lin_bias
     w = x.shape[-1]

@@ -14,44 +14,20 @@ import numpy as np
 from conformance.declare import ModuleSpec
 from reference import _compat
 
-try:  # the error model (conformance/errormodel.py) and its three-outcome comparison
-    from conformance import errormodel as _em
-    from conformance.pytest_helpers import assert_within_model
-except ImportError:  # pragma: no cover - before the error model landed
-    _em = None
-    assert_within_model = None
+from conformance import errormodel
+from conformance.pytest_helpers import assert_within_model
 
+# --- bounds: the error model's (Higham: u the unit roundoff, gamma_n = n u / (1 - n u)) -----------------
 
-# --- bounds (Higham: u the unit roundoff, gamma_n = n u / (1 - n u)) --------------------------------
-
-
-def unit_roundoff(dtype) -> float:
-    return _em.unit_roundoff(dtype) if _em else float(np.finfo(np.dtype(dtype)).eps) / 2
-
-
-def tiny(dtype) -> float:
-    return _em.floor(dtype) if _em else float(np.finfo(np.dtype(dtype)).tiny)
-
-
-def gamma(n: int, dtype) -> float:
-    if _em:
-        return _em.gamma(n, dtype)
-    nu = n * unit_roundoff(dtype)
-    return nu / (1 - nu)
+unit_roundoff = errormodel.unit_roundoff
+tiny = errormodel.floor  # the dtype's smallest normal: underflow and flush-to-zero
+gamma = errormodel.gamma
 
 
 def within_model(name: str, actual, expected, bound, what: str) -> str:
     """Two computations of the same values: identical, drift within ``bound`` (recorded), or changed (fails)."""
     __tracebackhide__ = True
-    if assert_within_model is not None:
-        return assert_within_model(name, actual, expected, bound, what)
-    from conformance.pytest_helpers import assert_close
-
-    a, e = np.asarray(actual), np.asarray(expected)
-    if a.shape == e.shape and a.dtype == e.dtype and np.array_equal(a.view(np.uint8), e.view(np.uint8)):
-        return "identical"
-    assert_close(name, a, e, bound, what)
-    return "drift"
+    return assert_within_model(name, actual, expected, bound, what)
 
 
 def param_count(variables) -> int:
