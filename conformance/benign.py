@@ -80,6 +80,8 @@ def _numerics(fn):
 
     def apply(base, self, v, x):
         y = base(self, v, x)
+        if getattr(getattr(self, "nnx_class", None), "__module__", "") != "reference":
+            return y  # the zoo's and a team's modules: their output is not x @ kernel + bias
         kernel, bias = _linear_params(v)
         if kernel is None or bias is None:
             return y
