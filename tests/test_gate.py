@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
-from conformance import gate
+from conformance import envs, gate, gate_reports, verdict
 
 # --- synthetic JUnit -------------------------------------------------------------------------
 
@@ -45,7 +45,7 @@ def skipped(name, reason="flax.nnx.bridge.to_linen has no abstract_init in this 
 
 
 def outcomes(xml):
-    return {r.test: r.outcome for r in gate.parse_junit(xml)}
+    return {r.test: r.outcome for r in verdict.parse_junit(xml)}
 
 
 # --- parsing and collapsing --------------------------------------------------------------------
@@ -59,7 +59,7 @@ def outcomes(xml):
     ("test_a[closure-cpu:1]", "test_a[closure]"),
 ])
 def test_property_of_drops_only_the_device(name, prop):
-    assert gate.property_of(name) == prop
+    assert verdict.property_of(name) == prop
 
 
 def test_parse_classifies_every_outcome():
@@ -76,11 +76,11 @@ def test_parse_classifies_every_outcome():
     )
     got = outcomes(xml)
     assert got == {
-        "test_pass[cpu:0]": gate.PASS, "test_fail[cpu:0]": gate.FAIL, "test_err": gate.FAIL,
-        "test_dev[cpu:0]": gate.DEVIATION, "test_fixed": gate.FIXED, "test_skip": gate.SKIPPED,
-        "test_own_xfail": gate.SKIPPED, "test_golden_numerics": gate.DRIFT, "test_golden_structure": gate.DRIFT,
+        "test_pass[cpu:0]": verdict.PASS, "test_fail[cpu:0]": verdict.FAIL, "test_err": verdict.FAIL,
+        "test_dev[cpu:0]": verdict.DEVIATION, "test_fixed": verdict.FIXED, "test_skip": verdict.SKIPPED,
+        "test_own_xfail": verdict.SKIPPED, "test_golden_numerics": verdict.DRIFT, "test_golden_structure": verdict.DRIFT,
     }
-    by_test = {r.test: r for r in gate.parse_junit(xml)}
+    by_test = {r.test: r for r in verdict.parse_junit(xml)}
     assert by_test["test_golden_numerics"].category == "numerics drift"
     assert by_test["test_golden_structure"].category == "structure change"
     assert by_test["test_skip"].message.startswith("flax.nnx.bridge.to_linen has no abstract_init")
@@ -90,37 +90,37 @@ def test_parse_classifies_every_outcome():
 
 def test_golden_error_is_a_failure_not_drift():
     """An error while computing the record (not an assertion about it) is a plain failure."""
-    assert outcomes(junit(errored("test_golden_numerics"))) == {"test_golden_numerics": gate.FAIL}
+    assert outcomes(junit(errored("test_golden_numerics"))) == {"test_golden_numerics": verdict.FAIL}
 
 
 def test_parse_reads_files_too(tmp_path):
     path = tmp_path / "x.xml"
     path.write_text(junit(ok("test_a[cpu:0]"), failed("test_a[cpu:1]")))
-    assert [r.outcome for r in gate.parse_junit(str(path))] == [gate.PASS, gate.FAIL]
+    assert [r.outcome for r in verdict.parse_junit(str(path))] == [verdict.PASS, verdict.FAIL]
 
 
 def test_collapse_worst_wins_and_keeps_the_first_failing_message():
-    results = gate.parse_junit(junit(
+    results = verdict.parse_junit(junit(
         ok("test_a[cpu:0]"), failed("test_a[cpu:1]", "first"), failed("test_a[gpu:0]", "second"),
         skipped("test_b[cpu:0]"), ok("test_b[cpu:1]"),
         xfailed("test_c[cpu:0]"), xfailed("test_c[cpu:1]"),
     ))
-    cells = gate.collapse(results)
+    cells = verdict.collapse(results)
     assert list(cells) == ["test_a", "test_b", "test_c"]
-    assert (cells["test_a"].outcome, cells["test_a"].message, cells["test_a"].tests) == (gate.FAIL, "first", 3)
-    assert cells["test_b"].outcome == gate.SKIPPED
-    assert cells["test_c"].outcome == gate.DEVIATION
+    assert (cells["test_a"].outcome, cells["test_a"].message, cells["test_a"].tests) == (verdict.FAIL, "first", 3)
+    assert cells["test_b"].outcome == verdict.SKIPPED
+    assert cells["test_c"].outcome == verdict.DEVIATION
 
 
 def test_build_matrix_fills_missing_cells_and_keeps_order():
-    m = gate.build_matrix({
-        "base": gate.parse_junit(junit(ok("test_a[cpu:0]"), ok("test_b"))),
-        "cand": gate.parse_junit(junit(ok("test_b"), ok("test_new"))),
+    m = verdict.build_matrix({
+        "base": verdict.parse_junit(junit(ok("test_a[cpu:0]"), ok("test_b"))),
+        "cand": verdict.parse_junit(junit(ok("test_b"), ok("test_new"))),
         "broken": None,
     })
     assert m["properties"] == ["test_a", "test_b", "test_new"]
-    assert m["cells"]["cand"]["test_a"].outcome == gate.MISSING
-    assert {c.outcome for c in m["cells"]["broken"].values()} == {gate.MISSING}
+    assert m["cells"]["cand"]["test_a"].outcome == verdict.MISSING
+    assert {c.outcome for c in m["cells"]["broken"].values()} == {verdict.MISSING}
 
 
 # --- verdicts ---------------------------------------------------------------------------------------
@@ -130,8 +130,8 @@ BASE = junit(ok("test_a[cpu:0]"), ok("test_a[cpu:1]"), ok("test_b"), xfailed("te
 
 
 def decide(candidate_xml, base_xml=BASE):
-    m = gate.build_matrix({"base": gate.parse_junit(base_xml), "cand": gate.parse_junit(candidate_xml)})
-    return m, gate.verdict(m, "base", ["cand"])
+    m = verdict.build_matrix({"base": verdict.parse_junit(base_xml), "cand": verdict.parse_junit(candidate_xml)})
+    return m, verdict.verdict(m, "base", ["cand"])
 
 
 def test_identical_results_exit_0():
@@ -145,7 +145,7 @@ def test_a_failure_on_one_device_is_a_regression():
     assert v["exit_code"] == 1
     comp = v["comparisons"][0]
     assert comp["regressed"] and comp["regressions"] == [{"property": "test_a", "message": "y differs on cpu:1"}]
-    assert "**FAIL (regression)**" in gate.to_markdown(m, v)
+    assert "**FAIL (regression)**" in gate_reports.to_markdown(m, v)
 
 
 def test_deviation_drift_skip_and_fixed_are_not_regressions():
@@ -161,7 +161,7 @@ def test_deviation_drift_skip_and_fixed_are_not_regressions():
     assert [d["property"] for d in comp["new_deviations"]] == ["test_b"]
     assert [d["property"] for d in comp["fixed"]] == ["test_c"]
     assert {c["property"] for c in comp["changes"]} == {"test_b", "test_c", "test_golden_numerics", "test_e"}
-    md = gate.to_markdown(m, v)
+    md = gate_reports.to_markdown(m, v)
     assert "numerics drift `test_golden_numerics`" in md and "fixed `test_c`" in md and "skipped `test_e`" in md
 
 
@@ -177,43 +177,43 @@ def test_a_property_missing_from_the_candidate_is_a_regression():
 
 def test_any_regressing_candidate_fails_the_gate():
     bad = junit(failed("test_b"))
-    m = gate.build_matrix({"base": gate.parse_junit(junit(ok("test_b"))), "good": gate.parse_junit(junit(ok("test_b"))),
-                           "bad": gate.parse_junit(bad)})
-    v = gate.verdict(m, "base", ["good", "bad"])
+    m = verdict.build_matrix({"base": verdict.parse_junit(junit(ok("test_b"))), "good": verdict.parse_junit(junit(ok("test_b"))),
+                           "bad": verdict.parse_junit(bad)})
+    v = verdict.verdict(m, "base", ["good", "bad"])
     assert v["exit_code"] == 1 and [c["regressed"] for c in v["comparisons"]] == [False, True]
 
 
 def test_sides_without_results_give_no_verdict():
-    m = gate.build_matrix({"base": gate.parse_junit(BASE), "cand": None})
-    assert gate.verdict(m, "base", ["cand"], {"cand": "env would not build"})["exit_code"] == 2
-    m = gate.build_matrix({"base": None, "cand": gate.parse_junit(BASE)})
-    assert gate.verdict(m, "base", ["cand"], {"base": "env would not build"})["exit_code"] == 2
+    m = verdict.build_matrix({"base": verdict.parse_junit(BASE), "cand": None})
+    assert verdict.verdict(m, "base", ["cand"], {"cand": "env would not build"})["exit_code"] == 2
+    m = verdict.build_matrix({"base": None, "cand": verdict.parse_junit(BASE)})
+    assert verdict.verdict(m, "base", ["cand"], {"base": "env would not build"})["exit_code"] == 2
 
 
 def test_junit_report_has_one_testcase_per_property_and_candidate():
-    base = gate.parse_junit(junit(ok("test_a"), ok("test_b"), ok("test_c")))
-    m = gate.build_matrix({"base": base, "c1": gate.parse_junit(junit(ok("test_a"), failed("test_b", 'say "x" & <y>'), skipped("test_c"))),
-                           "c2": gate.parse_junit(junit(ok("test_a"), ok("test_b"), ok("test_c")))})
-    v = gate.verdict(m, "base", ["c1", "c2"])
-    root = ET.fromstring(gate.to_junit(m, v))
+    base = verdict.parse_junit(junit(ok("test_a"), ok("test_b"), ok("test_c")))
+    m = verdict.build_matrix({"base": base, "c1": verdict.parse_junit(junit(ok("test_a"), failed("test_b", 'say "x" & <y>'), skipped("test_c"))),
+                           "c2": verdict.parse_junit(junit(ok("test_a"), ok("test_b"), ok("test_c")))})
+    v = verdict.verdict(m, "base", ["c1", "c2"])
+    root = ET.fromstring(gate_reports.to_junit(m, v))
     cases = root.findall("testcase")
     assert len(cases) == 6 and root.get("failures") == "1" and root.get("skipped") == "1"
     failing = [c for c in cases if c.find("failure") is not None]
     assert failing[0].get("classname") == "gate.c1" and failing[0].get("name") == "test_b"
     assert 'say "x" & <y>' in failing[0].find("failure").get("message")
-    doc = gate.to_json(m, v)
+    doc = gate_reports.to_json(m, v)
     json.dumps(doc)
-    assert doc["matrix"]["c1"]["test_b"]["outcome"] == gate.FAIL and doc["exit_code"] == 1
+    assert doc["matrix"]["c1"]["test_b"]["outcome"] == verdict.FAIL and doc["exit_code"] == 1
 
 
 # --- resolution dates --------------------------------------------------------------------------------
 
 
 def test_exclude_newer_is_the_end_of_the_day_after_the_upload():
-    assert gate.exclude_newer_after("2024-08-27T17:51:42.413523Z") == "2024-08-28T23:59:59Z"
-    assert gate.exclude_newer_after("2025-09-25T23:58:58Z") == "2025-09-26T23:59:59Z"
-    assert gate.exclude_newer_after("2024-12-31T23:00:00+00:00") == "2025-01-01T23:59:59Z"
-    assert gate.exclude_newer_after("2024-03-01T01:00:00+02:00") == "2024-03-01T23:59:59Z"  # Feb 29 in UTC
+    assert envs.exclude_newer_after("2024-08-27T17:51:42.413523Z") == "2024-08-28T23:59:59Z"
+    assert envs.exclude_newer_after("2025-09-25T23:58:58Z") == "2025-09-26T23:59:59Z"
+    assert envs.exclude_newer_after("2024-12-31T23:00:00+00:00") == "2025-01-01T23:59:59Z"
+    assert envs.exclude_newer_after("2024-03-01T01:00:00+02:00") == "2024-03-01T23:59:59Z"  # Feb 29 in UTC
 
 
 def test_upload_time_comes_from_the_version_document():
@@ -223,7 +223,7 @@ def test_upload_time_comes_from_the_version_document():
         seen.append(url)
         return {"urls": [{"upload_time_iso_8601": "2024-08-27T17:51:42.413523Z"}, {"upload_time_iso_8601": "later"}]}
 
-    assert gate.pypi_upload_time("flax", "0.9.0", fetch) == "2024-08-27T17:51:42.413523Z"
+    assert envs.pypi_upload_time("flax", "0.9.0", fetch) == "2024-08-27T17:51:42.413523Z"
     assert seen == ["https://pypi.org/pypi/flax/0.9.0/json"]
 
 
@@ -233,12 +233,12 @@ def test_upload_time_falls_back_to_the_project_document():
             raise OSError("HTTP Error 404: Not Found")
         return {"releases": {"0.10.0": [{"upload_time_iso_8601": "2024-10-16T23:26:23Z"}]}}
 
-    assert gate.pypi_upload_time("flax", "0.10.0", fetch) == "2024-10-16T23:26:23Z"
+    assert envs.pypi_upload_time("flax", "0.10.0", fetch) == "2024-10-16T23:26:23Z"
 
 
 def test_upload_time_of_an_unknown_version_is_an_error():
     with pytest.raises(LookupError):
-        gate.pypi_upload_time("flax", "9.9.9", lambda url: {"urls": [], "releases": {}})
+        envs.pypi_upload_time("flax", "9.9.9", lambda url: {"urls": [], "releases": {}})
 
 
 @pytest.mark.parametrize("reqs, version", [
@@ -246,26 +246,26 @@ def test_upload_time_of_an_unknown_version_is_an_error():
     (["flax>=0.12"], None), (["flaxen==1.0"], None), (["# flax==1.0"], None),
 ])
 def test_pinned_flax_version(reqs, version):
-    assert gate.pinned_version(reqs) == version
+    assert envs.pinned_version(reqs) == version
 
 
 def test_resolve_exclude_newer_modes():
     lookup = lambda pkg, v: {"0.9.0": "2024-08-27T17:51:42Z"}[v]  # noqa: E731
-    assert gate.resolve_exclude_newer("auto", ["flax==0.9.0"], lookup)[0] == "2024-08-28T23:59:59Z"
-    assert gate.resolve_exclude_newer("auto", ["flax>=0.10"], lookup)[0] is None
-    assert gate.resolve_exclude_newer("none", ["flax==0.9.0"], lookup)[0] is None
-    assert gate.resolve_exclude_newer("2025-01-02", ["flax==0.9.0"], lookup)[0] == "2025-01-02T23:59:59Z"
-    assert gate.resolve_exclude_newer("2025-01-02T10:00:00Z", [], lookup)[0] == "2025-01-02T10:00:00Z"
+    assert envs.resolve_exclude_newer("auto", ["flax==0.9.0"], lookup)[0] == "2024-08-28T23:59:59Z"
+    assert envs.resolve_exclude_newer("auto", ["flax>=0.10"], lookup)[0] is None
+    assert envs.resolve_exclude_newer("none", ["flax==0.9.0"], lookup)[0] is None
+    assert envs.resolve_exclude_newer("2025-01-02", ["flax==0.9.0"], lookup)[0] == "2025-01-02T23:59:59Z"
+    assert envs.resolve_exclude_newer("2025-01-02T10:00:00Z", [], lookup)[0] == "2025-01-02T10:00:00Z"
     with pytest.raises(ValueError):
-        gate.resolve_exclude_newer("yesterday", [], lookup)
+        envs.resolve_exclude_newer("yesterday", [], lookup)
 
 
 def test_env_key_depends_on_what_is_installed():
-    k = gate.env_key("3.11.7", ["flax==0.9.0"], ["jax>=0.4.27"], "2024-08-28T23:59:59Z")
-    assert k == gate.env_key("3.11.7", ["flax==0.9.0"], ["jax>=0.4.27"], "2024-08-28T23:59:59Z")
-    assert k != gate.env_key("3.11.7", ["flax==0.9.0"], ["jax>=0.4.27"], None)
-    assert k != gate.env_key("3.12.1", ["flax==0.9.0"], ["jax>=0.4.27"], "2024-08-28T23:59:59Z")
-    assert k != gate.env_key("3.11.7", ["flax==0.10.0"], ["jax>=0.4.27"], "2024-08-28T23:59:59Z")
+    k = envs.env_key("3.11.7", ["flax==0.9.0"], ["jax>=0.4.27"], "2024-08-28T23:59:59Z")
+    assert k == envs.env_key("3.11.7", ["flax==0.9.0"], ["jax>=0.4.27"], "2024-08-28T23:59:59Z")
+    assert k != envs.env_key("3.11.7", ["flax==0.9.0"], ["jax>=0.4.27"], None)
+    assert k != envs.env_key("3.12.1", ["flax==0.9.0"], ["jax>=0.4.27"], "2024-08-28T23:59:59Z")
+    assert k != envs.env_key("3.11.7", ["flax==0.10.0"], ["jax>=0.4.27"], "2024-08-28T23:59:59Z")
 
 
 # --- the command, with the environments faked ------------------------------------------------------------
@@ -283,14 +283,14 @@ def fake_sides(monkeypatch):
 
     def run_side(side, out_dir, cache_dir, python, project, profile, timeout):
         calls.append((side.label, side.role, side.exclude_newer, tuple(side.pytest_args), profile))
-        version = gate.pinned_version(side.requirements)
+        version = envs.pinned_version(side.requirements)
         if version not in canned:
             return {"label": side.label, "results": None, "error": "no such flax", "versions": {}, "pytest_args": []}
-        return {"label": side.label, "results": gate.parse_junit(canned[version]), "error": None,
+        return {"label": side.label, "results": verdict.parse_junit(canned[version]), "error": None,
                 "versions": {"flax": version, "jax": "x"}, "pytest_args": side.pytest_args}
 
     monkeypatch.setattr(gate, "run_side", run_side)
-    monkeypatch.setattr(gate, "pypi_upload_time", lambda pkg, v: {"0.12.8": "2026-07-20T18:29:38Z",
+    monkeypatch.setattr(envs, "pypi_upload_time", lambda pkg, v: {"0.12.8": "2026-07-20T18:29:38Z",
                                                                    "0.12.0": "2025-09-25T23:58:58Z",
                                                                    "0.9.0": "2024-08-27T17:51:42Z",
                                                                    "0.1.0": "2020-01-01T00:00:00Z"}[v])
