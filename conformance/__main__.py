@@ -24,9 +24,10 @@ def main(argv=None) -> int:
     sub.add_parser("faults", help="list the fault corpus")
     rec = sub.add_parser("record", help="write the golden record of the installed flax and jax")
     rec.add_argument("--out", default=None, help="file to write (default: conformance/records/flax-V_jax-V.json)")
-    gate_parser = sub.add_parser("gate", help="the suite in a baseline and candidate environments: regressions")
     from conformance import gate
 
+    gate_parser = sub.add_parser("gate", help="the suite in a baseline and candidate environments: may we upgrade?",
+                                 epilog=gate.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     gate.add_arguments(gate_parser)
     args = parser.parse_args(argv)
     if args.command == "gate":

@@ -8,9 +8,11 @@ is what runs). The suite runs there from a temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import glob
 import hashlib
 import json
 import os
@@ -52,6 +54,26 @@ def pypi_upload_time(package: str, version: str, fetch_json=None) -> str:
     if not urls:
         raise LookupError(f"PyPI lists no files for {package}=={version}")
     return urls[0]["upload_time_iso_8601"]
+
+
+def flax_releases(fetch_json=None, package: str = "flax") -> list[str]:
+    """Every final release of ``package`` on PyPI with files, none yanked (pre-releases and dev releases left out)."""
+    from packaging.version import InvalidVersion, Version
+
+    fetch = fetch_json or _fetch_json
+    try:
+        releases = fetch(PYPI_PROJECT_JSON.format(package=package)).get("releases") or {}
+    except (OSError, ValueError) as exc:
+        raise LookupError(f"cannot list the releases of {package} on PyPI: {exc}") from exc
+    out = []
+    for version, files in releases.items():
+        try:
+            v = Version(version)
+        except InvalidVersion:
+            continue
+        if files and not v.is_prerelease and not v.is_devrelease and not all(f.get("yanked") for f in files):
+            out.append(version)
+    return sorted(out, key=Version)
 
 
 def exclude_newer_after(upload_iso: str) -> str:
@@ -163,8 +185,16 @@ def find_uv() -> list[str]:
     return [sys.executable, "-m", "uv"]
 
 
+_CLOCK = [time.monotonic()]
+
+
+def reset_clock() -> None:
+    _CLOCK[0] = time.monotonic()
+
+
 def log(msg: str) -> None:
-    print(f"[gate {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    """A progress line on stderr: wall-clock time and seconds since the gate started."""
+    print(f"[gate {time.strftime('%H:%M:%S')} +{time.monotonic() - _CLOCK[0]:.0f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def _run(cmd: list[str], logfile, **kw) -> None:
@@ -173,6 +203,23 @@ def _run(cmd: list[str], logfile, **kw) -> None:
     proc = subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, text=True, **kw)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {proc.returncode} (see {logfile.name})")
+
+
+@contextlib.contextmanager
+def building(final: str):
+    """A temporary directory beside ``final``, renamed to it when the block completes, removed if it does not.
+
+    Call with ``final``'s lock held: leftovers of a killed build are removed first.
+    """
+    for stale in glob.glob(glob.escape(final) + ".building-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = f"{final}.building-{os.getpid()}"
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    os.rename(tmp, final)
 
 
 _REFRESHED: set[str] = set()  # environments this process has installed the project into
@@ -201,12 +248,16 @@ def build_env(side: Side, cache_dir: str, python: str, project: str, logfile) ->
         if not os.path.exists(marker):
             log(f"{side.label}: building {env} (exclude-newer {side.exclude_newer or 'none'})")
             shutil.rmtree(env, ignore_errors=True)
-            _run([*uv, "venv", "-q", env, "--python", python], logfile)
-            newer = ["--exclude-newer", side.exclude_newer] if side.exclude_newer else []
-            _run([*uv, "pip", "install", "--python", env_python, *newer, *side.requirements, *deps], logfile)
-            with open(marker, "w") as fh:
-                json.dump({"requirements": side.requirements, "project_dependencies": deps,
-                           "exclude_newer": side.exclude_newer, "python": pyver}, fh, indent=1)
+            t0 = time.monotonic()
+            with building(env) as tmp:  # renamed to env only when complete: Ctrl-C leaves nothing half-built
+                tmp_python = os.path.join(tmp, "bin", "python")
+                _run([*uv, "venv", "-q", "--relocatable", tmp, "--python", python], logfile)
+                newer = ["--exclude-newer", side.exclude_newer] if side.exclude_newer else []
+                _run([*uv, "pip", "install", "--python", tmp_python, *newer, *side.requirements, *deps], logfile)
+                with open(os.path.join(tmp, "gate-env.json"), "w") as fh:
+                    json.dump({"requirements": side.requirements, "project_dependencies": deps,
+                               "exclude_newer": side.exclude_newer, "python": pyver}, fh, indent=1)
+            log(f"{side.label}: built in {time.monotonic() - t0:.0f} s")
         else:
             log(f"{side.label}: reusing {env}")
         # This project, not editable and without its dependencies: the copy under test. Once per

@@ -28,10 +28,29 @@ import os
 import sys
 import time
 
-from conformance.envs import (DEFAULT_CACHE, Side, build_env, label_for, log, project_root, read_requirements,
-                              resolve_exclude_newer, run_suite)
+from conformance import attribution, envs
+from conformance.envs import (
+    DEFAULT_CACHE,
+    Side,
+    build_env,
+    flax_releases,
+    label_for,
+    log,
+    project_root,
+    read_requirements,
+    resolve_exclude_newer,
+    run_suite,
+)
 from conformance.gate_reports import write_reports
-from conformance.verdict import SEVERITY, Result, build_matrix, collapse, parse_junit, verdict
+from conformance.verdict import (
+    SEVERITY,
+    Result,
+    build_matrix,
+    collapse,
+    load_accepts,
+    parse_junit,
+    verdict,
+)
 
 
 def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str, profile: str,
@@ -100,6 +119,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidate-pytest-args", default="",
                    help="extra pytest arguments for candidates only, e.g. '-p conformance.faults --fault NAME'")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds one side's pytest run may take")
+    p.add_argument("--accept", action="append", default=[], metavar="FILE",
+                   help="accepted changes, one 'property | release range | reason' a line, e.g. "
+                        "'test_apply_rejects_missing_leaf | flax>=0.12,<0.13 | we never restore partial params' "
+                        "(repeatable; the range is pip specifiers on the candidate's versions)")
+    p.add_argument("--no-attribution", dest="attribute", action="store_false",
+                   help="skip the cross environments that tell whether a change comes from flax or from jax")
+    p.add_argument("--bisect", action="store_true",
+                   help="find the first flax release (with the jax of its time) showing each change, by binary "
+                        "search over the releases between baseline and candidate")
+
+
+EPILOG = """exit codes:
+  0  safe: no candidate behaves worse than the baseline (accepted changes, improvements, drift within
+     the error model and skips are reported, never failed)
+  1  a candidate changes or regresses: a property that passes on the baseline is a known deviation
+     or fails on it (changed numerics beyond the error model included), or a known deviation now
+     fails, and no --accept entry covers it
+  2  no verdict: bad arguments, a side that would not build or produced no results, or Ctrl-C
+
+Attribution (unless --no-attribution) re-runs each change in two cross environments: the
+candidate's flax with the baseline's jax, and the baseline's flax with the candidate's jax,
+resolved as of the later side's date. --bisect searches the flax releases in between; it
+assumes one flip per change and reports any release that contradicts it.
+"""
 
 
 def make_sides(args, lookup=None) -> list[Side]:
@@ -125,10 +168,107 @@ def make_sides(args, lookup=None) -> list[Side]:
     return sides
 
 
+def narrowed(pytest_args: list[str], properties: list[str]) -> list[str]:
+    """The side's pytest arguments with its ``-k`` replaced by one selecting only ``properties``."""
+    out, skip = [], False
+    for arg in pytest_args:
+        if skip:
+            skip = False
+            continue
+        if arg == "-k":
+            skip = True
+            continue
+        if arg.startswith("-k"):
+            continue
+        out.append(arg)
+    names = sorted({p.split("[", 1)[0] for p in properties})
+    return out + ["-k", " or ".join(names)]
+
+
+class EnvRunner:
+    """Runs some properties in an extra environment (cross or bisection): build, run, parse, report progress."""
+
+    def __init__(self, args, out_dir: str, cache_dir: str, project: str, pytest_args: list[str]):
+        self.args, self.out_dir, self.cache_dir, self.project = args, out_dir, cache_dir, project
+        self.pytest_args = pytest_args
+        self.count = 0
+
+    def __call__(self, spec: attribution.EnvSpec, properties: list[str], role: str = "cross") -> attribution.EnvRun:
+        self.count += 1
+        os.makedirs(self.out_dir, exist_ok=True)
+        side = Side(spec.name, role, spec.requirements, pytest_args=narrowed(self.pytest_args, properties),
+                    exclude_newer=spec.exclude_newer, exclude_newer_note=spec.note)
+        log(f"{role} environment {spec.name} ({spec.note}; exclude-newer {spec.exclude_newer or 'none'}): "
+            f"{len(properties)} properties")
+        info = run_side(side, self.out_dir, self.cache_dir, self.args.python, self.project, self.args.profile,
+                        self.args.timeout)
+        cells = collapse(info["results"]) if info["results"] is not None else None
+        return attribution.EnvRun(cells, info.get("versions") or {}, info["error"], spec)
+
+    def release(self, version: str, properties: list[str], others: list[str]) -> attribution.EnvRun:
+        """flax ``version`` with the jax of its time (resolved as of the day after its upload)."""
+        reqs = [f"flax=={version}"] + others
+        try:
+            when, note = resolve_exclude_newer("auto", reqs)
+        except (LookupError, OSError, ValueError) as exc:
+            return attribution.EnvRun(None, {}, f"cannot date flax {version}: {exc}")
+        return self(attribution.EnvSpec(f"flax-{version}", reqs, when, note), properties, role="bisect")
+
+
+def side_view(info: dict, cells: dict) -> dict:
+    return {"versions": info.get("versions") or {}, "requirements": info.get("requirements") or [],
+            "exclude_newer": info.get("exclude_newer"), "cells": cells,
+            "spec": attribution.EnvSpec(info["label"], info.get("requirements") or [], info.get("exclude_newer"),
+                                        info.get("exclude_newer_note", ""))}
+
+
+def trace_changes(args, result: dict, matrix: dict, infos: dict, runner: EnvRunner) -> None:
+    """Attribution (cross environments) and, with ``--bisect``, the first release of each change; into ``result``."""
+    baseline = result["baseline"]
+    base = side_view(infos[baseline], matrix["cells"][baseline])
+    releases_all = None
+    for comp in result["comparisons"]:
+        cand_label = comp["candidate"]
+        cand = side_view(infos[cand_label], matrix["cells"][cand_label])
+        props = [c["property"] for c in comp["changes"] + comp["accepted"] + comp["improvements"]]
+        if not props:
+            continue
+        if args.attribute:
+            log(f"attribution of {len(props)} changes of {cand_label}: {', '.join(props)}")
+            found = attribution.attribute(props, base, cand, runner)
+            comp["cross_envs"], comp["origins"] = found["cross_envs"], found["origins"]
+        if args.bisect:
+            fb, fc = base["versions"].get("flax"), cand["versions"].get("flax")
+            if not fb or not fc:
+                comp["bisection"] = {p: {"first": None, "explanation": "flax version unknown on a side"} for p in props}
+                continue
+            if releases_all is None:
+                releases_all = flax_releases()
+            releases = attribution.releases_between(releases_all, fb, fc)
+            log(f"bisection of {len(props)} changes over {len(releases)} flax releases after {fb} up to {fc}")
+            others = attribution.other_requirements(cand["requirements"])
+            memo: dict = {}  # release -> run, for this candidate's changes
+            bis = attribution.bisect_changes(props, base, cand, releases,
+                                             lambda v, ps: runner.release(v, ps, others), memo)
+            if args.attribute:
+                attribution.attribute_boundaries(bis, base, memo, runner)
+            comp["bisection"] = bis
+
+
 def run(args) -> int:
+    envs.reset_clock()
+    try:
+        return _run_gate(args)
+    except KeyboardInterrupt:
+        log("interrupted: no verdict (environments being built were removed, finished ones stay cached)")
+        return 2
+
+
+def _run_gate(args) -> int:
     start = time.monotonic()
     try:
         sides = make_sides(args)
+        accepts = [a for path in args.accept for a in load_accepts(path)]
     except (ValueError, LookupError, OSError) as exc:  # bad arguments, or PyPI could not date a release
         print(f"python -m conformance gate: {exc}", file=sys.stderr)
         return 2
@@ -140,15 +280,22 @@ def run(args) -> int:
     for s in sides:
         log(f"{s.role} {s.label}: {' '.join(s.requirements)}; exclude-newer {s.exclude_newer or 'none'} ({s.exclude_newer_note})")
     log(f"{len(sides)} environments, {jobs} at a time, profile {args.profile!r}, cache {cache_dir}, report {out_dir}")
-    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(jobs)
+    try:
         futures = {s.label: pool.submit(run_side, s, out_dir, cache_dir, args.python, project, args.profile, args.timeout)
                    for s in sides}
         infos = {label: f.result() for label, f in futures.items()}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     baseline = sides[0].label
     candidates = [s.label for s in sides[1:]]
     matrix = build_matrix({label: info["results"] for label, info in infos.items()})
     errors = {label: info["error"] for label, info in infos.items() if info["error"]}
-    result = verdict(matrix, baseline, candidates, errors)
+    versions = {label: info.get("versions") or {} for label, info in infos.items()}
+    result = verdict(matrix, baseline, candidates, errors, versions, accepts)
+    if args.attribute or args.bisect:
+        runner = EnvRunner(args, os.path.join(out_dir, "origins"), cache_dir, project, sides[0].pytest_args)
+        trace_changes(args, result, matrix, infos, runner)
     result["wall_seconds"] = round(time.monotonic() - start, 1)
     md = write_reports(out_dir, matrix, result, infos)
     print(md)
@@ -157,7 +304,8 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance gate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m conformance gate", description=__doc__.split("\n\n")[0],
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

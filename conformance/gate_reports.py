@@ -7,7 +7,17 @@ import json
 import os
 from xml.sax.saxutils import escape
 
-from conformance.verdict import DEVIATION, DRIFT, FAIL, FIXED, MISSING, PASS, SKIPPED, Cell, _first_line
+from conformance.verdict import (
+    DEVIATION,
+    DRIFT,
+    FAIL,
+    FIXED,
+    MISSING,
+    PASS,
+    SKIPPED,
+    Cell,
+    _first_line,
+)
 
 SYMBOL = {PASS: "pass", SKIPPED: "skip", DEVIATION: "deviation", DRIFT: "drift", FIXED: "FIXED", FAIL: "**FAIL**",
           MISSING: "**missing**"}
@@ -17,39 +27,80 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _drift_size(d: dict | None) -> str:
+    if not d:
+        return "size not reported"
+    return (f"{d.get('drifted', '?')} of {d.get('comparisons', '?')} comparisons drifted, max {d.get('max_ulps', 0):g} ulp, "
+            f"max rel {d.get('max_rel', 0):.3g}, {d.get('max_fraction_of_bound', 0):.3g} of the bound"
+            + (f"; worst: {d['worst']}" if d.get("worst") else ""))
+
+
+def _change_line(ch: dict, word: str) -> str:
+    text = f"  - {word} `{ch['property']}`: {ch['baseline']} -> {ch['candidate']} ({ch['kind']})"
+    if ch.get("reason"):
+        text += f"; recorded reason: {_md(ch['reason'])}; evidence: {ch['evidence']}"
+    elif ch.get("message"):
+        text += f": {_md(ch['message'])}"
+    if ch.get("accepted_by"):
+        text += f"; accepted by {_md(ch['accepted_by'])}"
+    return text
+
+
+def origin_lines(comp: dict) -> list[str]:
+    """Attribution (cross environments) and bisection for one comparison, as Markdown list items."""
+    lines = []
+    for env in comp.get("cross_envs", []):
+        state = f"unresolved: {_md(env['error'])}" if env.get("error") else "ran"
+        lines.append(f"  - cross environment {env['name']} ({_md(' '.join(env['requirements']))}, "
+                     f"exclude-newer {env.get('exclude_newer') or 'none'}): {state}")
+    for p, o in comp.get("origins", {}).items():
+        lines.append(f"  - origin of `{p}`: **{o['origin']}**: {_md(o['explanation'])}")
+    for p, b in comp.get("bisection", {}).items():
+        lines.append(f"  - first release showing `{p}`: **{b.get('first') or 'not found'}**: {_md(b['explanation'])}")
+    return lines
+
+
 def to_markdown(matrix: dict, result: dict, headers: dict[str, str] | None = None) -> str:
     headers = headers or {}
     envs, baseline = matrix["envs"], result["baseline"]
-    regress = {(c["candidate"], r["property"]) for c in result["comparisons"] for r in c["regressions"]}
+    changed = {(c["candidate"], r["property"]) for c in result["comparisons"] for r in c["changes"]}
+    accepted = {(c["candidate"], r["property"]) for c in result["comparisons"] for r in c["accepted"]}
     cols = [headers.get(e, e) + (" (baseline)" if e == baseline else "") for e in envs]
     lines = ["| property | " + " | ".join(cols) + " |", "|---|" + "---|" * len(envs)]
     for p in matrix["properties"]:
         row = []
         for e in envs:
-            cell = matrix["cells"][e][p]
-            text = SYMBOL[cell.outcome]
-            if (e, p) in regress:
-                text = "**FAIL (regression)**"
+            text = SYMBOL[matrix["cells"][e][p].outcome]
+            if (e, p) in changed:
+                text = f"**{text.strip('*')} (CHANGE)**"
+            elif (e, p) in accepted:
+                text += " (accepted)"
             row.append(text)
         lines.append(f"| `{p}` | " + " | ".join(row) + " |")
     lines.append("")
-    lines.append("Cells: pass; skip (with reason, below); deviation (a recorded known deviation, xfailed); "
-                 "drift (golden record differs); FIXED (a recorded deviation no longer deviates); FAIL.")
+    lines.append("Cells: pass; drift (passes within the error model, size below); skip (with reason, below); "
+                 "deviation (a recorded known deviation, xfailed); FIXED (a recorded deviation no longer deviates); "
+                 "FAIL. CHANGE: worse than on the baseline, not accepted: the gate fails.")
     lines.append("")
     for e, err in result["errors"].items():
         lines.append(f"- **{headers.get(e, e)}: no verdict**: {_md(err)}")
     for c in result["comparisons"]:
         name = headers.get(c["candidate"], c["candidate"])
-        state = "REGRESSES" if c["regressed"] else "no regression"
+        state = (f"CHANGES ({len(c['changes'])} not accepted)" if c["regressed"] else "no change in behaviour"
+                 + (f" ({len(c['accepted'])} accepted)" if c["accepted"] else ""))
         lines.append(f"- **{name}** vs baseline: {state}")
-        for r in c["regressions"]:
-            lines.append(f"  - regression `{r['property']}`: {_md(r['message'])}")
+        lines += [_change_line(r, "CHANGE") for r in c["changes"]]
+        lines += [_change_line(r, "accepted") for r in c["accepted"]]
+        for r in c["improvements"]:
+            lines.append(f"  - improvement `{r['property']}`: {r['baseline']} -> {r['candidate']}"
+                         + (f" (was: {_md(r['message'])})" if r.get("message") else ""))
         for d in c["drift"]:
-            lines.append(f"  - {d['category']} `{d['property']}`: {_md(d['message'])}")
-        for d in c["new_deviations"]:
-            lines.append(f"  - deviation `{d['property']}`: {_md(d['message'])}")
+            lines.append(f"  - drift `{d['property']}` (baseline {d['baseline']}): {_md(_drift_size(d['drift']))}")
         for d in c["fixed"]:
             lines.append(f"  - fixed `{d['property']}` (update known_deviations.txt): {_md(d['message'])}")
+        lines += origin_lines(c)
+    for a in result.get("unmatched_accepts", []):
+        lines.append(f"- warning: accept entry matched no change: {_md(a)}")
     skips = {}
     for e in envs:
         for p in matrix["properties"]:
@@ -73,32 +124,40 @@ def to_json(matrix: dict, result: dict, envs_info: dict | None = None) -> dict:
         "matrix": {e: {p: dataclasses.asdict(c) for p, c in cells.items()} for e, cells in matrix["cells"].items()},
         "comparisons": result["comparisons"],
         "errors": result["errors"],
+        "accepts": result.get("accepts", []),
+        "unmatched_accepts": result.get("unmatched_accepts", []),
         "wall_seconds": result.get("wall_seconds"),
     }
 
 
 def to_junit(matrix: dict, result: dict) -> str:
-    """One testcase per property x candidate: a failure for a regression, skipped when the candidate skipped it."""
+    """One testcase per property x candidate: a failure for a change not accepted, skipped when the candidate skipped it."""
     cases = []
     failures = skipped = 0
     by_cand = {c["candidate"]: c for c in result["comparisons"]}
+
+    def attr(text):
+        return escape(text, {chr(34): "&quot;"})
+
     for cand in result["candidates"]:
         comp = by_cand.get(cand)
-        regressions = {r["property"]: r["message"] for r in (comp["regressions"] if comp else [])}
+        changes = {r["property"]: r for r in (comp["changes"] if comp else [])}
         for p in matrix["properties"]:
             cell = matrix["cells"].get(cand, {}).get(p, Cell(MISSING))
-            attrs = f'classname="gate.{escape(cand, {chr(34): "&quot;"})}" name="{escape(p, {chr(34): "&quot;"})}"'
+            attrs = f'classname="gate.{attr(cand)}" name="{attr(p)}"'
             base = matrix["cells"].get(result["baseline"], {}).get(p, Cell(MISSING)).outcome
             if cand in result["errors"] or result["baseline"] in result["errors"]:
                 why = result["errors"].get(cand) or result["errors"].get(result["baseline"])
-                body = f'<error message="{escape(_first_line(why), {chr(34): "&quot;"})}" />'
+                body = f'<error message="{attr(_first_line(why))}" />'
                 failures += 1
-            elif p in regressions:
-                msg = f"regression: passes on the baseline, {cell.outcome} on {cand}: {regressions[p]}"
-                body = f'<failure message="{escape(msg, {chr(34): "&quot;"})}" />'
+            elif p in changes:
+                ch = changes[p]
+                msg = f"change: {ch['baseline']} on the baseline, {ch['candidate']} on {cand} ({ch['kind']}): "
+                msg += ch.get("reason") or ch.get("message") or ""
+                body = f'<failure message="{attr(msg)}" />'
                 failures += 1
             elif cell.outcome == SKIPPED:
-                body = f'<skipped message="{escape(cell.message, {chr(34): "&quot;"})}" />'
+                body = f'<skipped message="{attr(cell.message)}" />'
                 skipped += 1
             else:
                 info = f"baseline {base}, candidate {cell.outcome}" + (f": {cell.message}" if cell.message else "")
