@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "flax-bridge-conformance", "envs")
@@ -197,12 +198,41 @@ def log(msg: str) -> None:
     print(f"[gate {time.strftime('%H:%M:%S')} +{time.monotonic() - _CLOCK[0]:.0f}s] {msg}", file=sys.stderr, flush=True)
 
 
+_CHILDREN: set = set()  # processes the gate is waiting on, ended by stop_children() on Ctrl-C
+_STOPPING = threading.Event()
+
+
+def call(cmd: list[str], timeout: float | None = None, **kw) -> int:
+    """``subprocess.run(cmd, **kw).returncode``, but stoppable: :func:`stop_children` ends it from another thread."""
+    if _STOPPING.is_set():
+        raise KeyboardInterrupt
+    proc = subprocess.Popen(cmd, **kw)
+    _CHILDREN.add(proc)
+    try:
+        return proc.wait(timeout=timeout)
+    except BaseException:  # a timeout or an interrupt: the child must not outlive the gate's interest in it
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        _CHILDREN.discard(proc)
+
+
+def stop_children() -> None:
+    """End every process the gate waits on and start no more (the Ctrl-C handler)."""
+    _STOPPING.set()
+    for proc in list(_CHILDREN):
+        proc.terminate()
+
+
 def _run(cmd: list[str], logfile, **kw) -> None:
     logfile.write("$ " + " ".join(cmd) + "\n")
     logfile.flush()
-    proc = subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, text=True, **kw)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {proc.returncode} (see {logfile.name})")
+    code = call(cmd, stdout=logfile, stderr=subprocess.STDOUT, text=True, **kw)
+    if _STOPPING.is_set():
+        raise KeyboardInterrupt
+    if code:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {code} (see {logfile.name})")
 
 
 @contextlib.contextmanager
@@ -289,8 +319,7 @@ def run_suite(side: Side, env_python: str, out_dir: str, profile: str, timeout: 
         logfile.write("$ " + " ".join(cmd) + "\n")
         logfile.flush()
         try:
-            proc = subprocess.run(cmd, cwd=cwd, env=envvars, stdout=logfile, stderr=subprocess.STDOUT, timeout=timeout)
-            code = proc.returncode
+            code = call(cmd, timeout, cwd=cwd, env=envvars, stdout=logfile, stderr=subprocess.STDOUT)
         except subprocess.TimeoutExpired:
             code = 124
     return xml, code

@@ -255,13 +255,28 @@ def trace_changes(args, result: dict, matrix: dict, infos: dict, runner: EnvRunn
             comp["bisection"] = bis
 
 
+def _interrupt(signum, frame):
+    envs.stop_children()  # first, so worker threads stop waiting on builds and suites
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
+    import signal
+    import threading
+
     envs.reset_clock()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _interrupt) if main_thread else None
     try:
         return _run_gate(args)
     except KeyboardInterrupt:
+        envs.stop_children()
         log("interrupted: no verdict (environments being built were removed, finished ones stay cached)")
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+        envs._STOPPING.clear()
 
 
 def _run_gate(args) -> int:
