@@ -228,11 +228,24 @@ def stop_children() -> None:
 def _run(cmd: list[str], logfile, **kw) -> None:
     logfile.write("$ " + " ".join(cmd) + "\n")
     logfile.flush()
+    start = logfile.tell()
     code = call(cmd, stdout=logfile, stderr=subprocess.STDOUT, text=True, **kw)
     if _STOPPING.is_set():
         raise KeyboardInterrupt
     if code:
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {code} (see {logfile.name})")
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {code}{_why(logfile.name, start)} (see {logfile.name})")
+
+
+def _why(path: str, offset: int) -> str:
+    """uv's own account of a failure (its ``error:`` line and the causes after it), on one line."""
+    try:
+        with open(path) as fh:
+            fh.seek(offset)
+            lines = [ln.strip() for ln in fh.read().splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("error:")), None)
+    return ": " + " ".join(lines[start:start + 6]) if start is not None else ""
 
 
 @contextlib.contextmanager

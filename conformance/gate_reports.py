@@ -50,13 +50,19 @@ def origin_lines(comp: dict) -> list[str]:
     """Attribution (cross environments) and bisection for one comparison, as Markdown list items."""
     lines = []
     for env in comp.get("cross_envs", []):
-        state = f"unresolved: {_md(env['error'])}" if env.get("error") else "ran"
+        err = env.get("error") or ""
+        state = ("cannot be resolved: " if "No solution found" in err else "no results: ") + _md(err) if err else "ran"
         lines.append(f"  - cross environment {env['name']} ({_md(' '.join(env['requirements']))}, "
                      f"exclude-newer {env.get('exclude_newer') or 'none'}): {state}")
     for p, o in comp.get("origins", {}).items():
         lines.append(f"  - origin of `{p}`: **{o['origin']}**: {_md(o['explanation'])}")
     for p, b in comp.get("bisection", {}).items():
         lines.append(f"  - first release showing `{p}`: **{b.get('first') or 'not found'}**: {_md(b['explanation'])}")
+        if b.get("origin"):
+            lines.append(f"    - that step's origin: **{b['origin']}**: {_md(b['origin_explanation'])}")
+            for env in b.get("cross_envs", []):
+                if env.get("error"):
+                    lines.append(f"    - cross environment {env['name']}: {_md(env['error'])}")
     return lines
 
 

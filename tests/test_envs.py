@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -100,3 +101,12 @@ def test_an_interrupted_build_leaves_nothing_in_the_cache(tmp_path):
             os.makedirs(os.path.join(tmp, "lib"))
             raise KeyboardInterrupt
     assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_install_says_why_in_uv_words(tmp_path):
+    log = tmp_path / "side.log"
+    script = ("print('Using Python 3.11.7'); print('error: No solution found when resolving dependencies'); "
+              "print('  cause: Because flax>=0.12.8 depends on jax>=0.10.0 ...'); raise SystemExit(1)")
+    with open(log, "w") as fh:
+        with pytest.raises(RuntimeError, match=r"exited 1: error: No solution found .* cause: Because flax>=0.12.8"):
+            envs._run([sys.executable, "-c", script], fh)
