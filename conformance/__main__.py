@@ -1,6 +1,6 @@
 """``python -m conformance``: the project's commands.
 
-    python -m conformance selfcheck [--fault NAME ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
+    python -m conformance selfcheck [--fault NAME ...] [--perturb NAME ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
     python -m conformance faults          # list the fault corpus
     python -m conformance record          # golden record of the installed flax and jax
     python -m conformance gate --baseline flax==A --candidate flax==B [...]   # upgrade gate (see conformance/gate.py)
@@ -15,8 +15,9 @@ import sys
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance")
     sub = parser.add_subparsers(dest="command", required=True)
-    sc = sub.add_parser("selfcheck", help="run the suite against every broken bridge and against none")
+    sc = sub.add_parser("selfcheck", help="run the suite against every broken bridge, every benign perturbation, and neither")
     sc.add_argument("--fault", action="append", help="only these faults (repeatable)")
+    sc.add_argument("--perturb", action="append", help="only these benign perturbations (repeatable)")
     sc.add_argument("--profile", default="selfcheck", help="Hypothesis profile (default: selfcheck)")
     sc.add_argument("--jobs", type=int, default=None, help="pytest runs at once (default: CPU count)")
     sc.add_argument("--json", default=None, help="also write the results as JSON here")
@@ -35,7 +36,9 @@ def main(argv=None) -> int:
     if args.command == "selfcheck":
         from conformance import selfcheck
 
-        return selfcheck.run(args.fault, args.profile, args.jobs, json_path=args.json, first_catch=args.first_catch)
+        named = args.fault or args.perturb  # naming either runs only what is named
+        return selfcheck.run(args.fault or ([] if named else None), args.profile, args.jobs, json_path=args.json,
+                             first_catch=args.first_catch, perturbations=args.perturb or ([] if named else None))
     if args.command == "record":
         from conformance import _setup
 

@@ -8,30 +8,8 @@ import textwrap
 import jax
 import numpy as np
 
-from conformance import config
+from conformance import config, drift, errormodel
 from conformance.hypothesis_helpers import Case, np_dtype
-
-# --- tolerances -------------------------------------------------------------------------
-
-
-def dtype_name(d) -> str:
-    return (np_dtype(d) if isinstance(d, str) else np.dtype(d)).name
-
-
-def tolerance(*dtypes) -> float:
-    """JAX's table, taking the max over the dtypes of both sides."""
-    return max(config.TOLERANCE[dtype_name(d)] for d in dtypes)
-
-
-def dot_bound(dtype, width: int, magnitude):
-    """Error bound of a width-``width`` product: tol * (width + 1) * |x| @ |K| + |b|."""
-    return tolerance(dtype) * (width + 1) * np.asarray(magnitude, dtype=np.float64)
-
-
-def ulp_bound(dtype, magnitude):
-    """A few ulp of ``dtype`` at the product's magnitude (reorderings stay inside it)."""
-    return config.ULPS * float(np.finfo(np_dtype(dtype_name(dtype))).eps) * np.asarray(magnitude, dtype=np.float64)
-
 
 # --- asserts ---------------------------------------------------------------------------------
 
@@ -60,7 +38,10 @@ def _worst(err, bound):
 
 
 def assert_close(name: str, actual, expected, bound, what: str = "expected"):
-    """|actual - expected| <= bound elementwise; the message names the worst index."""
+    """|actual - expected| <= bound elementwise (NaN fails); the message names the worst index.
+
+    For comparisons against an exact oracle: within the model, or not.
+    """
     __tracebackhide__ = True
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
@@ -72,9 +53,34 @@ def assert_close(name: str, actual, expected, bound, what: str = "expected"):
         idx, ratio = _worst(np.where(np.isnan(err), np.inf, err), b)
         raise AssertionError(
             f"{name}[{', '.join(map(str, idx))}]={a[idx].item()!r}, but should be {e[idx].item()!r} ({what}); "
-            f"|error|={err[idx]:.3e} > tolerance {b[idx]:.3e} ({ratio[idx]:.3g}x); "
-            f"{int(bad.sum())} of {bad.size} elements out of tolerance"
+            f"|error|={err[idx]:.3e} > bound {b[idx]:.3e} of the error model ({ratio[idx]:.3g}x); "
+            f"{int(bad.sum())} of {bad.size} elements out of bound"
         )
+
+
+def assert_within_model(name: str, actual, expected, bound, what: str = "expected") -> str:
+    """Two computations of the same values: ``"identical"``, ``"drift"`` (counted), or changed (fails).
+
+    Drift is reported with its size in ulp of ``actual``'s dtype and as a
+    relative error; changed fails with the worst element against its bound.
+    """
+    __tracebackhide__ = True
+    a, e = np.asarray(actual), np.asarray(expected)
+    assert a.shape == e.shape, f"{name}.shape={a.shape}, but should be {e.shape} ({what})"
+    if a.dtype == e.dtype and (a.size == 0 or np.array_equal(a.view(np.uint8), e.view(np.uint8))):
+        drift.record(name, False)
+        return "identical"
+    try:
+        assert_close(name, a, e, bound, what)
+    except AssertionError as exc:
+        raise AssertionError(f"changed beyond the error model: {exc}") from None
+    a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    err = np.abs(a64 - e64)
+    b = np.broadcast_to(np.asarray(bound, np.float64), err.shape)
+    rel = np.where(e64 != 0, err / np.where(e64 != 0, np.abs(e64), 1), 0)
+    frac = np.where(b > 0, err / np.where(b > 0, b, 1), 0)
+    drift.record(name, True, float(errormodel.ulps(a64, e64, a.dtype).max()), float(rel.max()), float(frac.max()))
+    return "drift"
 
 
 def assert_equal(name: str, actual, expected, what: str = "expected"):

@@ -4,10 +4,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 from conformance.harness import (
-    BIAS, KERNEL, apply_jit, case_x, given_data, init_jit, kernel_bias, numerics, oracle, place, replace_leaf, result_dtype,
+    BIAS, KERNEL, affine_bound, apply_jit, case_x, given_data, init_jit, kernel_bias, numerics, oracle, place, replace_leaf,
 )
 from conformance.hypothesis_helpers import Case, draw_case, seed_ints
-from conformance.pytest_helpers import assert_close, dot_bound, reporting
+from conformance.pytest_helpers import assert_close, reporting
 
 EDITS = ("zero_kernel", "scale_kernel", "shift_bias", "other_seed")
 
@@ -35,4 +35,4 @@ def test_apply_uses_given_params(device, data):
             edited = init_jit(Case(**{**case.__dict__, "seed": other}))
         y = apply_jit(case, edited, x)
         expected, mag = oracle(x, *kernel_bias(edited))
-        assert_close("y", y, expected, dot_bound(result_dtype(x.dtype), case.width, mag), f"x @ kernel + bias of the {edit} params")
+        assert_close("y", y, expected, affine_bound(x, mag), f"x @ kernel + bias of the {edit} params")

@@ -1,25 +1,10 @@
-"""The assert helpers, tolerances and repro notes."""
+"""The assert helpers and repro notes."""
 
 import numpy as np
 import pytest
 
-from conformance import config
 from conformance.hypothesis_helpers import Case, XSpec
-from conformance.pytest_helpers import (
-    assert_close, assert_equal, assert_shape, assert_trees_equal, dot_bound, reporting, tolerance, ulp_bound,
-)
-
-
-def test_tolerance_table_takes_the_max_over_dtypes():
-    assert tolerance("float32") == 1e-6
-    assert tolerance("bfloat16", "float32") == 1e-2
-    assert tolerance(np.float16, "float64") == 1e-3
-    assert tolerance("float64") == 1e-15
-
-
-def test_bounds_scale_with_width_and_magnitude():
-    assert dot_bound("float32", 255, 2.0) == pytest.approx(1e-6 * 256 * 2.0)
-    assert ulp_bound("float32", 1.0) == pytest.approx(config.ULPS * np.finfo(np.float32).eps)
+from conformance.pytest_helpers import assert_close, assert_equal, assert_shape, assert_trees_equal, reporting
 
 
 def test_shape_message_reads_like_the_spec():
