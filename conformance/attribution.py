@@ -106,19 +106,24 @@ def cross_specs(base: dict, cand: dict) -> dict[str, EnvSpec]:
     return out
 
 
-def origin_of(b: str, c: str, flax_alone: str | None, jax_alone: str | None) -> tuple[str, str]:
+def origin_of(b: str, c: str, flax_alone: str | None, jax_alone: str | None,
+              names: dict[str, str] | None = None) -> tuple[str, str]:
     """(origin, explanation) of a change from behaviour ``b`` to ``c``.
 
     ``flax_alone``: the behaviour with the candidate's flax and the baseline's
     jax; ``jax_alone``: with the baseline's flax and the candidate's jax; None
-    where that environment could not be resolved or run.
+    where that environment could not be resolved or run. ``names``: how to call
+    the four environments in the explanation (keys base, cand, flax, jax).
     """
-    def says(x):
-        return "the candidate's" if x == c else "the baseline's" if x == b else f"neither side's ({x})"
+    n = {"base": "the baseline", "cand": "the candidate", "flax": "the candidate's flax with the baseline's jax",
+         "jax": "the baseline's flax with the candidate's jax", **(names or {})}
+
+    def says(key, x):
+        like = f"like {n['cand']}" if x == c else f"like {n['base']}" if x == b else "like neither side"
+        return f"{n[key]}: {x} ({like})"
 
     if flax_alone is not None and jax_alone is not None:
-        text = (f"the candidate's flax with the baseline's jax behaves like {says(flax_alone)} side; "
-                f"the baseline's flax with the candidate's jax like {says(jax_alone)}")
+        text = f"{says('flax', flax_alone)}; {says('jax', jax_alone)}"
         if flax_alone == c and jax_alone == b:
             return "flax", text
         if flax_alone == b and jax_alone == c:
@@ -129,12 +134,12 @@ def origin_of(b: str, c: str, flax_alone: str | None, jax_alone: str | None) -> 
             return "either", text + ": each of the two alone changes it"
         return "unclear", text
     if flax_alone is not None:
-        text = f"(the jax cross environment is unresolved) the candidate's flax with the baseline's jax behaves like {says(flax_alone)} side"
+        text = f"{says('flax', flax_alone)}; {n['jax']}: no result (unresolved or not run)"
         return ("flax" if flax_alone == c else "jax or the pair" if flax_alone == b else "unclear"), text
     if jax_alone is not None:
-        text = f"(the flax cross environment is unresolved) the baseline's flax with the candidate's jax behaves like {says(jax_alone)} side"
+        text = f"{n['flax']}: no result (unresolved or not run); {says('jax', jax_alone)}"
         return ("jax" if jax_alone == c else "flax or the pair" if jax_alone == b else "unclear"), text
-    return "unknown", "no cross environment could be resolved"
+    return "unknown", "no cross environment could be resolved or run"
 
 
 def attribute(properties: list[str], base: dict, cand: dict, runner: Runner) -> dict:
@@ -167,7 +172,9 @@ def attribute(properties: list[str], base: dict, cand: dict, runner: Runner) -> 
             entry["origin"], entry["explanation"] = "jax", f"flax {vb.get('flax')} on both sides; jax {vb.get('jax')} -> {vc.get('jax')}"
         else:
             seen = {k: (behaviour(r.cells.get(p)) if r.cells is not None else None) for k, r in runs.items()}
-            entry["origin"], entry["explanation"] = origin_of(b, c, seen.get("flax"), seen.get("jax"))
+            names = {"base": f"flax {vb.get('flax')} + jax {vb.get('jax')}", "cand": f"flax {vc.get('flax')} + jax {vc.get('jax')}",
+                     "flax": f"flax {vc.get('flax')} + jax {vb.get('jax')}", "jax": f"flax {vb.get('flax')} + jax {vc.get('jax')}"}
+            entry["origin"], entry["explanation"] = origin_of(b, c, seen.get("flax"), seen.get("jax"), names)
             entry["cross"] = seen
         out["origins"][p] = entry
     return out

@@ -7,6 +7,7 @@ import json
 import os
 from xml.sax.saxutils import escape
 
+from conformance import drift
 from conformance.verdict import (
     DEVIATION,
     DRIFT,
@@ -30,9 +31,8 @@ def _md(text: str) -> str:
 def _drift_size(d: dict | None) -> str:
     if not d:
         return "size not reported"
-    return (f"{d.get('drifted', '?')} of {d.get('comparisons', '?')} comparisons drifted, max {d.get('max_ulps', 0):g} ulp, "
-            f"max rel {d.get('max_rel', 0):.3g}, {d.get('max_fraction_of_bound', 0):.3g} of the bound"
-            + (f"; worst: {d['worst']}" if d.get("worst") else ""))
+    return drift.describe({**{"drifted": "?", "comparisons": "?", "max_ulps": 0.0, "max_rel": 0.0,
+                              "max_fraction_of_bound": 0.0, "worst": ""}, **d})
 
 
 def _change_line(ch: dict, word: str) -> str:

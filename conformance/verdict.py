@@ -27,6 +27,8 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
+from conformance import drift
+
 # --- outcomes ---------------------------------------------------------------------------
 
 PASS, SKIPPED, DEVIATION, DRIFT, FIXED, FAIL, MISSING = "pass", "skipped", "deviation", "drift", "fixed", "fail", "missing"
@@ -38,7 +40,6 @@ BEHAVIOUR = {PASS: "pass", DRIFT: "pass", FIXED: "pass", DEVIATION: "deviation",
 RANK = {"pass": 0, "deviation": 1, "fail": 2}  # worse is higher
 GOLDEN = {"test_golden_numerics": "numerics change", "test_golden_structure": "structure change"}
 DEVIATION_PREFIX = "known deviation"
-DRIFT_PROPERTY = "conformance_drift"  # a passed testcase's JUnit property: JSON, see DriftSize
 DEVICE_ID = re.compile(r"^(cpu|gpu|tpu|cuda|rocm|METAL|mps):\d+$", re.I)
 EVIDENCE = "docs/known-deviations.md"  # where each recorded deviation's facts live
 
@@ -86,7 +87,7 @@ def _first_line(text: str | None, limit: int = 400) -> str:
 
 def _drift_of(case: ET.Element) -> dict | None:
     for prop in case.iter("property"):
-        if prop.get("name") == DRIFT_PROPERTY:
+        if prop.get("name") == drift.PROPERTY:
             try:
                 return json.loads(prop.get("value") or "{}")
             except ValueError:

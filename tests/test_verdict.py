@@ -174,7 +174,7 @@ def test_drift_skip_fixed_and_improvements_pass_the_gate():
     assert props(comp["skipped"]) == ["test_e"]
     assert set(props(comp["differences"])) == {"test_c", "test_d", "test_golden_numerics", "test_e"}
     md = gate_reports.to_markdown(m, v)
-    assert "drift `test_golden_numerics` (baseline pass): 4 of 15 comparisons drifted, max 3 ulp" in md
+    assert "drift `test_golden_numerics` (baseline pass): 4 of 15 comparisons drift, at most 3 ulp" in md
     assert "improvement `test_d`: fail -> pass" in md and "fixed `test_c`" in md and "skipped `test_e`" in md
 
 
