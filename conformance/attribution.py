@@ -192,6 +192,21 @@ def releases_between(releases: list[str], low: str, high: str) -> list[str]:
                    and not Version(v).is_devrelease), key=Version)
 
 
+def releases_from(releases: list[str], baseline: str, candidate: str) -> list[str]:
+    """The releases to search, in order from the baseline towards the candidate, the candidate's last.
+
+    Upgrading: ``baseline < v <= candidate``, oldest first. Going back to an
+    older release: ``candidate <= v < baseline``, newest first.
+    """
+    from packaging.version import Version
+
+    if Version(candidate) >= Version(baseline):
+        return releases_between(releases, baseline, candidate)
+    lo, hi = Version(candidate), Version(baseline)
+    return sorted((v for v in releases if lo <= Version(v) < hi and not Version(v).is_prerelease
+                   and not Version(v).is_devrelease), key=Version, reverse=True)
+
+
 def search_boundary(b: str, c: str, outcome_at: Callable[[int], str | None], n: int) -> dict:
     """The first index in ``0..n-1`` whose behaviour is no longer ``b`` (index -1 is the baseline, n-1 the candidate).
 
@@ -224,8 +239,8 @@ def bisect_changes(properties: list[str], base: dict, cand: dict, releases: list
                    run_release: Callable[[str, list[str]], EnvRun], memo: dict | None = None) -> dict:
     """The first release showing each change: ``{property: {...}}``.
 
-    ``releases``: the flax releases after the baseline's, up to and including
-    the candidate's (:func:`releases_between`). ``run_release(version,
+    ``releases``: the flax releases from the baseline's towards the candidate's,
+    the candidate's last (:func:`releases_from`). ``run_release(version,
     properties)`` runs the properties with that flax and the jax of its time;
     each release runs once, for every changed property at once (memoised).
     """

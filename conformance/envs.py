@@ -195,7 +195,9 @@ def reset_clock() -> None:
 
 def log(msg: str) -> None:
     """A progress line on stderr: wall-clock time and seconds since the gate started."""
-    print(f"[gate {time.strftime('%H:%M:%S')} +{time.monotonic() - _CLOCK[0]:.0f}s] {msg}", file=sys.stderr, flush=True)
+    line = f"[gate {time.strftime('%H:%M:%S')} +{time.monotonic() - _CLOCK[0]:.0f}s] {msg}\n"
+    sys.stderr.write(line)  # one write: lines from threads building side by side do not interleave
+    sys.stderr.flush()
 
 
 _CHILDREN: set = set()  # processes the gate is waiting on, ended by stop_children() on Ctrl-C

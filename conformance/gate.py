@@ -7,17 +7,20 @@ its flax release (``--exclude-newer`` the day after the wheel's PyPI upload),
 the side's requirements plus this project's own dependencies, then this project
 (not editable: the installed copy is what runs). The suite runs in every
 environment (``pytest --pyargs conformance`` from a temporary directory), the
-JUnit XMLs become a matrix property x environment, and a candidate *regresses*
-when a property that passes on the baseline fails on it. Known deviations,
-golden-record drift and skips are reported, never regressions.
+JUnit XMLs become a matrix property x environment, and a candidate *changes*
+when a property's outcome gets worse from the baseline to it (pass -> known
+deviation, pass -> fail, known deviation -> fail), unless an ``--accept`` entry
+covers it. Each change (and improvement) is then traced: cross environments say
+whether flax or jax brings it, ``--bisect`` finds the first flax release showing it.
 
-This module is the command (arguments, sides, orchestration). The verdict is
-pure and lives in ``conformance/verdict.py`` (tests run it on synthetic XML);
-environments and PyPI dates in ``conformance/envs.py``; the Markdown, JSON and
-JUnit reports in ``conformance/gate_reports.py``.
+This module is the command (arguments, sides, orchestration, progress). The
+verdict rules and accept files are pure and live in ``conformance/verdict.py``;
+attribution and bisection in ``conformance/attribution.py`` (environments
+injected); environments, PyPI dates and release lists in ``conformance/envs.py``;
+the Markdown, JSON and JUnit reports in ``conformance/gate_reports.py``.
 
-Exit codes: 0 no candidate regresses; 1 a candidate regresses; 2 the gate could
-not decide (an environment would not build, or a run produced no results).
+Exit codes: 0 safe; 1 a candidate changes or regresses; 2 no verdict (bad
+arguments, an environment would not build or a run produced no results, Ctrl-C).
 """
 
 from __future__ import annotations
@@ -243,9 +246,15 @@ def trace_changes(args, result: dict, matrix: dict, infos: dict, runner: EnvRunn
                 comp["bisection"] = {p: {"first": None, "explanation": "flax version unknown on a side"} for p in props}
                 continue
             if releases_all is None:
-                releases_all = flax_releases()
-            releases = attribution.releases_between(releases_all, fb, fc)
-            log(f"bisection of {len(props)} changes over {len(releases)} flax releases after {fb} up to {fc}")
+                try:
+                    releases_all = flax_releases()
+                except LookupError as exc:
+                    releases_all = exc
+            if isinstance(releases_all, LookupError):
+                comp["bisection"] = {p: {"first": None, "explanation": str(releases_all)} for p in props}
+                continue
+            releases = attribution.releases_from(releases_all, fb, fc)
+            log(f"bisection of {len(props)} changes over {len(releases)} flax releases from {fb} to {fc}")
             others = attribution.other_requirements(cand["requirements"])
             memo: dict = {}  # release -> run, for this candidate's changes
             bis = attribution.bisect_changes(props, base, cand, releases,

@@ -116,9 +116,9 @@ def classify(case: ET.Element) -> Result:
                     return Result(prop, name, DEVIATION, _first_line(msg))
                 return Result(prop, name, SKIPPED, _first_line("xfail: " + msg))
             return Result(prop, name, SKIPPED, _first_line(msg))
-    drift = _drift_of(case)
-    if drift is not None and drift.get("drifted", 1):
-        return Result(prop, name, DRIFT, _first_line(str(drift.get("worst", ""))), "drift", drift)
+    size = _drift_of(case)
+    if size is not None and size.get("drifted", 1):
+        return Result(prop, name, DRIFT, _first_line(str(size.get("worst", ""))), "drift", size)
     return Result(prop, name, PASS)
 
 

@@ -175,3 +175,12 @@ def test_boundaries_are_attributed_with_cross_environments():
     attribution.attribute_boundaries(found, base, memo, runner)
     assert found["test_golden_numerics"]["origin"] == "jax"   # 0.10.2 -> 0.10.3 moved jax 0.4.35 -> 0.5.0
     assert found["test_missing_leaf"]["origin"] == "flax"     # 0.11.2 -> 0.12.0
+
+
+def test_going_back_to_an_older_release_searches_newest_first():
+    assert attribution.releases_from(RELEASES, "0.11.0", "0.10.4") == ["0.10.6", "0.10.5", "0.10.4"]
+    assert attribution.releases_from(RELEASES, "0.10.4", "0.10.6") == ["0.10.5", "0.10.6"]
+    base, cand = side("0.12.1"), side("0.10.0")
+    found = attribution.bisect_changes(["test_missing_leaf"], base, cand, attribution.releases_from(RELEASES, "0.12.1", "0.10.0"),
+                                       FakeRunner().release)
+    assert found["test_missing_leaf"]["first"] == "0.11.2"  # going back, the first release without the re-init

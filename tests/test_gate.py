@@ -206,3 +206,16 @@ def test_help_documents_the_exit_codes(capsys):
 ])
 def test_extra_runs_replace_the_sides_k_with_the_changed_properties(args, want):
     assert gate.narrowed(args, ["test_b", "test_a[closure]"]) == want
+
+
+def test_bisect_without_a_release_list_says_so_and_keeps_the_verdict(fake_world, tmp_path, monkeypatch):
+    from conformance.__main__ import main
+
+    def unreachable():
+        raise LookupError("cannot list the releases of flax on PyPI: timed out")
+
+    monkeypatch.setattr(gate, "flax_releases", unreachable)
+    assert main(["gate", "--baseline", "flax==0.11.0", "--candidate", "flax==0.12.0", "--bisect", "--no-attribution",
+                 "--out", str(tmp_path)]) == 1
+    bis = json.loads((tmp_path / "gate.json").read_text())["comparisons"][0]["bisection"]
+    assert {b["explanation"] for b in bis.values()} == {"cannot list the releases of flax on PyPI: timed out"}
