@@ -292,7 +292,12 @@ def _run_gate(args) -> int:
     start = time.monotonic()
     try:
         sides = make_sides(args)
-        accepts = [a for path in args.accept for a in load_accepts(path)]
+        accepts = []
+        for path in args.accept:
+            try:
+                accepts += load_accepts(path)
+            except OSError as exc:
+                raise ValueError(f"--accept {path}: cannot read it ({exc.strerror or exc})") from None
     except (ValueError, LookupError, OSError) as exc:  # bad arguments, or PyPI could not date a release
         print(f"python -m conformance gate: {exc}", file=sys.stderr)
         return 2

@@ -219,3 +219,11 @@ def test_bisect_without_a_release_list_says_so_and_keeps_the_verdict(fake_world,
                  "--out", str(tmp_path)]) == 1
     bis = json.loads((tmp_path / "gate.json").read_text())["comparisons"][0]["bisection"]
     assert {b["explanation"] for b in bis.values()} == {"cannot list the releases of flax on PyPI: timed out"}
+
+
+def test_a_missing_accept_file_is_named(fake_world, tmp_path, capsys):
+    from conformance.__main__ import main
+
+    assert main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--accept",
+                 str(tmp_path / "nope.txt"), "--out", str(tmp_path)]) == 2
+    assert "--accept " in capsys.readouterr().err and not fake_world
