@@ -163,17 +163,18 @@ def attribute(properties: list[str], base: dict, cand: dict, runner: Runner) -> 
     for p in properties:
         b, c = behaviour(base["cells"].get(p)), behaviour(cand["cells"].get(p))
         entry = {"baseline": b, "candidate": c}
+        fb, jb, fc, jc = vb.get("flax"), vb.get("jax"), vc.get("flax"), vc.get("jax")
         if same_flax and same_jax:
-            entry["origin"], entry["explanation"] = "neither", (
-                f"flax {vb.get('flax')} and jax {vb.get('jax')} on both sides: another dependency changed it")
+            entry["origin"] = "neither"
+            entry["explanation"] = f"flax {fb} and jax {jb} on both sides: another dependency changed it"
         elif same_jax:
-            entry["origin"], entry["explanation"] = "flax", f"jax {vb.get('jax')} on both sides; flax {vb.get('flax')} -> {vc.get('flax')}"
+            entry["origin"], entry["explanation"] = "flax", f"jax {jb} on both sides; flax {fb} -> {fc}"
         elif same_flax:
-            entry["origin"], entry["explanation"] = "jax", f"flax {vb.get('flax')} on both sides; jax {vb.get('jax')} -> {vc.get('jax')}"
+            entry["origin"], entry["explanation"] = "jax", f"flax {fb} on both sides; jax {jb} -> {jc}"
         else:
             seen = {k: (behaviour(r.cells.get(p)) if r.cells is not None else None) for k, r in runs.items()}
-            names = {"base": f"flax {vb.get('flax')} + jax {vb.get('jax')}", "cand": f"flax {vc.get('flax')} + jax {vc.get('jax')}",
-                     "flax": f"flax {vc.get('flax')} + jax {vb.get('jax')}", "jax": f"flax {vb.get('flax')} + jax {vc.get('jax')}"}
+            names = {"base": f"flax {fb} + jax {jb}", "cand": f"flax {fc} + jax {jc}",
+                     "flax": f"flax {fc} + jax {jb}", "jax": f"flax {fb} + jax {jc}"}
             entry["origin"], entry["explanation"] = origin_of(b, c, seen.get("flax"), seen.get("jax"), names)
             entry["cross"] = seen
         out["origins"][p] = entry
