@@ -21,6 +21,8 @@ def main(argv=None) -> int:
     sc.add_argument("--profile", default="selfcheck", help="Hypothesis profile (default: selfcheck)")
     sc.add_argument("--jobs", type=int, default=None, help="pytest runs at once (default: CPU count)")
     sc.add_argument("--json", default=None, help="also write the results as JSON here")
+    sc.add_argument("--markdown-from", default=None, metavar="JSON",
+                    help="print the tables of an earlier --json report as Markdown, and run nothing")
     sc.add_argument("--first-catch", action="store_true", help="stop each fault's run at its first catch (faster)")
     sub.add_parser("faults", help="list the fault corpus")
     rec = sub.add_parser("record", help="write the golden record of the installed flax and jax")
@@ -36,6 +38,12 @@ def main(argv=None) -> int:
     if args.command == "selfcheck":
         from conformance import selfcheck
 
+        if args.markdown_from:
+            import json
+
+            with open(args.markdown_from) as fh:
+                print(selfcheck.markdown(json.load(fh)), end="")
+            return 0
         named = args.fault or args.perturb  # naming either runs only what is named
         return selfcheck.run(args.fault or ([] if named else None), args.profile, args.jobs, json_path=args.json,
                              first_catch=args.first_catch, perturbations=args.perturb or ([] if named else None))
