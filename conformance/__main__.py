@@ -30,9 +30,10 @@ def main(argv=None) -> int:
     rec.add_argument("--zoo-out", default=None, help="zoo record to write (default: conformance/records/zoo/flax-V_jax-V.json)")
     rec.add_argument("--module", action="append", default=[], metavar="PACKAGE.MODULE:FACTORY",
                      help="also record a team's declared modules in the zoo record (repeatable)")
-    gate_parser = sub.add_parser("gate", help="the suite in a baseline and candidate environments: regressions")
     from conformance import gate
 
+    gate_parser = sub.add_parser("gate", help="the suite in a baseline and candidate environments: may we upgrade?",
+                                 epilog=gate.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     gate.add_arguments(gate_parser)
     args = parser.parse_args(argv)
     if args.command == "gate":

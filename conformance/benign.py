@@ -146,7 +146,6 @@ def sampler_ulp_everywhere():
 @perturbation("under jit only, the product is summed in another order (two halves, then the bias)")
 def product_reordered_under_jit():
     def reorder(x, kernel, bias, y):
-        import jax.numpy as jnp
 
         if not _traced(x) or x.shape[-1] < 2:
             return None

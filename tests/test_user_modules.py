@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from conformance import declare, gate
+from conformance import declare, envs, gate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USER_PROJECT = os.path.join(HERE, "user_project")
@@ -97,13 +97,13 @@ def test_gate_runs_each_side_with_the_module_path(tmp_path, monkeypatch):
     (side,) = gate.make_sides(_gate_args(module=[FACTORY], module_path=[USER_PROJECT]))[:1]
     seen = {}
 
-    def fake_run(cmd, cwd, env, stdout, stderr, timeout):
+    def fake_call(cmd, timeout, cwd, env, stdout, stderr):
         seen.update(cmd=cmd, pythonpath=env.get("PYTHONPATH", ""))
-        return subprocess.CompletedProcess(cmd, 0)
+        return 0
 
-    monkeypatch.setattr(gate.subprocess, "run", fake_run)
+    monkeypatch.setattr(envs, "call", fake_call)
     with open(tmp_path / "log", "w") as log:
-        gate.run_suite(side, sys.executable, str(tmp_path), "gate", None, log)
+        envs.run_suite(side, sys.executable, str(tmp_path), "gate", None, log)
     assert seen["cmd"][-2:] == ["--module", FACTORY]
     assert seen["pythonpath"].split(os.pathsep)[0] == USER_PROJECT
 
