@@ -4,8 +4,10 @@
 
 Each side gets an isolated virtual environment built with uv and resolved as of
 its flax release (``--exclude-newer`` the day after the wheel's PyPI upload),
-the side's requirements plus this project's own dependencies, then this project
-(not editable: the installed copy is what runs). The suite runs in every
+the side's requirements plus this project's own dependencies, then this suite:
+a wheel of the installed distribution running the gate (conformance/dist.py),
+or the checkout given with ``--project``. Without uv it falls back to venv and
+pip (resolution then not dated: pip has no ``--exclude-newer``). The suite runs in every
 environment (``pytest --pyargs conformance`` from a temporary directory), the
 JUnit XMLs become a matrix property x environment, and a candidate *regresses*
 when a property that passes on the baseline fails on it. Known deviations,
@@ -16,7 +18,8 @@ so tests run it on synthetic XML; environment building and pytest runs are the
 only side effects and live in ``build_env`` / ``run_side``.
 
 Exit codes: 0 no candidate regresses; 1 a candidate regresses; 2 the gate could
-not decide (an environment would not build, or a run produced no results).
+not decide (wrong usage, an environment would not build, or a run produced no
+results).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ import time
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
+from conformance import versions
+
 # --- outcomes ---------------------------------------------------------------------------
 
 PASS, SKIPPED, DEVIATION, DRIFT, FIXED, FAIL, MISSING = "pass", "skipped", "deviation", "drift", "fixed", "fail", "missing"
@@ -47,7 +52,6 @@ GOLDEN = {"test_golden_numerics": "numerics drift", "test_golden_structure": "st
 DEVIATION_PREFIX = "known deviation"
 DEVICE_ID = re.compile(r"^(cpu|gpu|tpu|cuda|rocm|METAL|mps):\d+$", re.I)
 
-DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "flax-bridge-conformance", "envs")
 PYPI_JSON = "https://pypi.org/pypi/{package}/{version}/json"
 PYPI_PROJECT_JSON = "https://pypi.org/pypi/{package}/json"  # fallback where the per-version endpoint is not served
 # Installed versions reported per environment.
@@ -404,39 +408,36 @@ def label_for(requirements: list[str], taken: set[str]) -> str:
     return label
 
 
-def project_root() -> str:
-    """The checkout this package comes from (where pyproject.toml is)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.exists(os.path.join(here, "pyproject.toml")):
-        raise FileNotFoundError(f"no pyproject.toml in {here}: pass --project PATH (a checkout of this project)")
-    return here
-
-
-def project_dependencies(root: str) -> list[str]:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        tomllib = None
-    path = os.path.join(root, "pyproject.toml")
-    if tomllib is not None:
-        with open(path, "rb") as fh:
-            return list(tomllib.load(fh)["project"]["dependencies"])
-    from importlib import metadata  # the installed project's metadata as a fallback
-
-    return [r for r in (metadata.requires("flax-bridge-conformance") or []) if "extra ==" not in r]
-
-
 def env_key(python_version: str, requirements: list[str], project_deps: list[str], exclude_newer: str | None) -> str:
     blob = json.dumps({"python": python_version, "requirements": sorted(requirements), "project": sorted(project_deps),
                        "exclude_newer": exclude_newer, "layout": 1}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def find_uv() -> list[str]:
+def find_uv() -> list[str] | None:
+    """The uv command (a dependency of this package), or None: then venv and pip build the environments."""
+    try:
+        import uv
+
+        return [uv.find_uv_bin()]
+    except (ImportError, FileNotFoundError):
+        pass
     for cand in (os.path.join(os.path.dirname(sys.executable), "uv"), shutil.which("uv")):
         if cand and os.path.exists(cand):
             return [cand]
-    return [sys.executable, "-m", "uv"]
+    return None
+
+
+UV_MISSING = "uv not found: environments are built with venv + pip, and resolution is not dated (--exclude-newer needs uv)"
+LOG_TAIL = 15  # lines of a side's log shown in the terminal when it gives no results
+
+
+def log_tail(path: str, lines: int = LOG_TAIL) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def log(msg: str) -> None:
@@ -454,20 +455,25 @@ def _run(cmd: list[str], logfile, **kw) -> None:
 _REFRESHED: set[str] = set()  # environments this process has installed the project into
 
 
-def build_env(side: Side, cache_dir: str, python: str, project: str, logfile) -> tuple[str, dict]:
-    """The side's environment (built, or reused from ``cache_dir``) with this project freshly installed.
+def build_env(side: Side, cache_dir: str, python: str, project: str, logfile, deps: list[str] | None = None) -> tuple[str, dict]:
+    """The side's environment (built, or reused from ``cache_dir``) with this suite freshly installed.
 
-    The dependencies are cached per (python, requirements, project dependencies,
-    exclude-newer date); the project itself is reinstalled every run, without
-    its dependencies, so the environment always tests the current checkout.
+    ``project`` is what to install as the suite (the wheel of conformance/dist.py,
+    or a checkout); ``deps`` its requirements. The dependencies are cached per
+    (python, requirements, suite dependencies, exclude-newer date, installer);
+    the suite itself is reinstalled every run, without its dependencies, so the
+    environment always tests the suite that runs the gate.
     """
     import fcntl
+
+    from conformance import dist
 
     uv = find_uv()
     pyver = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
                            capture_output=True, text=True, check=True).stdout.strip()
-    deps = project_dependencies(project)
-    key = env_key(pyver, side.requirements, deps, side.exclude_newer)
+    deps = dist.dependencies(project if os.path.isdir(project) else None) if deps is None else deps
+    exclude_newer = side.exclude_newer if uv else None
+    key = env_key(pyver, side.requirements, deps, exclude_newer) + ("" if uv else "-pip")
     env = os.path.join(cache_dir, f"{re.sub(r'#[0-9]+$', '', side.label)}-{key}")  # sides alike share one
     env_python = os.path.join(env, "bin", "python")
     marker = os.path.join(env, "gate-env.json")
@@ -475,21 +481,29 @@ def build_env(side: Side, cache_dir: str, python: str, project: str, logfile) ->
     with open(env + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.exists(marker):
-            log(f"{side.label}: building {env} (exclude-newer {side.exclude_newer or 'none'})")
+            log(f"{side.label}: building {env} (exclude-newer {exclude_newer or 'none'}{'' if uv else '; venv + pip'})")
             shutil.rmtree(env, ignore_errors=True)
-            _run([*uv, "venv", "-q", env, "--python", python], logfile)
-            newer = ["--exclude-newer", side.exclude_newer] if side.exclude_newer else []
-            _run([*uv, "pip", "install", "--python", env_python, *newer, *side.requirements, *deps], logfile)
+            if uv:
+                _run([*uv, "venv", "-q", env, "--python", python], logfile)
+                newer = ["--exclude-newer", exclude_newer] if exclude_newer else []
+                _run([*uv, "pip", "install", "--python", env_python, *newer, *side.requirements, *deps], logfile)
+            else:
+                _run([python, "-m", "venv", env], logfile)
+                _run([env_python, "-m", "pip", "install", "-q", *side.requirements, *deps], logfile)
             with open(marker, "w") as fh:
                 json.dump({"requirements": side.requirements, "project_dependencies": deps,
-                           "exclude_newer": side.exclude_newer, "python": pyver}, fh, indent=1)
+                           "exclude_newer": exclude_newer, "python": pyver, "installer": "uv" if uv else "pip"},
+                          fh, indent=1)
         else:
             log(f"{side.label}: reusing {env}")
         # This project, not editable and without its dependencies: the copy under test. Once per
         # environment and gate run: sides sharing an environment must not reinstall under a running suite.
         if env not in _REFRESHED:
-            _run([*uv, "pip", "install", "-q", "--python", env_python, "--no-deps", "--reinstall-package",
-                  "flax-bridge-conformance", project], logfile)
+            if uv:
+                _run([*uv, "pip", "install", "-q", "--python", env_python, "--no-deps", "--reinstall-package",
+                      dist.DIST, project], logfile)
+            else:
+                _run([env_python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", project], logfile)
             _REFRESHED.add(env)
     probe = ("import json; from importlib import metadata as m; r={}\n"
              f"for n in {list(REPORTED)!r}:\n"
@@ -510,6 +524,7 @@ def run_suite(side: Side, env_python: str, out_dir: str, profile: str, timeout: 
     envvars = dict(os.environ)
     # One compilation cache per environment: its jax writes it, nobody else reads it.
     envvars.setdefault("CONFORMANCE_COMPILATION_CACHE", os.path.join(os.path.dirname(os.path.dirname(env_python)), "jax-cache"))
+    envvars.pop("PYTHONPATH", None)  # the side's own suite, not the one running the gate
     with tempfile.TemporaryDirectory(prefix="conformance-gate-") as cwd:
         logfile.write("$ " + " ".join(cmd) + "\n")
         logfile.flush()
@@ -522,7 +537,7 @@ def run_suite(side: Side, env_python: str, out_dir: str, profile: str, timeout: 
 
 
 def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str, profile: str,
-             timeout: float | None) -> dict:
+             timeout: float | None, deps: list[str] | None = None) -> dict:
     """Build, run, parse: ``{"results": [...] or None, "versions": {...}, "error": str or None, ...}``."""
     start = time.monotonic()
     log_path = os.path.join(out_dir, f"{side.label.replace('#', '-')}.log")
@@ -531,10 +546,12 @@ def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str
             "pytest_args": side.pytest_args, "log": log_path, "results": None, "error": None, "versions": {}}
     with open(log_path, "w") as logfile:
         try:
-            env_python, info["versions"] = build_env(side, cache_dir, python, project, logfile)
+            env_python, info["versions"] = build_env(side, cache_dir, python, project, logfile, deps)
             info["env"] = os.path.dirname(os.path.dirname(env_python))
             info["build_seconds"] = round(time.monotonic() - start, 1)
-            log(f"{side.label}: running the suite (flax {info['versions'].get('flax')}, jax {info['versions'].get('jax')})")
+            info["unverified"] = versions.newer_than_verified(info["versions"])
+            note = f"; {versions.verification_note(info['versions'])}" if info["unverified"] else ""
+            log(f"{side.label}: running the suite (flax {info['versions'].get('flax')}, jax {info['versions'].get('jax')}){note}")
             t0 = time.monotonic()
             xml, code = run_suite(side, env_python, out_dir, profile, timeout, logfile)
             info["run_seconds"] = round(time.monotonic() - t0, 1)
@@ -551,7 +568,9 @@ def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str
         counts = collapse_counts(info["results"])
         log(f"{side.label}: done in {info['seconds']} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     else:
-        log(f"{side.label}: NO RESULTS after {info['seconds']} s: {info['error']}")
+        tail = log_tail(log_path)
+        log(f"{side.label}: NO RESULTS after {info['seconds']} s: {info['error']}"
+            + (f"\n--- last lines of {log_path} ---\n{tail.rstrip()}\n---" if tail else ""))
     return info
 
 
@@ -579,10 +598,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="gate-report", help="report directory (default ./gate-report)")
     p.add_argument("--profile", default="gate", help="Hypothesis profile (default gate)")
     p.add_argument("--jobs", type=int, default=None, help="environments built and run at once (default: CPU count)")
-    p.add_argument("--cache-dir", default=os.environ.get("CONFORMANCE_GATE_CACHE", DEFAULT_CACHE),
-                   help=f"where environments are cached (default {DEFAULT_CACHE}, or $CONFORMANCE_GATE_CACHE)")
+    p.add_argument("--cache-dir", default=None,
+                   help="where environments are cached (default: envs/ under the cache directory, "
+                        "$CONFORMANCE_CACHE_DIR or ~/.cache/flax-bridge-conformance; or $CONFORMANCE_GATE_CACHE)")
     p.add_argument("--python", default=sys.executable, help="interpreter the environments are made from")
-    p.add_argument("--project", default=None, help="checkout of this project to install (default: this one)")
+    p.add_argument("--project", default=None,
+                   help="install the suite from this checkout (default: a wheel of the installed suite)")
     p.add_argument("--pytest-args", default="", help="extra pytest arguments for every side (one string)")
     p.add_argument("--candidate-pytest-args", default="",
                    help="extra pytest arguments for candidates only, e.g. '-p conformance.faults --fault NAME'")
@@ -619,6 +640,8 @@ def headers_for(infos: dict[str, dict]) -> dict[str, str]:
         head = f"flax {v['flax']} (jax {v.get('jax', '?')})" if v.get("flax") else label
         if info.get("pytest_args"):
             head += " [" + " ".join(info["pytest_args"]) + "]"
+        if info.get("unverified"):
+            head += f" (newer than the last verified release: {versions.last_verified()})"
         out[label] = head
     return out
 
@@ -643,17 +666,27 @@ def run(args) -> int:
     except (ValueError, LookupError, OSError) as exc:  # bad arguments, or PyPI could not date a release
         print(f"python -m conformance gate: {exc}", file=sys.stderr)
         return 2
+    from conformance import cachedirs, dist
+
+    cache_dir = os.path.abspath(os.path.expanduser(args.cache_dir or cachedirs.gate_envs()))
+    try:  # the suite each side installs, before anything is written
+        deps = dist.dependencies(args.project)
+        project, source_note = dist.install_source(args.project, cachedirs.part("wheels"))
+    except (LookupError, OSError) as exc:
+        print(f"python -m conformance gate: {exc}", file=sys.stderr)
+        return 2
     out_dir = os.path.abspath(args.out)
     os.makedirs(out_dir, exist_ok=True)
-    project = os.path.abspath(args.project) if args.project else project_root()
-    cache_dir = os.path.abspath(os.path.expanduser(args.cache_dir))
     jobs = max(1, args.jobs or min(len(sides), os.cpu_count() or 1))
+    log(f"suite: {source_note}")
+    if find_uv() is None:
+        log(f"note: {UV_MISSING}")
     for s in sides:
         log(f"{s.role} {s.label}: {' '.join(s.requirements)}; exclude-newer {s.exclude_newer or 'none'} ({s.exclude_newer_note})")
     log(f"{len(sides)} environments, {jobs} at a time, profile {args.profile!r}, cache {cache_dir}, report {out_dir}")
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        futures = {s.label: pool.submit(run_side, s, out_dir, cache_dir, args.python, project, args.profile, args.timeout)
-                   for s in sides}
+        futures = {s.label: pool.submit(run_side, s, out_dir, cache_dir, args.python, project, args.profile, args.timeout,
+                                        deps) for s in sides}
         infos = {label: f.result() for label, f in futures.items()}
     baseline = sides[0].label
     candidates = [s.label for s in sides[1:]]
@@ -668,9 +701,10 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance gate", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m conformance.gate ...`` is ``python -m conformance gate ...`` (the same checks)."""
+    from conformance.__main__ import main as conformance_main
+
+    return conformance_main(["gate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -47,5 +47,5 @@ def test_install_swaps_the_bridge(swapped):
 
 
 def test_unknown_fault_is_a_clear_error():
-    with pytest.raises(ValueError, match="--fault must be one of"):
+    with pytest.raises(ValueError, match="is not a fault of the corpus; one of: "):
         faults.install("no_such_fault")

@@ -272,8 +272,9 @@ def test_env_key_depends_on_what_is_installed():
 
 
 @pytest.fixture
-def fake_sides(monkeypatch):
+def fake_sides(monkeypatch, tmp_path):
     """``run_side`` answers from canned XML per flax version; the PyPI lookup is canned too."""
+    monkeypatch.setenv("CONFORMANCE_CACHE_DIR", str(tmp_path / "cache"))  # the suite's wheel goes there
     canned = {
         "0.12.8": junit(ok("test_a[cpu:0]"), ok("test_a[cpu:1]"), xfailed("test_b")),
         "0.12.0": junit(ok("test_a[cpu:0]"), ok("test_a[cpu:1]"), xfailed("test_b")),
@@ -281,7 +282,7 @@ def fake_sides(monkeypatch):
     }
     calls = []
 
-    def run_side(side, out_dir, cache_dir, python, project, profile, timeout):
+    def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None):
         calls.append((side.label, side.role, side.exclude_newer, tuple(side.pytest_args), profile))
         version = gate.pinned_version(side.requirements)
         if version not in canned:
@@ -310,13 +311,13 @@ def test_gate_command_exit_codes(fake_sides, tmp_path, capsys):
 
     out = tmp_path / "bad"
     code = main(["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.0", "--candidate", "flax==0.9.0",
-                 "--out", str(out), "--candidate-pytest-args", "-p conformance.faults --fault x"])
+                 "--out", str(out), "--candidate-pytest-args", "-p conformance.faults --fault apply_ignores_bias"])
     assert code == 1
     report = json.loads((out / "gate.json").read_text())
     assert report["exit_code"] == 1
     assert [c["regressed"] for c in report["comparisons"]] == [False, True]
     assert report["matrix"]["flax-0.9.0"]["test_a"] == {"outcome": "fail", "message": "kernel differs", "category": "", "tests": 2}
-    assert ("flax-0.9.0", "candidate", "2024-08-28T23:59:59Z", ("-p", "conformance.faults", "--fault", "x"), "gate") in fake_sides
+    assert ("flax-0.9.0", "candidate", "2024-08-28T23:59:59Z", ("-p", "conformance.faults", "--fault", "apply_ignores_bias"), "gate") in fake_sides
     assert ("flax-0.12.8", "baseline", "2026-07-21T23:59:59Z", (), "gate") in fake_sides
 
     assert main(["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.1.0", "--out", str(tmp_path / "e")]) == 2
