@@ -134,7 +134,7 @@ def check_gate(args) -> None:
                     try:
                         Requirement(req.strip())
                     except InvalidRequirement as exc:
-                        raise UsageError(f"{option} {req.strip()!r} is not a pip requirement: {exc}") from None
+                        raise UsageError(f"{option} {req.strip()!r} is not a pip requirement: {str(exc).splitlines()[0]}") from None
     for option in ("--baseline-requirements", "--candidate-requirements"):
         path = getattr(args, option[2:].replace("-", "_"))
         if path and not os.path.isfile(path):

@@ -80,12 +80,12 @@ class JsonReport:
             entry["drift"] = drift
 
     def pytest_sessionfinish(self, session, exitstatus):
-        from conformance.plugin import tested
+        from conformance.plugin import run_info
 
         counts: dict[str, int] = {}
         for t in self.tests.values():
             counts[t["outcome"]] = counts.get(t["outcome"], 0) + 1
-        data = {"tested": tested(self.config), "exit_status": int(exitstatus), "counts": counts,
+        data = {"tested": run_info(self.config), "exit_status": int(exitstatus), "counts": counts,
                 "tests": list(self.tests.values())}
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         with open(self.path, "w") as fh:

@@ -28,7 +28,7 @@ _REPORT = "conformance_report"  # key of the jax-side summary lines (workeroutpu
 _DEVICES = "conformance_devices"  # key of the device list (workeroutput)
 _report_key = pytest.StashKey[list]()
 _devices_key = pytest.StashKey[list]()
-_tested_key = pytest.StashKey[dict]()
+_run_info_key = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
@@ -103,10 +103,10 @@ def _device_ids() -> list[str]:
         return [f"unknown ({type(exc).__name__})"]
 
 
-def tested(config) -> dict:
+def run_info(config) -> dict:
     """What this run tested: versions, devices, profile, fault and perturbation (cached per run)."""
-    if _tested_key in config.stash:
-        return config.stash[_tested_key]
+    if _run_info_key in config.stash:
+        return config.stash[_run_info_key]
     from conformance import config as defaults, versions
 
     found = versions.installed()
@@ -121,11 +121,11 @@ def tested(config) -> dict:
         "verification": versions.verification_note(found),
     }
     if info["devices"] is not None:
-        config.stash[_tested_key] = info
+        config.stash[_run_info_key] = info
     return info
 
 
-def tested_line(info: dict) -> str:
+def run_line(info: dict) -> str:
     devices = ", ".join(info["devices"]) if info["devices"] else "not reported"
     return (f"conformance: tested flax {info['flax']}, jax {info['jax']}, jaxlib {info['jaxlib']}, "
             f"python {info['python']} on [{devices}]; profile {info['profile']!r}; "
@@ -146,7 +146,7 @@ def pytest_sessionfinish(session):
             config.workeroutput[_REPORT] = _jax_side_lines(with_header=True)
             config.workeroutput[_DEVICES] = _device_ids()
         return
-    _junit_properties(config, tested(config))
+    _junit_properties(config, run_info(config))
 
 
 def _junit_properties(config, info: dict) -> None:
@@ -179,9 +179,9 @@ def pytest_terminal_summary(terminalreporter, config):
     tr = terminalreporter
     xfailed = tr.stats.get("xfailed", [])
     fixed = [r for r in tr.stats.get("failed", []) if "XPASS(strict)" in str(getattr(r, "longrepr", ""))]
-    info = tested(config)
+    info = run_info(config)
     tr.section("conformance")
-    tr.write_line(tested_line(info))  # shown under -q too: a CI log says what a green run covered
+    tr.write_line(run_line(info))  # shown under -q too: a CI log says what a green run covered
     if info["newer_than_verified"]:
         tr.write_line(f"conformance: {info['verification']}")
     tr.write_line(

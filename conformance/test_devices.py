@@ -14,7 +14,7 @@ from reference import nnx_inside_linen
 @given_data(0.5)
 def test_output_stays_on_device(device, data):
     case = draw_case(data, device, batched=None)
-    with numerics(case), reporting("output stays on x's device", case, "print(y.devices(), x.devices())"):
+    with numerics(case), reporting("output stays on x's device", case, "assert y.devices() == x.devices(), f'y is on {y.devices()}, x on {x.devices()}'"):
         x = case_x(case)
         where = device_by_id(device)
         assert_on_device("x", x, where)
@@ -34,7 +34,13 @@ def test_devices_agree(device, data):
         pytest.skip("one device only: nothing to compare against")
     case = draw_case(data, device, batched=None)
     case.extra["other_device"] = other
-    with numerics(case), reporting(f"{device} agrees with {other}", case, f"# rerun with x on {other} and compare"):
+    plat, idx = other.split(":")
+    check = f"""
+    x2 = jax.device_put(x, jax.devices("{plat}")[{idx}])  # {other}
+    y2 = jax.jit(nnx_inside_linen, static_argnums=(0, 2))(seed, x2, features)
+    assert_product_close("jit y on {other}", y2, y, x, variables, what="eager y on {device}")
+    """
+    with numerics(case), reporting(f"{device} agrees with {other}", case, check):
         x = case_x(case)
         _, variables, y = observe(case, x)
         x2 = place(np.asarray(x), other)

@@ -29,7 +29,13 @@ def _cotangent(data, case):
 def test_grad_wrt_params(device, data):
     case = draw_case(data, device, dtype_names=config.FLOAT_DTYPES)
     c = _cotangent(data, case)
-    check = "g = jax.grad(lambda v: jnp.sum(linen_module(x.shape[-1], int(features)).apply(v, x) * c))(variables)"
+    check = f"""
+    c = {case.extra["cotangent"]}.astype(np.float64)  # the cotangent
+    g = jax.grad(lambda v: jnp.sum(linen_module(x.shape[-1], int(features)).apply(v, x) * c.astype(np.float32)))(variables)
+    expected = np.outer(np.asarray(x, np.float64), c)
+    assert_close("grad/params/linear/kernel", g['params']['linear']['kernel'], expected, dot_bound("float32", 1, np.abs(expected)), "outer(x, c)")
+    assert_close("grad/params/linear/bias", g['params']['linear']['bias'], c, tolerance("float32") * np.abs(c), "c")
+    """
     with numerics(case), reporting("grad w.r.t. params", case, check):
         x = case_x(case)
         variables = init_jit(case)
@@ -44,7 +50,15 @@ def test_grad_wrt_params(device, data):
 def test_grad_wrt_x(device, data):
     case = draw_case(data, device, dtype_names=config.FLOAT_DTYPES)
     c = _cotangent(data, case)
-    check = "gx = jax.grad(lambda x: jnp.sum(linen_module(x.shape[-1], int(features)).apply(variables, x) * c))(x)"
+    check = f"""
+    c = {case.extra["cotangent"]}.astype(np.float64)  # the cotangent
+    gx = jax.grad(lambda x: jnp.sum(linen_module(x.shape[-1], int(features)).apply(variables, x) * c.astype(np.float32)))(x)
+    k = np.asarray(variables['params']['linear']['kernel'], np.float64)
+    expected = k @ c
+    bound = dot_bound("float32", int(features), np.abs(k) @ np.abs(c)) + tolerance(x.dtype) * np.abs(expected)
+    assert gx.dtype == x.dtype, f"grad.dtype={{gx.dtype}}, but should be {{x.dtype}}"
+    assert_close("grad/x", gx, expected, bound, "kernel @ c")
+    """
     with numerics(case), reporting("grad w.r.t. x", case, check):
         x = case_x(case)
         variables = init_jit(case)

@@ -23,7 +23,10 @@ def _assert_params_close(name, actual, expected):
 @given_data(0.25)
 def test_jit_whole_matches_eager(device, data):
     case = draw_case(data, device, batched=None)
-    check = "assert np.allclose(jax.jit(nnx_inside_linen, static_argnums=(0, 2))(seed, x, features), y)"
+    check = """
+    y_jit = jax.jit(nnx_inside_linen, static_argnums=(0, 2))(seed, x, features)
+    assert_product_close("jit y", y_jit, y, x, variables, ulps=True, what="eager")
+    """
     with numerics(case), reporting("jit(whole contract) == eager", case, check):
         x = case_x(case)
         eager = nnx_inside_linen(case.seed, x, case.features)
@@ -34,7 +37,14 @@ def test_jit_whole_matches_eager(device, data):
 @given_data(0.5)
 def test_jit_init_apply_matches_eager(device, data):
     case = draw_case(data, device, batched=None)
-    check = "# jax.jit(module.init)(key, x) and jax.jit(module.apply)(variables, x) against eager"
+    check = """
+    m = linen_module(x.shape[-1], int(features))
+    v_jit = jax.jit(m.init)(prng_key(seed), x)
+    for path in ('kernel', 'bias'):
+        e = np.asarray(variables['params']['linear'][path], np.float64)
+        assert_close(f"jit variables/params/linear/{path}", v_jit['params']['linear'][path], e, 4 * np.finfo(np.float32).eps * np.abs(e), "eager")
+    assert_product_close("jit apply", jax.jit(m.apply)(variables, x), m.apply(variables, x), x, variables, ulps=True, what="eager apply")
+    """
     with numerics(case), reporting("jit(init), jit(apply) == eager", case, check):
         x, variables, _ = observe(case)
         eager_vars = init_variables(case.seed, x, case.features)
