@@ -1,6 +1,6 @@
 """``python -m conformance``: the project's commands.
 
-    python -m conformance selfcheck [--fault NAME ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
+    python -m conformance selfcheck [--fault NAME ...] [--perturb NAME ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
     python -m conformance faults          # list the fault corpus
     python -m conformance record          # golden record of the installed flax and jax
     python -m conformance gate --baseline flax==A --candidate flax==B [...]   # upgrade gate (see conformance/gate.py)
@@ -18,7 +18,7 @@ import sys
 import traceback
 
 COMMANDS = {
-    "selfcheck": "run the suite against every broken bridge and against none",
+    "selfcheck": "run the suite against every broken bridge, every benign perturbation, and neither",
     "faults": "list the fault corpus",
     "record": "write the golden record of the installed flax and jax",
     "gate": "the suite in baseline and candidate environments: regressions",
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     sc = sub.add_parser("selfcheck", help=COMMANDS["selfcheck"])
     sc.add_argument("--fault", action="append", help="only these faults (repeatable)")
+    sc.add_argument("--perturb", action="append", help="only these benign perturbations (repeatable)")
     sc.add_argument("--profile", default="selfcheck", help="Hypothesis profile (default: selfcheck)")
     sc.add_argument("--jobs", type=int, default=None, help="pytest runs at once (default: CPU count)")
     sc.add_argument("--json", default=None, help="also write the results as JSON here")
@@ -111,14 +112,12 @@ def check_pytest_args(option: str, text: str) -> list[str]:
     return args
 
 
-def check_perturbation(name: str, option: str) -> None:
-    try:
-        from conformance import benign  # the benign-perturbation corpus, where this version has one
-    except ImportError:
-        raise UsageError(f"{option}: --perturb {name!r}: this version of the suite has no perturbation corpus") from None
-    names = getattr(benign, "PERTURBATIONS", None)
-    if names is not None and name not in names:
-        raise UsageError(f"{option}: --perturb {name!r} is not a perturbation; one of: {', '.join(sorted(names))}")
+def check_perturbation(name: str, option: str = "--perturb") -> None:
+    from conformance.benign import PERTURBATIONS
+
+    if name not in PERTURBATIONS:
+        where = "" if option == "--perturb" else f"{option}: "
+        raise UsageError(f"{where}--perturb {name!r} is not a benign perturbation; one of: {', '.join(sorted(PERTURBATIONS))}")
 
 
 def check_gate(args) -> None:
@@ -152,6 +151,8 @@ def check_gate(args) -> None:
 def check(args) -> None:
     if args.command == "selfcheck":
         check_faults(args.fault)
+        for name in args.perturb or ():
+            check_perturbation(name)
         check_profile(args.profile)
         check_positive("--jobs", args.jobs)
         check_writable_parent("--json", args.json)
@@ -172,7 +173,9 @@ def _run(args) -> int:
     if args.command == "selfcheck":
         from conformance import selfcheck
 
-        return selfcheck.run(args.fault, args.profile, args.jobs, json_path=args.json, first_catch=args.first_catch)
+        named = args.fault or args.perturb  # naming either runs only what is named
+        return selfcheck.run(args.fault or ([] if named else None), args.profile, args.jobs, json_path=args.json,
+                             first_catch=args.first_catch, perturbations=args.perturb or ([] if named else None))
     if args.command == "record":
         from conformance import _setup
 

@@ -12,7 +12,13 @@ _FLAG = "--xla_force_host_platform_device_count"
 
 
 def set_xla_flags() -> None:
-    """Ask XLA for ``CPU_DEVICE_COUNT`` host devices and single-threaded CPU kernels (environment only)."""
+    """Ask XLA for ``CPU_DEVICE_COUNT`` host devices and single-threaded CPU kernels (environment only).
+
+    Also keeps every process from preallocating an accelerator's memory (jax
+    takes 75 % by default): xdist workers sharing one GPU would run out of
+    memory. The user's own settings win.
+    """
+    os.environ.setdefault(config.PREALLOCATE_ENV, config.PREALLOCATE)
     flags = os.environ.get("XLA_FLAGS", "")
     wanted = [f"{_FLAG}={config.CPU_DEVICE_COUNT}", *_known_xla_flags(config.XLA_CPU_FLAGS)]
     extra = [f for f in wanted if f.split("=")[0] not in flags]  # the user's own settings win

@@ -14,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from conformance import errormodel
 from conformance.hypothesis_helpers import Case
+from conformance.pytest_helpers import assert_within_model, tree_paths
 from reference import _compat, check_features, linen_module, prng_key
 
 BACKENDS = ("cpu", "gpu", "tpu")
@@ -49,10 +51,17 @@ def x64_for(dtype: str) -> bool:
 
 @contextlib.contextmanager
 def numerics(case_or_dtype):
-    """The scope a case runs in: x64 on when its dtype needs it, and only then."""
-    dtype = case_or_dtype.dtype if isinstance(case_or_dtype, Case) else case_or_dtype
-    with _compat.maybe_x64(x64_for(dtype)):
-        yield
+    """The scope a case runs in: x64 on when its dtype needs it, and only then; a case's device as jax's default.
+
+    The default device is part of jit's trace context, so each device gets its
+    own trace, as a pipeline that pins a device would.
+    """
+    if isinstance(case_or_dtype, Case):
+        with _compat.maybe_x64(x64_for(case_or_dtype.dtype)), jax.default_device(device_by_id(case_or_dtype.device)):
+            yield
+    else:
+        with _compat.maybe_x64(x64_for(case_or_dtype)):
+            yield
 
 
 def place(x_np: np.ndarray, device: str):
@@ -177,8 +186,54 @@ def oracle(x, kernel, bias):
 
 
 def result_dtype(x_dtype, param_dtype=jnp.float32):
-    """JAX's promotion of the input and parameter dtypes."""
+    """JAX's promotion of the input and parameter dtypes: the dtype the product accumulates in."""
     return jnp.result_type(x_dtype, param_dtype)
+
+
+def affine_bound(x, magnitude):
+    """The error model's bound on ``x @ kernel + bias`` against the exact value (magnitude from ``oracle``)."""
+    return errormodel.affine_error(int(np.shape(x)[-1]), result_dtype(x.dtype), magnitude)
+
+
+# --- two computations of the same variables and outputs ---------------------------------------
+
+
+def init_difference(path: str, value):
+    """Bound on the difference of two inits' leaf ``path`` (same seed, another compilation, device or release).
+
+    The kernel is sampled (lecun_normal): the sampler's conditioning bounds it.
+    The bias is zeros: exact, so it must be identical.
+    """
+    v = np.asarray(value, np.float64)
+    if path.endswith("kernel"):
+        return errormodel.sampler_difference(v, errormodel.lecun_sigma(v.shape[0]))
+    return np.zeros_like(v)
+
+
+def assert_inits_within_model(name: str, actual, expected, what: str):
+    """Every leaf of two inits of the same seed: identical, drift within the sampler model, or changed."""
+    __tracebackhide__ = True
+    a, e = tree_paths(actual), tree_paths(expected)
+    assert a.keys() == e.keys(), f"{name} leaves {sorted(a)}, but should be {sorted(e)} ({what})"
+    for path, value in e.items():
+        assert_within_model(f"{name}/{path}", a[path], value, init_difference(path, value), what)
+
+
+def outputs_difference(x, variables):
+    """Bound on two applies of ``variables``'s layer to ``x``, each from its own init of the same seed.
+
+    The params may differ by the init model; each product adds its own affine error.
+    """
+    kernel, bias = kernel_bias(variables)
+    return errormodel.affine_difference(
+        x, kernel, bias, init_difference("kernel", kernel), init_difference("bias", bias), result_dtype(x.dtype)
+    )
+
+
+def outputs_same_params(x, variables):
+    """Bound on two applies of the same params to ``x``: two affine errors."""
+    _, mag = oracle(x, *kernel_bias(variables))
+    return 2 * affine_bound(x, mag)
 
 
 # --- running a case ---------------------------------------------------------------------------

@@ -105,9 +105,22 @@ def as_features(count: int, form: str):
     return _as_given(count, form)
 
 
+def off_menu() -> bool:
+    """True under the profiles that also draw shapes off the compile-aware menu."""
+    from hypothesis import settings
+
+    return settings._current_profile in config.OFF_MENU_PROFILES
+
+
 def shapes(min_cells: int = 1) -> st.SearchStrategy[tuple]:
-    """(width, features) from the compile-aware menu."""
-    return st.sampled_from([s for s in config.SHAPES if s[0] * s[1] >= min_cells])
+    """(width, features) from the compile-aware menu; under random and nightly, any up to OFF_MENU_MAX too."""
+    menu = st.sampled_from([s for s in config.SHAPES if s[0] * s[1] >= min_cells])
+    if not off_menu():
+        return menu
+    anywhere = st.tuples(st.integers(1, config.OFF_MENU_MAX), st.integers(1, config.OFF_MENU_MAX)).map(
+        lambda s: s if s[0] * s[1] >= min_cells else (max(s[0], -(-min_cells // s[1])), s[1])
+    )
+    return st.one_of(menu, anywhere)
 
 
 def dtypes(names=config.DTYPES) -> st.SearchStrategy[str]:

@@ -18,9 +18,11 @@ Under xdist the controller never imports jax: worker gw0 measures the
 jax-side lines and the devices and sends them back with its results.
 """
 
+import json
+
 import pytest
 
-from conformance import _setup
+from conformance import _setup, drift
 
 _setup.register_profiles()
 
@@ -83,6 +85,28 @@ def pytest_report_header(config):
         ]
     _setup.before_jax()  # the header lists devices: jax must start with the suite's flags
     return report.header_lines()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Count this test's comparisons; a test that drifted carries its drift as a user property."""
+    drift.reset()
+    yield
+    found = drift.summary()
+    if found:
+        item.user_properties.append((drift.PROPERTY, json.dumps(found)))
+
+
+def _drift_lines(tr) -> list[str]:
+    drifted = []
+    for r in tr.stats.get("passed", []):
+        d = drift.from_properties(getattr(r, "user_properties", None))
+        if d:
+            drifted.append((r.nodeid, d))
+    lines = [f"numerics: {len(drifted)} passing tests drift within the error model (different bits, inside the bound; "
+             f"not failures); the others are identical or compared with an exact oracle"]
+    lines += [f"  drift: {nodeid}: {drift.describe(d)}" for nodeid, d in sorted(drifted)]
+    return lines
 
 
 def _jax_side_lines(with_header: bool) -> list[str]:
@@ -190,5 +214,7 @@ def pytest_terminal_summary(terminalreporter, config):
     )
     for r in xfailed:
         tr.write_line(f"  deviation: {r.nodeid}")
+    for line in _drift_lines(tr):
+        tr.write_line(line)
     for line in config.stash.get(_report_key, []):
         tr.write_line(line)

@@ -1,14 +1,20 @@
-"""Devices: the output stays on x's device, and devices agree within tolerance."""
+"""Devices: the output stays on x's device, and devices agree within the error model.
+
+test_devices_agree varies the device alone: compiled against compiled, eager
+against eager. Another device may compile or round differently, so params
+agree within the sampler model and outputs within the affine model.
+"""
 
 import numpy as np
 import pytest
 
 from conformance.harness import (
-    all_devices, case_x, device_by_id, device_id, given_data, kernel_bias, numerics, observe, oracle, place, result_dtype,
+    all_devices, assert_inits_within_model, case_x, device_by_id, device_id, given_data, numerics, observe,
+    outputs_difference, place,
 )
 from conformance.hypothesis_helpers import Case, draw_case
-from conformance.pytest_helpers import assert_close, assert_on_device, dot_bound, reporting, tree_paths, ulp_bound
-from reference import nnx_inside_linen
+from conformance.pytest_helpers import assert_on_device, assert_within_model, reporting
+from reference import init_variables, nnx_inside_linen
 
 
 @given_data(0.5)
@@ -34,24 +40,29 @@ def test_devices_agree(device, data):
         pytest.skip("one device only: nothing to compare against")
     case = draw_case(data, device, batched=None)
     case.extra["other_device"] = other
+    there = Case(**{**case.__dict__, "device": other})
     plat, idx = other.split(":")
     check = f"""
-    x2 = jax.device_put(x, jax.devices("{plat}")[{idx}])  # {other}
-    y2 = jax.jit(nnx_inside_linen, static_argnums=(0, 2))(seed, x2, features)
-    assert_product_close("jit y on {other}", y2, y, x, variables, what="eager y on {device}")
+    from conformance.harness import outputs_difference
+    from conformance.pytest_helpers import assert_within_model
+    x2 = jax.device_put(np.asarray(x), jax.devices("{plat}")[{idx}])  # {other}
+    with jax.default_device(x2.devices().pop()):
+        y2 = jax.jit(nnx_inside_linen, static_argnums=(0, 2))(seed, x2, features)
+    assert_within_model("jit y on {other}", y2, y, outputs_difference(x, variables), "eager y on {device}")
     """
-    with numerics(case), reporting(f"{device} agrees with {other}", case, check):
-        x = case_x(case)
-        _, variables, y = observe(case, x)
-        x2 = place(np.asarray(x), other)
-        _, variables2, y2 = observe(Case(**{**case.__dict__, "device": other}), x2)
-        a, b = tree_paths(variables2), tree_paths(variables)
-        assert a.keys() == b.keys(), f"variables on {other} have leaves {sorted(a)}, but on {device} {sorted(b)}"
-        for path in b:
-            ref = np.asarray(b[path], np.float64)
-            assert_close(f"variables/{path} on {other}", a[path], ref, ulp_bound(b[path].dtype, np.abs(ref)), f"the same leaf on {device}")
-        _, mag = oracle(x, *kernel_bias(variables))
-        assert_close(f"y on {other}", y2, y, dot_bound(result_dtype(x.dtype), case.width, mag), f"y on {device}")
-        # Eager contract on both devices, too.
-        ye = nnx_inside_linen(case.seed, x2, case.features)
-        assert_close(f"eager y on {other}", ye, y, dot_bound(result_dtype(x.dtype), case.width, mag), f"y on {device}")
+    with reporting(f"{device} agrees with {other}", case, check):
+        with numerics(there):
+            x2 = place(case.x.build(), other)
+            _, variables2, y2 = observe(there, x2)
+            eager_vars2 = init_variables(case.seed, x2, case.features)
+            eager_y2 = nnx_inside_linen(case.seed, x2, case.features)
+        with numerics(case):
+            x = case_x(case)
+            _, variables, y = observe(case, x)
+            eager_vars = init_variables(case.seed, x, case.features)
+            eager_y = nnx_inside_linen(case.seed, x, case.features)
+            assert_inits_within_model(f"jit variables on {other}", variables2, variables, f"the same on {device}")
+            assert_within_model(f"jit y on {other}", y2, y, outputs_difference(x, variables), f"jit y on {device}")
+            assert_inits_within_model(f"eager variables on {other}", eager_vars2, eager_vars, f"the same on {device}")
+            assert_within_model(f"eager y on {other}", eager_y2, eager_y, outputs_difference(x, eager_vars),
+                                f"eager y on {device}")

@@ -10,16 +10,16 @@ import math
 
 import numpy as np
 
-from conformance import config
-from conformance.harness import BIAS, KERNEL, case_x, dummy_x, given_data, init_jit, jit_init_many, leaf, numerics, observe, seed_array
+from conformance import config, errormodel
+from conformance.harness import (
+    BIAS, KERNEL, assert_inits_within_model, case_x, dummy_x, given_data, init_jit, jit_init_many, leaf, numerics, observe,
+    seed_array,
+)
 from conformance.hypothesis_helpers import draw_case
-from conformance.pytest_helpers import assert_equal, assert_trees_equal, reporting
+from conformance.pytest_helpers import assert_equal, reporting
 from conformance.test_seeds import seed_batch
 
-TRUNCATION = 2.0
-
-
-def truncated_normal_moments(a: float = TRUNCATION, orders=(2, 4, 8)) -> dict:
+def truncated_normal_moments(a: float = config.INIT_TRUNCATION, orders=(2, 4, 8)) -> dict:
     """Raw moments E[Z^k] of a standard normal truncated to [-a, a] (k even)."""
     phi = math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
     mass = math.erf(a / math.sqrt(2))
@@ -33,7 +33,9 @@ MOMENTS = truncated_normal_moments()
 # Standardised to unit variance: z = kernel * sqrt(width).
 M4 = MOMENTS[4] / MOMENTS[2] ** 2
 M8 = MOMENTS[8] / MOMENTS[2] ** 4
-SUPPORT = TRUNCATION / math.sqrt(MOMENTS[2])
+SUPPORT = config.INIT_TRUNCATION / math.sqrt(MOMENTS[2])
+# The clipped sample times sigma: sigma takes 4 float32 roundings, the product one.
+SUPPORT_BOUND = SUPPORT * (1 + errormodel.gamma(5, "float32"))
 
 
 @given_data(0.5)
@@ -54,7 +56,8 @@ def test_init_ignores_x(device, data):
     assert_trees_equal("variables (init with x)", variables, init_variables(seed, zeros, features), "init with float32 zeros of x's width")
     """
     with numerics(case), reporting("init ignores x's values, dtype and batch shape", case, check):
-        assert_trees_equal(
+        # Another input is another program: its sampler may compile differently, within the model.
+        assert_inits_within_model(
             "variables (init with x)", init_jit(case, case_x(case)), init_jit(case),
             "variables (init with float32 zeros of x's width)",
         )
@@ -93,4 +96,4 @@ def assert_lecun_normal(z, width: int):
             f"(lecun_normal over {n} cells, width {width})"
         )
     top = float(np.abs(z).max())
-    assert top <= SUPPORT * (1 + 1e-6), f"max |kernel| * sqrt(width)={top:.4f}, but truncation bounds it by {SUPPORT:.4f}"
+    assert top <= SUPPORT_BOUND, f"max |kernel| * sqrt(width)={top:.6f}, but truncation bounds it by {SUPPORT_BOUND:.6f}"

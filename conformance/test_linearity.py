@@ -3,9 +3,10 @@
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance.harness import KERNEL, given_data, leaf, numerics, observe, place, result_dtype
+from conformance import errormodel
+from conformance.harness import affine_bound, given_data, kernel_bias, numerics, observe, place
 from conformance.hypothesis_helpers import XSpec, draw_case, x_specs
-from conformance.pytest_helpers import assert_close, assert_equal, dot_bound, reporting
+from conformance.pytest_helpers import assert_close, assert_equal, reporting
 
 # Inputs on a grid of quarters and small integer coefficients, so that
 # a*x + b*y is exact in every input dtype (bfloat16 included).
@@ -34,20 +35,28 @@ def test_linear_in_x(device, data):
     q = lambda v: v if np.issubdtype(v.dtype, np.integer) else (v.astype(np.float64) / 4).astype(v.dtype)  # the quarter grid
     xv, yv = q(np.asarray(x)), q({y_spec.code()})
     zv = (a * xv.astype(np.float64) + b * yv.astype(np.float64)).astype(xv.dtype)  # exact
+    from conformance.harness import affine_bound
     f = lambda v: np.asarray(nnx_inside_linen(seed, jax.device_put(v, x.devices().pop()), features), np.float64)
-    k = np.abs(np.asarray(variables['params']['linear']['kernel'], np.float64))
-    mag = abs(a) * np.abs(xv.astype(np.float64)) @ k + abs(b) * np.abs(yv.astype(np.float64)) @ k
-    assert_close("f(a*x + b*y)", f(zv), a * f(xv) + b * f(yv), 3 * dot_bound(jnp.result_type(xv.dtype, jnp.float32), x.shape[-1], mag), "a*f(x) + b*f(y)")
+    k, bias = (np.abs(np.asarray(variables['params']['linear'][n], np.float64)) for n in ('kernel', 'bias'))
+    mag_x, mag_y, mag_z = (np.abs(v.astype(np.float64)) @ k + bias for v in (xv, yv, zv))
+    fx, fy = f(xv), f(yv)
+    bound = (affine_bound(zv, mag_z) + abs(a) * affine_bound(xv, mag_x) + abs(b) * affine_bound(yv, mag_y)
+             + 2 * errormodel.rounding_error("float64", np.abs(a * fx) + np.abs(b * fy)))  # three products, two roundings
+    assert_close("f(a*x + b*y)", f(zv), a * fx + b * fy, bound, "a*f(x) + b*f(y)")
     """
     with numerics(case), reporting("linearity in x", case, check):
         _, vx, fx = observe(case, place(xv, device))
         _, _, fy = observe(case, place(yv, device))
         _, _, fz = observe(case, place(zv, device))
-        k = np.abs(np.asarray(leaf(vx, KERNEL), dtype=np.float64))
-        mag = abs(a) * np.abs(xv.astype(np.float64)) @ k + abs(b) * np.abs(yv.astype(np.float64)) @ k
-        expected = a * np.asarray(fx, np.float64) + b * np.asarray(fy, np.float64)
-        # Three products, each within the dot bound of its own magnitude.
-        assert_close("f(a*x + b*y)", fz, expected, 3 * dot_bound(result_dtype(xv.dtype), case.width, mag), "a*f(x) + b*f(y)")
+        k, bias = (np.abs(np.asarray(a_, np.float64)) for a_ in kernel_bias(vx))
+        mag_x, mag_y, mag_z = (np.abs(v.astype(np.float64)) @ k + bias for v in (xv, yv, zv))
+        fx64, fy64 = np.asarray(fx, np.float64), np.asarray(fy, np.float64)
+        expected = a * fx64 + b * fy64
+        # f(z) and a*f(x) + b*f(y) are exact in reals (zero bias at init): three products, each
+        # within its own affine error, plus the two float64 roundings of the combination.
+        bound = (affine_bound(zv, mag_z) + abs(a) * affine_bound(xv, mag_x) + abs(b) * affine_bound(yv, mag_y)
+                 + 2 * errormodel.rounding_error("float64", np.abs(a * fx64) + np.abs(b * fy64)))
+        assert_close("f(a*x + b*y)", fz, expected, bound, "a*f(x) + b*f(y)")
 
 
 @given_data(0.5)

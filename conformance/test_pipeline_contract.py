@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from conformance.harness import BIAS, KERNEL, case_x, given_data, init_jit, kernel_bias, module, numerics, oracle
+from conformance.harness import BIAS, KERNEL, affine_bound, case_x, given_data, init_jit, kernel_bias, module, numerics, oracle
 from conformance.hypothesis_helpers import draw_case
-from conformance.pytest_helpers import assert_close, dot_bound, reporting
+from conformance.pytest_helpers import assert_close, reporting
 from reference import _compat
 
 RANDOM_PRIMITIVES = ("random_seed", "random_bits", "random_fold_in", "random_split", "random_wrap", "threefry2x32")
@@ -104,7 +104,7 @@ def test_apply_is_pure(device, data):
         rng = sorted(n for n in names if n in RANDOM_PRIMITIVES)
         assert not rng, f"apply's jaxpr contains random-number primitives {rng}: it re-runs initializers"
         expected, mag = oracle(x, *kernel_bias(v))
-        assert_close("y", module(case.width, case.features_int).apply(v, x), expected, dot_bound("float32", case.width, mag))
+        assert_close("y", module(case.width, case.features_int).apply(v, x), expected, affine_bound(x, mag))
 
 
 def test_kwargs_reach_the_module_or_are_rejected():

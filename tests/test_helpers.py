@@ -3,23 +3,8 @@
 import numpy as np
 import pytest
 
-from conformance import config
 from conformance.hypothesis_helpers import Case, XSpec
-from conformance.pytest_helpers import (
-    assert_close, assert_equal, assert_shape, assert_trees_equal, dot_bound, reporting, tolerance, ulp_bound,
-)
-
-
-def test_tolerance_table_takes_the_max_over_dtypes():
-    assert tolerance("float32") == 1e-6
-    assert tolerance("bfloat16", "float32") == 1e-2
-    assert tolerance(np.float16, "float64") == 1e-3
-    assert tolerance("float64") == 1e-15
-
-
-def test_bounds_scale_with_width_and_magnitude():
-    assert dot_bound("float32", 255, 2.0) == pytest.approx(1e-6 * 256 * 2.0)
-    assert ulp_bound("float32", 1.0) == pytest.approx(config.ULPS * np.finfo(np.float32).eps)
+from conformance.pytest_helpers import assert_close, assert_equal, assert_shape, assert_trees_equal, reporting
 
 
 def test_shape_message_reads_like_the_spec():
@@ -64,3 +49,16 @@ def test_repro_snippet_runs():
     from conformance.pytest_helpers import repro_snippet
 
     exec(repro_snippet(case, "assert y.shape == (2,)"), {})
+
+
+def test_repro_snippet_re_applies_the_injected_fault(monkeypatch):
+    from conformance import faults
+    from conformance.pytest_helpers import repro_snippet
+
+    case = Case(seed=3, features=2, width=3, dtype="float32", x=XSpec((3,), "float32", "uniform", 7), device="cpu:0")
+    monkeypatch.setattr(faults, "ACTIVE", "output_truncated")
+    lines = repro_snippet(case, "assert y.shape == (2,)").splitlines()
+    install = lines.index('from conformance import faults; faults.install("output_truncated")  # the fault this run injected')
+    assert install < next(i for i, ln in enumerate(lines) if ln.startswith("from reference import"))
+    monkeypatch.setattr(faults, "ACTIVE", None)
+    assert "faults.install" not in repro_snippet(case)
