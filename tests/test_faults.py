@@ -30,6 +30,7 @@ def swapped(request):
     linen_module.cache_clear()
     yield request.param
     bridge.to_linen = real
+    faults.ACTIVE = None  # else a later repro snippet in this process would re-apply it
     linen_module.cache_clear()
 
 
