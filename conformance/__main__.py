@@ -21,7 +21,7 @@ COMMANDS = {
     "selfcheck": "run the suite against every broken bridge, every benign perturbation, and neither",
     "faults": "list the fault corpus",
     "record": "write the golden record of the installed flax and jax",
-    "gate": "the suite in baseline and candidate environments: regressions",
+    "gate": "the suite in a baseline and candidate environments: may we upgrade?",
 }
 USAGE_ERROR = 2
 
@@ -48,11 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--profile", default="selfcheck", help="Hypothesis profile (default: selfcheck)")
     sc.add_argument("--jobs", type=int, default=None, help="pytest runs at once (default: CPU count)")
     sc.add_argument("--json", default=None, help="also write the results as JSON here")
+    sc.add_argument("--markdown-from", default=None, metavar="JSON",
+                    help="print the tables of an earlier --json report as Markdown, and run nothing")
     sc.add_argument("--first-catch", action="store_true", help="stop each fault's run at its first catch (faster)")
     sub.add_parser("faults", help=COMMANDS["faults"])
     rec = sub.add_parser("record", help=COMMANDS["record"])
     rec.add_argument("--out", default=None, help="file to write (default: conformance/records/flax-V_jax-V.json)")
-    gate_parser = sub.add_parser("gate", help=COMMANDS["gate"])
+    gate_parser = sub.add_parser("gate", help=COMMANDS["gate"], epilog=gate.EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     gate.add_arguments(gate_parser)
     return parser
 
@@ -156,6 +159,8 @@ def check(args) -> None:
         check_profile(args.profile)
         check_positive("--jobs", args.jobs)
         check_writable_parent("--json", args.json)
+        if args.markdown_from and not os.path.isfile(args.markdown_from):
+            raise UsageError(f"--markdown-from {args.markdown_from!r}: no such file")
     elif args.command == "record":
         check_writable_parent("--out", args.out)
     elif args.command == "gate":
@@ -173,6 +178,12 @@ def _run(args) -> int:
     if args.command == "selfcheck":
         from conformance import selfcheck
 
+        if args.markdown_from:
+            import json
+
+            with open(args.markdown_from) as fh:
+                print(selfcheck.markdown(json.load(fh)), end="")
+            return 0
         named = args.fault or args.perturb  # naming either runs only what is named
         return selfcheck.run(args.fault or ([] if named else None), args.profile, args.jobs, json_path=args.json,
                              first_catch=args.first_catch, perturbations=args.perturb or ([] if named else None))

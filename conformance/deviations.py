@@ -6,7 +6,7 @@ import dataclasses
 import os
 from importlib import metadata
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import Version
 
 PATH = os.path.join(os.path.dirname(__file__), "known_deviations.txt")
@@ -38,6 +38,12 @@ def load(path: str = PATH) -> list[Deviation]:
             parts = [p.strip() for p in line.split("|", 2)]
             if len(parts) != 3 or not all(parts):
                 raise ValueError(f"{path}:{n}: expected 'property | requirements | why', got {raw.strip()!r}")
+            for text in parts[1].split():
+                try:
+                    Requirement(text)
+                except InvalidRequirement as exc:
+                    raise ValueError(f"{path}:{n}: requirements: {text!r} is not a pip requirement such as "
+                                     f"flax>=0.12,<0.13 (no spaces inside one): {exc}") from None
             out.append(Deviation(parts[0], tuple(parts[1].split()), parts[2], n))
     return out
 

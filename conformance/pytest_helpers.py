@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from conformance import config, drift, errormodel
-from conformance.hypothesis_helpers import Case, np_dtype
+from conformance.hypothesis_helpers import Case
 
 # --- asserts ---------------------------------------------------------------------------------
 

@@ -81,6 +81,8 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
             caught = by_name[n]["caught_by"]
             print(f"{n.ljust(width)}  {', '.join(caught) if caught else 'MISSED'}")
     rejected = [p for p in benign if not _accepted(by_name[f"~{p}"])]
+    # A perturbation no property saw proves nothing: it must show up as drift somewhere.
+    unseen = [p for p in benign if p not in rejected and not by_name[f"~{p}"]["drifted"]]
     if benign:
         width = max(len(p) for p in benign)
         print(f"\n{'benign perturbation'.ljust(width)}  verdict")
@@ -89,6 +91,8 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
             r = by_name[f"~{p}"]
             if p in rejected:
                 verdict = "REJECTED by " + (", ".join(r["caught_by"]) or f"pytest exit {r['returncode']}")
+            elif p in unseen:
+                verdict = "NOT SEEN: no property drifted, so its acceptance proves nothing"
             else:
                 verdict = f"accepted; drift seen in {', '.join(r['drifted']) or 'no test'}"
             print(f"{p.ljust(width)}  {verdict}")
@@ -99,17 +103,38 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
         for prop in by_name[n]["caught_by"]:
             coverage.setdefault(prop, []).append(n)
     print(f"faults caught: {len(names) - len(missed)} of {len(names)}; benign perturbations accepted: "
-          f"{len(benign) - len(rejected)} of {len(benign)}; wall {wall:.0f} s with {jobs} jobs, profile {profile!r}")
+          f"{len(benign) - len(rejected) - len(unseen)} of {len(benign)}; wall {wall:.0f} s with {jobs} jobs, profile {profile!r}")
     for r in results:
         if r["tail"]:
             print(f"\n--- {r['fault']}: pytest exited {r['returncode']}\n{r['tail']}")
     if json_path:
         with open(json_path, "w") as fh:
             json.dump({"profile": profile, "wall_seconds": round(wall, 1), "jobs": jobs, "results": results,
-                       "properties": coverage, "missed": missed, "rejected": rejected, "clean_passed": clean_ok}, fh, indent=2)
-    return 0 if clean_ok and not missed and not rejected else 1
+                       "properties": coverage, "missed": missed, "rejected": rejected, "unseen": unseen, "clean_passed": clean_ok}, fh, indent=2)
+    return 0 if clean_ok and not missed and not rejected and not unseen else 1
 
 
 def _accepted(r: dict) -> bool:
     """A run that must pass: exit 0 with tests run and none failed."""
     return r["returncode"] == 0 and r["tests"] > 0 and not r["caught_by"]
+
+
+def markdown(report: dict) -> str:
+    """The fault and benign tables of a ``--json`` report, as docs/selfcheck.md shows them."""
+    from conformance.benign import PERTURBATIONS
+    from conformance.faults import FAULTS
+
+    by_name = {r["fault"]: r for r in report["results"]}
+    lines = ["| fault | area | imitates | caught by |", "|---|---|---|---|"]
+    for name, f in FAULTS.items():
+        if name in by_name:
+            caught = by_name[name]["caught_by"]
+            lines.append(f"| `{name}` | {f.area} | {f.description} | "
+                         + (", ".join(f"`{p}`" for p in caught) if caught else "**MISSED**") + " |")
+    lines += ["", "| benign perturbation | imitates | verdict | seen as drift in |", "|---|---|---|---|"]
+    for name, p in PERTURBATIONS.items():
+        r = by_name.get(f"~{name}")
+        if r:
+            verdict = "accepted" if name not in report.get("rejected", []) + report.get("unseen", []) else "**REJECTED**"
+            lines.append(f"| `{name}` | {p.description} | {verdict} | " + ", ".join(f"`{t}`" for t in r["drifted"]) + " |")
+    return "\n".join(lines) + "\n"

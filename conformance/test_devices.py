@@ -5,7 +5,6 @@ against eager. Another device may compile or round differently, so params
 agree within the sampler model and outputs within the affine model.
 """
 
-import numpy as np
 import pytest
 
 from conformance.harness import (

@@ -5,7 +5,7 @@ import hashlib
 import io
 import zipfile
 
-from conformance import dist, gate
+from conformance import dist, envs, gate
 
 
 def test_wheel_holds_the_running_suite_and_its_plugin_entry_point():
@@ -61,17 +61,18 @@ def test_without_uv_the_gate_uses_venv_and_pip(monkeypatch, tmp_path):
             return subprocess.CompletedProcess(cmd, 0, stdout='{"flax": "0.12.8", "python": "3.11.7"}', stderr="")
         return real(cmd, *a, **kw)
 
-    monkeypatch.setattr(gate, "find_uv", lambda: None)
-    monkeypatch.setattr(gate, "_run", fake_run)
-    monkeypatch.setattr(gate.subprocess, "run", fake_subprocess_run)
-    side = gate.Side("flax-0.12.8", "baseline", ["flax==0.12.8"], exclude_newer="2026-07-21T23:59:59Z")
+    monkeypatch.setattr(envs, "find_uv", lambda: None)
+    monkeypatch.setattr(envs, "_run", fake_run)
+    monkeypatch.setattr(envs.subprocess, "run", fake_subprocess_run)
+    side = envs.Side("flax-0.12.8", "baseline", ["flax==0.12.8"], exclude_newer="2026-07-21T23:59:59Z")
     with open(tmp_path / "log", "w") as log:
-        env_python, versions = gate.build_env(side, str(tmp_path / "envs"), sys.executable, "/x/suite.whl", log,
+        env_python, versions = envs.build_env(side, str(tmp_path / "envs"), sys.executable, "/x/suite.whl", log,
                                               deps=["jax>=0.4.27"])
     assert calls[0] == [sys.executable, "-m", "venv", calls[0][-1]]
-    assert calls[1][:4] == [env_python, "-m", "pip", "install"] and "flax==0.12.8" in calls[1]
+    assert calls[1][0].endswith("/bin/python") and calls[1][1:4] == ["-m", "pip", "install"]  # the venv's own pip
+    assert "flax==0.12.8" in calls[1] and "jax>=0.4.27" in calls[1]
     assert "--exclude-newer" not in calls[1]  # pip cannot date the resolution; the note says so
-    assert calls[2][-1] == "/x/suite.whl" and "--no-deps" in calls[2]
+    assert calls[2][0] == env_python and calls[2][-1] == "/x/suite.whl" and "--no-deps" in calls[2]
     assert versions["flax"] == "0.12.8"
 
 

@@ -1,4 +1,4 @@
-"""The assert helpers, tolerances and repro notes."""
+"""The assert helpers and repro notes."""
 
 import numpy as np
 import pytest

@@ -84,3 +84,17 @@ def test_controller_never_imports_jax_and_gw0_reports(tmp_path):
     outcomes = {t["nodeid"].split("::")[-1]: t["outcome"] for t in report["tests"]}
     assert outcomes["test_output_length[cpu:0]"] == "pass"
     assert outcomes["test_apply_is_pure[cpu:0]"] in ("known deviation", "pass")
+
+
+@pytest.mark.parametrize("user_value, expected", [(None, "false"), ("true", "true"), (".5", ".5")])
+def test_no_accelerator_preallocation_unless_the_user_asks(monkeypatch, user_value, expected):
+    """xdist workers sharing one GPU would each take 75 % of its memory: off before jax starts, the user's value wins."""
+    from conformance import config
+
+    if user_value is None:
+        monkeypatch.delenv(config.PREALLOCATE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(config.PREALLOCATE_ENV, user_value)
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    _setup.set_xla_flags()
+    assert os.environ[config.PREALLOCATE_ENV] == expected

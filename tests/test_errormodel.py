@@ -1,0 +1,121 @@
+"""The error model: its constants, its bounds against exhaustive checks, and the three outcomes."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import special
+
+from conformance import benign, config, drift, errormodel
+from conformance.pytest_helpers import assert_within_model
+
+
+def test_unit_roundoff_and_floor_per_dtype():
+    assert errormodel.unit_roundoff("float32") == 2.0**-24
+    assert errormodel.unit_roundoff("bfloat16") == 2.0**-8
+    assert errormodel.unit_roundoff("float16") == 2.0**-11
+    assert errormodel.unit_roundoff("float64") == 2.0**-53
+    assert errormodel.floor("float16") == 2.0**-14
+    assert errormodel.floor("float32") == 2.0**-126
+
+
+def test_gamma_is_highams_and_refuses_meaningless_n():
+    u = 2.0**-24
+    assert errormodel.gamma(100, "float32") == pytest.approx(100 * u / (1 - 100 * u))
+    assert errormodel.gamma(0, "float32") == 0.0
+    with pytest.raises(ValueError, match="no significant bit"):
+        errormodel.gamma(300, "bfloat16")
+
+
+def test_integer_results_are_exact():
+    assert np.all(errormodel.dot_error(10, "int32", np.ones(3)) == 0)
+    assert np.all(errormodel.cast_error("float32", "float64", np.ones(3)) == 0)
+    assert np.all(errormodel.cast_error("float64", "float32", np.ones(3)) > 0)
+
+
+@pytest.mark.parametrize("n", [1, 17, 256, 512])
+def test_dot_bound_holds_for_every_summation_order(n):
+    """Sequential, reversed, pairwise and fused orders of float32 dot products all stay inside gamma_n."""
+    rng = np.random.default_rng(n)
+    x = rng.uniform(-8, 8, (200, n)).astype(np.float32)
+    k = rng.standard_normal((n,)).astype(np.float32)
+    exact = x.astype(np.float64) @ k.astype(np.float64)
+    bound = errormodel.dot_error(n, "float32", np.abs(x.astype(np.float64)) @ np.abs(k.astype(np.float64)))
+    orders = {
+        "sequential": lambda: np.add.accumulate(x * k, axis=1, dtype=np.float32)[:, -1],
+        "reversed": lambda: np.add.accumulate((x * k)[:, ::-1], axis=1, dtype=np.float32)[:, -1],
+        "numpy": lambda: x @ k,
+        "xla": lambda: np.asarray(jax.jit(lambda a, b: a @ b)(x, k)),
+    }
+    for name, run in orders.items():
+        err = np.abs(run().astype(np.float64) - exact)
+        assert np.all(err <= bound), f"{name}: error {err.max():.3e} beyond the model"
+
+
+def test_special_functions_meet_the_accuracy_the_sampler_model_budgets():
+    """erf and erfinv of the installed jax, float32, over the truncated normal's whole range."""
+    u = errormodel.unit_roundoff("float32")
+    a = math.erf(config.INIT_TRUNCATION / math.sqrt(2))
+    grid = np.linspace(-a, a, 400_001).astype(np.float32)
+    got = np.asarray(jax.jit(jax.lax.erf_inv)(grid), np.float64)
+    want = special.erfinv(grid.astype(np.float64))
+    nz = want != 0
+    worst = (np.abs(got - want)[nz] / np.abs(want[nz])).max() / u
+    assert worst <= config.SPECIAL_FUNCTION_ULPS, f"erfinv relative error {worst:.2f} u > {config.SPECIAL_FUNCTION_ULPS} u"
+    t = np.linspace(-config.INIT_TRUNCATION, config.INIT_TRUNCATION, 100_001).astype(np.float32)
+    got = np.asarray(jax.jit(jax.lax.erf)(t), np.float64)
+    want = special.erf(t.astype(np.float64))
+    nz = want != 0
+    worst = (np.abs(got - want)[nz] / np.abs(want[nz])).max() / u
+    assert worst <= config.SPECIAL_FUNCTION_ULPS, f"erf relative error {worst:.2f} u > {config.SPECIAL_FUNCTION_ULPS} u"
+
+
+def test_sampler_model_covers_a_one_ulp_uniform_and_is_largest_at_the_tails():
+    """Re-deriving samples from uniforms one ulp apart stays inside the model; the bound grows with |z|."""
+    sigma = errormodel.lecun_sigma(64)
+    a = math.erf(math.sqrt(2))
+    u = np.linspace(-a, a, 10_001).astype(np.float32)
+    up = np.nextafter(u, np.float32(np.inf))
+    z = lambda v: np.asarray(jnp.sqrt(np.float32(2)) * jax.lax.erf_inv(v), np.float64) * sigma  # noqa: E731
+    k1, k2 = z(u), z(up)
+    bound = errormodel.sampler_difference(k1, sigma)
+    assert np.all(np.abs(k2 - k1) <= bound)
+    assert bound[0] > 5 * bound[len(bound) // 2]  # conditioning: exp(z^2 / 2) at the truncation
+
+
+def test_affine_difference_adds_the_params_difference():
+    x = np.array([1.0, -2.0], np.float32)
+    k = np.ones((2, 3), np.float32)
+    b = np.zeros(3, np.float32)
+    base = errormodel.affine_difference(x, k, b, np.zeros_like(k), np.zeros_like(b), np.float32)
+    more = errormodel.affine_difference(x, k, b, np.full_like(k, 1e-3), np.zeros_like(b), np.float32)
+    assert np.allclose(more - base, 3e-3, rtol=1e-3)
+
+
+def test_three_outcomes_and_drift_records():
+    drift.reset()
+    y = np.float32([1.0, -2.0, 0.5])
+    assert assert_within_model("y", y, y.copy(), 0.0) == "identical"
+    moved = np.nextafter(y, np.float32(np.inf))
+    assert assert_within_model("y", moved, y, errormodel.rounding_error("float32", np.abs(y)) * 2) == "drift"
+    with pytest.raises(AssertionError, match="changed beyond the error model"):
+        assert_within_model("y", y * 1.001, y, errormodel.rounding_error("float32", np.abs(y)))
+    d = drift.summary()
+    assert d["comparisons"] == 2 and d["drifted"] == 1 and d["worst"] == "y"
+    assert d["max_ulps"] == pytest.approx(1.0, abs=1e-9)
+    assert drift.from_properties([(drift.PROPERTY, __import__("json").dumps(d))]) == d
+
+
+def test_float16_subnormal_gradient_is_inside_the_floor():
+    """The case the random profile found: a float16 gradient of -6.4e-6 (subnormal) off by 1.08e-8."""
+    bound = errormodel.cast_error("float32", "float16", np.array([6.4e-6]))
+    assert bound[0] >= 1.08e-8
+
+
+def test_benign_corpus_is_registered_and_validated():
+    assert {"sampler_ulp_under_jit", "sampler_ulp_everywhere", "product_reordered_under_jit", "batched_last_bit",
+            "second_device_rounds_differently", "bias_fma_under_jit"} <= set(benign.PERTURBATIONS)
+    with pytest.raises(ValueError, match="--perturb must be one of"):
+        benign.install("no_such_perturbation")
