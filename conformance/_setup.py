@@ -88,8 +88,9 @@ def _known_xla_flags(flags):
 
 def compilation_cache_dir() -> str | None:
     """The persistent compilation cache shared by xdist workers; None when switched off."""
-    value = os.environ.get(config.COMPILATION_CACHE_ENV, config.DEFAULT_COMPILATION_CACHE)
-    return None if value.lower() in ("", "0", "off", "none", "false") else value
+    from conformance import cachedirs
+
+    return cachedirs.compilation_cache()
 
 
 def register_profiles() -> None:

@@ -96,9 +96,24 @@ PROFILES = {
 }
 
 # --- caches ------------------------------------------------------------------------
-# JAX's persistent compilation cache, shared by xdist workers; "off" disables it.
+# Every cache of the suite lives under one directory (see conformance/cachedirs.py):
+# $CONFORMANCE_CACHE_DIR, else $XDG_CACHE_HOME/flax-bridge-conformance, else
+# ~/.cache/flax-bridge-conformance. Nothing is written into the working directory.
+CACHE_DIR_ENV = "CONFORMANCE_CACHE_DIR"
+CACHE_DIR_NAME = "flax-bridge-conformance"
+# Its parts: JAX's persistent compilation cache (shared by xdist workers), the
+# gate's environments, the suite's wheel built for them, Hypothesis' storage
+# directory (its constants cache; the profiles keep no example database).
+CACHE_PARTS = {"jax": "jax", "envs": "envs", "wheels": "wheels", "hypothesis": "hypothesis"}
+# Per-part overrides: the compilation cache ("off" disables it), the gate's environments.
 COMPILATION_CACHE_ENV = "CONFORMANCE_COMPILATION_CACHE"
-DEFAULT_COMPILATION_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "flax-bridge-conformance", "jax")
+GATE_CACHE_ENV = "CONFORMANCE_GATE_CACHE"
+
+# --- versions ------------------------------------------------------------------------
+# The newest releases the suite has been verified against (its golden record,
+# known deviations and self-check). Newer ones run every property; the header
+# and reports say that the release is newer than the last verified one.
+LAST_VERIFIED = {"flax": "0.12.8", "jax": "0.10.2"}
 
 # --- the module zoo (reference/zoo.py) ---------------------------------------------------
 # Compile-aware: one width, one feature count, two input shapes (a batch, a row),

@@ -25,6 +25,9 @@ _setup.register_profiles()  # also here: a run with plugin autoload off still ha
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     _setup.configure_process(config)
+    from conformance import cachedirs
+
+    cachedirs.use_for_hypothesis()  # also with plugin autoload off: no ./.hypothesis
     # The gate profile is the default, in a checkout or under --pyargs, with
     # or without CI set; --hypothesis-profile picks another.
     if not config.getoption("hypothesis_profile", None):

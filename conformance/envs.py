@@ -2,7 +2,8 @@
 
 Each side's environment is resolved as of its flax release (``--exclude-newer``
 the day after the wheel's PyPI upload), holds the side's requirements plus this
-project's own dependencies, then this project (not editable: the installed copy
+project's own dependencies, then this suite (a wheel of the installed distribution,
+conformance/dist.py, or the checkout of ``--project``; without uv, venv and pip) (not editable: the installed copy
 is what runs). The suite runs there from a temporary directory.
 """
 
@@ -24,7 +25,8 @@ import tempfile
 import threading
 import time
 
-DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "flax-bridge-conformance", "envs")
+# Where environments are cached by default: envs/ under the suite's cache directory (conformance/cachedirs.py).
+DEFAULT_CACHE = "envs/ of the cache directory ($CONFORMANCE_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache/flax-bridge-conformance)"
 PYPI_JSON = "https://pypi.org/pypi/{package}/{version}/json"
 PYPI_PROJECT_JSON = "https://pypi.org/pypi/{package}/json"  # fallback where the per-version endpoint is not served
 # Installed versions reported per environment.
@@ -152,39 +154,36 @@ def label_for(requirements: list[str], taken: set[str]) -> str:
     return label
 
 
-def project_root() -> str:
-    """The checkout this package comes from (where pyproject.toml is)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.exists(os.path.join(here, "pyproject.toml")):
-        raise FileNotFoundError(f"no pyproject.toml in {here}: pass --project PATH (a checkout of this project)")
-    return here
-
-
-def project_dependencies(root: str) -> list[str]:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        tomllib = None
-    path = os.path.join(root, "pyproject.toml")
-    if tomllib is not None:
-        with open(path, "rb") as fh:
-            return list(tomllib.load(fh)["project"]["dependencies"])
-    from importlib import metadata  # the installed project's metadata as a fallback
-
-    return [r for r in (metadata.requires("flax-bridge-conformance") or []) if "extra ==" not in r]
-
-
 def env_key(python_version: str, requirements: list[str], project_deps: list[str], exclude_newer: str | None) -> str:
     blob = json.dumps({"python": python_version, "requirements": sorted(requirements), "project": sorted(project_deps),
                        "exclude_newer": exclude_newer, "layout": 1}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def find_uv() -> list[str]:
+def find_uv() -> list[str] | None:
+    """The uv command (a dependency of this package), or None: then venv and pip build the environments."""
+    try:
+        import uv
+
+        return [uv.find_uv_bin()]
+    except (ImportError, FileNotFoundError):
+        pass
     for cand in (os.path.join(os.path.dirname(sys.executable), "uv"), shutil.which("uv")):
         if cand and os.path.exists(cand):
             return [cand]
-    return [sys.executable, "-m", "uv"]
+    return None
+
+
+UV_MISSING = "uv not found: environments are built with venv + pip, and resolution is not dated (--exclude-newer needs uv)"
+LOG_TAIL = 15  # lines of a side's log shown in the terminal when it gives no results
+
+
+def log_tail(path: str, lines: int = LOG_TAIL) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    except OSError:
+        return ""
 
 
 _CLOCK = [time.monotonic()]
@@ -271,20 +270,25 @@ def building(final: str):
 _REFRESHED: set[str] = set()  # environments this process has installed the project into
 
 
-def build_env(side: Side, cache_dir: str, python: str, project: str, logfile) -> tuple[str, dict]:
-    """The side's environment (built, or reused from ``cache_dir``) with this project freshly installed.
+def build_env(side: Side, cache_dir: str, python: str, project: str, logfile, deps: list[str] | None = None) -> tuple[str, dict]:
+    """The side's environment (built, or reused from ``cache_dir``) with this suite freshly installed.
 
-    The dependencies are cached per (python, requirements, project dependencies,
-    exclude-newer date); the project itself is reinstalled every run, without
-    its dependencies, so the environment always tests the current checkout.
+    ``project`` is what to install as the suite (the wheel of conformance/dist.py,
+    or a checkout); ``deps`` its requirements. The dependencies are cached per
+    (python, requirements, suite dependencies, exclude-newer date, installer);
+    the suite itself is reinstalled every run, without its dependencies, so the
+    environment always tests the suite that runs the gate.
     """
     import fcntl
+
+    from conformance import dist
 
     uv = find_uv()
     pyver = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
                            capture_output=True, text=True, check=True).stdout.strip()
-    deps = project_dependencies(project)
-    key = env_key(pyver, side.requirements, deps, side.exclude_newer)
+    deps = dist.dependencies(project if os.path.isdir(project) else None) if deps is None else deps
+    exclude_newer = side.exclude_newer if uv else None
+    key = env_key(pyver, side.requirements, deps, exclude_newer) + ("" if uv else "-pip")
     env = os.path.join(cache_dir, f"{re.sub(r'#[0-9]+$', '', side.label)}-{key}")  # sides alike share one
     env_python = os.path.join(env, "bin", "python")
     marker = os.path.join(env, "gate-env.json")
@@ -292,25 +296,33 @@ def build_env(side: Side, cache_dir: str, python: str, project: str, logfile) ->
     with open(env + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.exists(marker):
-            log(f"{side.label}: building {env} (exclude-newer {side.exclude_newer or 'none'})")
+            log(f"{side.label}: building {env} (exclude-newer {exclude_newer or 'none'}{'' if uv else '; venv + pip'})")
             shutil.rmtree(env, ignore_errors=True)
             t0 = time.monotonic()
             with building(env) as tmp:  # renamed to env only when complete: Ctrl-C leaves nothing half-built
                 tmp_python = os.path.join(tmp, "bin", "python")
-                _run([*uv, "venv", "-q", "--relocatable", tmp, "--python", python], logfile)
-                newer = ["--exclude-newer", side.exclude_newer] if side.exclude_newer else []
-                _run([*uv, "pip", "install", "--python", tmp_python, *newer, *side.requirements, *deps], logfile)
+                if uv:
+                    _run([*uv, "venv", "-q", "--relocatable", tmp, "--python", python], logfile)
+                    newer = ["--exclude-newer", exclude_newer] if exclude_newer else []
+                    _run([*uv, "pip", "install", "--python", tmp_python, *newer, *side.requirements, *deps], logfile)
+                else:
+                    _run([python, "-m", "venv", tmp], logfile)
+                    _run([tmp_python, "-m", "pip", "install", "-q", *side.requirements, *deps], logfile)
                 with open(os.path.join(tmp, "gate-env.json"), "w") as fh:
                     json.dump({"requirements": side.requirements, "project_dependencies": deps,
-                               "exclude_newer": side.exclude_newer, "python": pyver}, fh, indent=1)
+                               "exclude_newer": exclude_newer, "python": pyver, "installer": "uv" if uv else "pip"},
+                              fh, indent=1)
             log(f"{side.label}: built in {time.monotonic() - t0:.0f} s")
         else:
             log(f"{side.label}: reusing {env}")
         # This project, not editable and without its dependencies: the copy under test. Once per
         # environment and gate run: sides sharing an environment must not reinstall under a running suite.
         if env not in _REFRESHED:
-            _run([*uv, "pip", "install", "-q", "--python", env_python, "--no-deps", "--reinstall-package",
-                  "flax-bridge-conformance", project], logfile)
+            if uv:
+                _run([*uv, "pip", "install", "-q", "--python", env_python, "--no-deps", "--reinstall-package",
+                      dist.DIST, project], logfile)
+            else:
+                _run([env_python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", project], logfile)
             _REFRESHED.add(env)
     probe = ("import json; from importlib import metadata as m; r={}\n"
              f"for n in {list(REPORTED)!r}:\n"
@@ -333,6 +345,7 @@ def run_suite(side: Side, env_python: str, out_dir: str, profile: str, timeout: 
         envvars["PYTHONPATH"] = os.pathsep.join(side.pythonpath + [p for p in [envvars.get("PYTHONPATH")] if p])
     # One compilation cache per environment: its jax writes it, nobody else reads it.
     envvars.setdefault("CONFORMANCE_COMPILATION_CACHE", os.path.join(os.path.dirname(os.path.dirname(env_python)), "jax-cache"))
+    envvars.pop("PYTHONPATH", None)  # the side's own suite, not the one running the gate
     with tempfile.TemporaryDirectory(prefix="conformance-gate-") as cwd:
         logfile.write("$ " + " ".join(cmd) + "\n")
         logfile.flush()

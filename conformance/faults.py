@@ -493,13 +493,22 @@ def broken_to_linen(real_to_linen, f: Fault):
     return to_linen
 
 
+ACTIVE: str | None = None  # the fault installed in this process: repro snippets re-apply it
+
+
+def unknown_fault_message(name: str) -> str:
+    return f"--fault {name!r} is not a fault of the corpus; one of: {', '.join(sorted(FAULTS))}"
+
+
 def install(name: str) -> None:
     """Swap ``flax.nnx.bridge.to_linen`` for the broken one named ``name``."""
+    global ACTIVE
+    if name not in FAULTS:
+        raise ValueError(unknown_fault_message(name))
     from flax.nnx import bridge
 
-    if name not in FAULTS:
-        raise ValueError(f"--fault must be one of {sorted(FAULTS)}; got {name!r}")
     f = FAULTS[name]
+    ACTIVE = name
     if f.modules:  # a broken user module: declared as a team would, through the environment (xdist workers too)
         import os
 
@@ -525,9 +534,15 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    import pytest
+
     name = config.getoption("--fault")
-    if name:
-        install(name)  # runs in the controller and in every xdist worker
+    if name and name not in FAULTS:
+        raise pytest.UsageError(unknown_fault_message(name))
+    from conformance import _setup
+
+    if name and _setup.role(config) != "controller":  # the xdist controller runs no tests and never imports jax
+        install(name)  # in every process that runs tests
 
 
 def pytest_report_header(config):

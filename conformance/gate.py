@@ -32,14 +32,17 @@ import sys
 import time
 
 from conformance import attribution, envs
+from conformance import versions as verified
 from conformance.envs import (
     DEFAULT_CACHE,
+    UV_MISSING,
     Side,
     build_env,
+    find_uv,
     flax_releases,
     label_for,
     log,
-    project_root,
+    log_tail,
     read_requirements,
     resolve_exclude_newer,
     run_suite,
@@ -57,7 +60,7 @@ from conformance.verdict import (
 
 
 def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str, profile: str,
-             timeout: float | None) -> dict:
+             timeout: float | None, deps: list[str] | None = None) -> dict:
     """Build, run, parse: ``{"results": [...] or None, "versions": {...}, "error": str or None, ...}``."""
     start = time.monotonic()
     log_path = os.path.join(out_dir, f"{side.label.replace('#', '-')}.log")
@@ -66,10 +69,12 @@ def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str
             "pytest_args": side.pytest_args, "log": log_path, "results": None, "error": None, "versions": {}}
     with open(log_path, "w") as logfile:
         try:
-            env_python, info["versions"] = build_env(side, cache_dir, python, project, logfile)
+            env_python, info["versions"] = build_env(side, cache_dir, python, project, logfile, deps)
             info["env"] = os.path.dirname(os.path.dirname(env_python))
             info["build_seconds"] = round(time.monotonic() - start, 1)
-            log(f"{side.label}: running the suite (flax {info['versions'].get('flax')}, jax {info['versions'].get('jax')})")
+            info["unverified"] = verified.newer_than_verified(info["versions"])
+            note = f"; {verified.verification_note(info['versions'])}" if info["unverified"] else ""
+            log(f"{side.label}: running the suite (flax {info['versions'].get('flax')}, jax {info['versions'].get('jax')}){note}")
             t0 = time.monotonic()
             xml, code = run_suite(side, env_python, out_dir, profile, timeout, logfile)
             info["run_seconds"] = round(time.monotonic() - t0, 1)
@@ -86,7 +91,9 @@ def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str
         counts = collapse_counts(info["results"])
         log(f"{side.label}: done in {info['seconds']} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     else:
-        log(f"{side.label}: NO RESULTS after {info['seconds']} s: {info['error']}")
+        tail = log_tail(log_path)
+        log(f"{side.label}: NO RESULTS after {info['seconds']} s: {info['error']}"
+            + (f"\n--- last lines of {log_path} ---\n{tail.rstrip()}\n---" if tail else ""))
     return info
 
 
@@ -114,10 +121,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="gate-report", help="report directory (default ./gate-report)")
     p.add_argument("--profile", default="gate", help="Hypothesis profile (default gate)")
     p.add_argument("--jobs", type=int, default=None, help="environments built and run at once (default: CPU count)")
-    p.add_argument("--cache-dir", default=os.environ.get("CONFORMANCE_GATE_CACHE", DEFAULT_CACHE),
+    p.add_argument("--cache-dir", default=None,
                    help=f"where environments are cached (default {DEFAULT_CACHE}, or $CONFORMANCE_GATE_CACHE)")
     p.add_argument("--python", default=sys.executable, help="interpreter the environments are made from")
-    p.add_argument("--project", default=None, help="checkout of this project to install (default: this one)")
+    p.add_argument("--project", default=None,
+                   help="install the suite from this checkout (default: a wheel of the installed suite)")
     p.add_argument("--pytest-args", default="", help="extra pytest arguments for every side (one string)")
     p.add_argument("--candidate-pytest-args", default="",
                    help="extra pytest arguments for candidates only, e.g. '-p conformance.faults --fault NAME'")
@@ -320,18 +328,28 @@ def _run_gate(args) -> int:
     except (ValueError, LookupError, OSError) as exc:  # bad arguments, or PyPI could not date a release
         print(f"python -m conformance gate: {exc}", file=sys.stderr)
         return 2
+    from conformance import cachedirs, dist
+
+    cache_dir = os.path.abspath(os.path.expanduser(args.cache_dir or cachedirs.gate_envs()))
+    try:  # the suite each side installs, before anything is written
+        deps = dist.dependencies(args.project)
+        project, source_note = dist.install_source(args.project, cachedirs.part("wheels"))
+    except (LookupError, OSError) as exc:
+        print(f"python -m conformance gate: {exc}", file=sys.stderr)
+        return 2
     out_dir = os.path.abspath(args.out)
     os.makedirs(out_dir, exist_ok=True)
-    project = os.path.abspath(args.project) if args.project else project_root()
-    cache_dir = os.path.abspath(os.path.expanduser(args.cache_dir))
     jobs = max(1, args.jobs or min(len(sides), os.cpu_count() or 1))
+    log(f"suite: {source_note}")
+    if find_uv() is None:
+        log(f"note: {UV_MISSING}")
     for s in sides:
         log(f"{s.role} {s.label}: {' '.join(s.requirements)}; exclude-newer {s.exclude_newer or 'none'} ({s.exclude_newer_note})")
     log(f"{len(sides)} environments, {jobs} at a time, profile {args.profile!r}, cache {cache_dir}, report {out_dir}")
     pool = concurrent.futures.ThreadPoolExecutor(jobs)
     try:
-        futures = {s.label: pool.submit(run_side, s, out_dir, cache_dir, args.python, project, args.profile, args.timeout)
-                   for s in sides}
+        futures = {s.label: pool.submit(run_side, s, out_dir, cache_dir, args.python, project, args.profile, args.timeout,
+                                        deps) for s in sides}
         infos = {label: f.result() for label, f in futures.items()}
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -352,10 +370,10 @@ def _run_gate(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance gate", description=__doc__.split("\n\n")[0],
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m conformance.gate ...`` is ``python -m conformance gate ...`` (the same checks)."""
+    from conformance.__main__ import main as conformance_main
+
+    return conformance_main(["gate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -181,6 +181,10 @@ def headers_for(infos: dict[str, dict]) -> dict[str, str]:
         head = f"flax {v['flax']} (jax {v.get('jax', '?')})" if v.get("flax") else label
         if info.get("pytest_args"):
             head += " [" + " ".join(info["pytest_args"]) + "]"
+        if info.get("unverified"):
+            from conformance.versions import last_verified
+
+            head += f" (newer than the last verified release: {last_verified()})"
         out[label] = head
     return out
 

@@ -135,16 +135,57 @@ def assert_trees_differ(name: str, a, b, what: str):
     ), f"{name}: every leaf of {sorted(pa)} is identical, but they should differ ({what})"
 
 
+def assert_product_close(name: str, actual, expected, x, variables, exact: bool = False, what: str = "expected"):
+    """``actual`` and ``expected``, two values of ``x @ kernel + bias`` for ``variables``, within the error model.
+
+    ``exact=True``: ``expected`` is the exact (float64) value, so one affine
+    error bounds the difference; otherwise both are computed (another
+    compilation, order or device), and two do. Repro snippets state a
+    property's check with it in one line.
+    """
+    __tracebackhide__ = True
+    from conformance.harness import affine_bound, kernel_bias, oracle, outputs_same_params
+
+    if exact:
+        _, mag = oracle(x, *kernel_bias(variables))
+        assert_close(name, actual, expected, affine_bound(x, mag), what)
+    else:
+        assert_within_model(name, actual, expected, outputs_same_params(x, variables), what)
+
+
 # --- repro notes -------------------------------------------------------------------------------
 
 
+def _injected() -> list[str]:
+    """Lines that re-apply what this run injected: the fault (and a benign perturbation, where one is on)."""
+    import sys
+
+    lines = []
+    faults = sys.modules.get("conformance.faults")
+    if faults is not None and getattr(faults, "ACTIVE", None):
+        lines.append(f'from conformance import faults; faults.install("{faults.ACTIVE}")  # the fault this run injected')
+    benign = sys.modules.get("conformance.benign")
+    if benign is not None and getattr(benign, "ACTIVE", None) and hasattr(benign, "install"):
+        lines.append(f'from conformance import benign; benign.install("{benign.ACTIVE}")  # the perturbation this run applied')
+    return lines
+
+
 def repro_snippet(case: Case, check: str = "") -> str:
-    """Copy-paste code that rebuilds the case's inputs and calls the contract."""
+    """Copy-paste code that rebuilds the case's inputs, calls the contract and runs the property's check.
+
+    It starts as the suite does (host CPU devices, matmul precision), re-applies
+    an injected fault, and ends with the check: run, it raises when the
+    property fails. tests/test_repro_snippets.py runs one per property.
+    """
     x64 = case.dtype in ("float64", "int64")
     lines = [
+        "from conformance import _setup; _setup.before_jax()  # the suite's devices and jax settings",
+        *_injected(),
         "import jax, jax.numpy as jnp, numpy as np",
         "from conformance.hypothesis_helpers import make_x",
-        "from reference import nnx_inside_linen, init_variables, linen_module",
+        "from conformance import errormodel",
+        "from conformance.pytest_helpers import assert_close, assert_equal, assert_product_close, assert_trees_equal",
+        "from reference import nnx_inside_linen, init_variables, linen_module, prng_key",
     ]
     lines.append(f'jax.config.update("jax_default_matmul_precision", "{config.MATMUL_PRECISION}")')
     if x64:
@@ -161,14 +202,26 @@ def repro_snippet(case: Case, check: str = "") -> str:
     return "\n".join(lines)
 
 
+class _Note:
+    """The check a repro snippet ends with; a property may set it once its draws are known."""
+
+    def __init__(self, check: str):
+        self.check = check
+
+
 @contextlib.contextmanager
 def reporting(prop: str, case: Case, check: str = ""):
-    """Attach the property, the inputs and a repro snippet to any failure inside."""
+    """Attach the property, the inputs and a repro snippet to any failure inside.
+
+    Yields a note whose ``check`` the body may set (for checks that depend on
+    draws made inside).
+    """
+    note = _Note(check)
     try:
-        yield
+        yield note
     except Exception as exc:
         if hasattr(exc, "add_note"):
             exc.add_note(f"property: {prop}")
             exc.add_note(f"inputs: {case.describe()}")
-            exc.add_note("repro:\n" + textwrap.indent(repro_snippet(case, check), "    "))
+            exc.add_note("repro:\n" + textwrap.indent(repro_snippet(case, note.check), "    "))
         raise

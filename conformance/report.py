@@ -19,6 +19,7 @@ def header_lines(with_jax: bool = True) -> list[str]:
     """
     from hypothesis import settings
 
+    from conformance import versions
     from conformance.deviations import installed_versions
 
     profile = settings._current_profile  # the loaded profile's name
@@ -30,6 +31,7 @@ def header_lines(with_jax: bool = True) -> list[str]:
         *(jax_lines() if with_jax else []),
         f"conformance: hypothesis profile {profile!r} (max_examples={cur.max_examples}, "
         f"derandomize={cur.derandomize}, database={'off' if cur.database is None else 'on'})",
+        f"conformance: {versions.verification_note(found)}",
         f"conformance: compilation cache {_setup.compilation_cache_dir() or 'off'}",
     ]
     if "XLA_FLAGS" in os.environ:

@@ -9,7 +9,10 @@ from reference import init_variables, nnx_inside_linen
 @given_data(0.5)
 def test_deterministic(device, data):
     case = draw_case(data, device, batched=None)
-    check = "assert (nnx_inside_linen(seed, x, features) == y).all()"
+    check = """
+    assert_equal("y", nnx_inside_linen(seed, x, features), y, "the first call's output")
+    assert_trees_equal("variables", init_variables(seed, x, features), variables, "the first init's variables")
+    """
     with numerics(case), reporting("determinism", case, check):
         x = case_x(case)
         first = nnx_inside_linen(case.seed, x, case.features)

@@ -19,7 +19,7 @@ from reference import init_variables, nnx_inside_linen
 @given_data(0.5)
 def test_output_stays_on_device(device, data):
     case = draw_case(data, device, batched=None)
-    with numerics(case), reporting("output stays on x's device", case, "print(y.devices(), x.devices())"):
+    with numerics(case), reporting("output stays on x's device", case, "assert y.devices() == x.devices(), f'y is on {y.devices()}, x on {x.devices()}'"):
         x = case_x(case)
         where = device_by_id(device)
         assert_on_device("x", x, where)
@@ -40,8 +40,15 @@ def test_devices_agree(device, data):
     case = draw_case(data, device, batched=None)
     case.extra["other_device"] = other
     there = Case(**{**case.__dict__, "device": other})
-    check = f'x2 = jax.device_put(np.asarray(x), jax.devices("{other.split(":")[0]}")[{other.split(":")[1]}])\n' \
-            "print(np.abs(np.asarray(nnx_inside_linen(seed, x2, features)) - np.asarray(y)).max())"
+    plat, idx = other.split(":")
+    check = f"""
+    from conformance.harness import outputs_difference
+    from conformance.pytest_helpers import assert_within_model
+    x2 = jax.device_put(np.asarray(x), jax.devices("{plat}")[{idx}])  # {other}
+    with jax.default_device(x2.devices().pop()):
+        y2 = jax.jit(nnx_inside_linen, static_argnums=(0, 2))(seed, x2, features)
+    assert_within_model("jit y on {other}", y2, y, outputs_difference(x, variables), "eager y on {device}")
+    """
     with reporting(f"{device} agrees with {other}", case, check):
         with numerics(there):
             x2 = place(case.x.build(), other)

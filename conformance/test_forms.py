@@ -8,7 +8,12 @@ from conformance.pytest_helpers import assert_equal, assert_trees_equal, reporti
 @given_data(0.5)
 def test_kwargs_form_matches_closure(device, data):
     case = draw_case(data, device, batched=None)
-    check = "vk = linen_module(x.shape[-1], int(features), 'kwargs').init(jax.random.PRNGKey(int(seed)), x)"
+    check = """
+    vk = linen_module(x.shape[-1], int(features), 'kwargs').init(prng_key(seed), x)
+    vc = linen_module(x.shape[-1], int(features)).init(prng_key(seed), x)
+    assert_trees_equal("kwargs-form variables", vk, vc, "closure-form variables")
+    assert_equal("kwargs-form y", linen_module(x.shape[-1], int(features), 'kwargs').apply(vk, x), linen_module(x.shape[-1], int(features)).apply(vc, x), "closure-form y")
+    """
     with numerics(case), reporting("kwargs form == closure form", case, check):
         x = case_x(case)
         seed = seed_array(case.seed_int)

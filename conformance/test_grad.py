@@ -29,7 +29,16 @@ def _cotangent(data, case):
 def test_grad_wrt_params(device, data):
     case = draw_case(data, device, dtype_names=config.FLOAT_DTYPES)
     c = _cotangent(data, case)
-    check = "g = jax.grad(lambda v: jnp.sum(linen_module(x.shape[-1], int(features)).apply(v, x) * c))(variables)"
+    check = f"""
+    c = {case.extra["cotangent"]}.astype(np.float64)  # the cotangent
+    g = jax.grad(lambda v: jnp.sum(linen_module(x.shape[-1], int(features)).apply(v, x) * c.astype(np.float32)))(variables)
+    expected = np.outer(np.asarray(x, np.float64), c)
+    acc = jnp.result_type(x.dtype, jnp.float32)  # the accumulation dtype
+    product = errormodel.dot_error(1, acc, np.abs(expected))
+    bound = product + errormodel.cast_error(acc, "float32", np.abs(expected) + product)
+    assert_close("grad/params/linear/kernel", g['params']['linear']['kernel'], expected, bound, "outer(x, c)")
+    assert_close("grad/params/linear/bias", g['params']['linear']['bias'], c, errormodel.cast_error(acc, "float32", np.abs(c)), "c")
+    """
     with numerics(case), reporting("grad w.r.t. params", case, check):
         x = case_x(case)
         variables = init_jit(case)
@@ -49,7 +58,17 @@ def test_grad_wrt_params(device, data):
 def test_grad_wrt_x(device, data):
     case = draw_case(data, device, dtype_names=config.FLOAT_DTYPES)
     c = _cotangent(data, case)
-    check = "gx = jax.grad(lambda x: jnp.sum(linen_module(x.shape[-1], int(features)).apply(variables, x) * c))(x)"
+    check = f"""
+    c = {case.extra["cotangent"]}.astype(np.float64)  # the cotangent
+    gx = jax.grad(lambda x: jnp.sum(linen_module(x.shape[-1], int(features)).apply(variables, x) * c.astype(np.float32)))(x)
+    k = np.asarray(variables['params']['linear']['kernel'], np.float64)
+    expected = k @ c
+    acc, mag = jnp.result_type(x.dtype, jnp.float32), np.abs(k) @ np.abs(c)
+    product = errormodel.dot_error(int(features), acc, mag)
+    bound = product + errormodel.cast_error(acc, x.dtype, mag + product)
+    assert gx.dtype == x.dtype, f"grad.dtype={{gx.dtype}}, but should be {{x.dtype}}"
+    assert_close("grad/x", gx, expected, bound, "kernel @ c")
+    """
     with numerics(case), reporting("grad w.r.t. x", case, check):
         x = case_x(case)
         variables = init_jit(case)

@@ -41,7 +41,7 @@ SUPPORT_BOUND = SUPPORT * (1 + errormodel.gamma(5, "float32"))
 @given_data(0.5)
 def test_bias_is_zero(device, data):
     case = draw_case(data, device, batched=None)
-    with numerics(case), reporting("bias is zero at init", case, "assert (variables['params']['linear']['bias'] == 0).all()"):
+    with numerics(case), reporting("bias is zero at init", case, "assert (variables['params']['linear']['bias'] == 0).all(), variables['params']['linear']['bias']"):
         _, variables, _ = observe(case)
         bias = np.asarray(leaf(variables, BIAS))
         assert_equal("params/linear/bias", bias, np.zeros_like(bias), "zeros")
@@ -51,7 +51,10 @@ def test_bias_is_zero(device, data):
 def test_init_ignores_x(device, data):
     """Params depend on seed and shapes only: pipelines initialise with a dummy batch."""
     case = draw_case(data, device, batched=None)
-    check = "assert (init_variables(seed, x, features)['params']['linear']['kernel'] == init_variables(seed, jnp.zeros(x.shape[-1]), features)['params']['linear']['kernel']).all()"
+    check = """
+    zeros = jax.device_put(np.zeros(x.shape[-1], np.float32), x.devices().pop())
+    assert_trees_equal("variables (init with x)", variables, init_variables(seed, zeros, features), "init with float32 zeros of x's width")
+    """
     with numerics(case), reporting("init ignores x's values, dtype and batch shape", case, check):
         # Another input is another program: its sampler may compile differently, within the model.
         assert_inits_within_model(
@@ -65,19 +68,32 @@ def test_kernel_distribution(device, data):
     case = draw_case(data, device, min_cells=config.INIT_STAT_MIN_CELLS, dtype_names=("float32",))
     seeds = np.resize(seed_batch(case.seed_int, config.SEED_BATCH), config.SEED_BATCH)
     case.extra["seeds"] = f"seed_batch({case.seed_int}, {config.SEED_BATCH})"
-    with numerics(case), reporting("kernel ~ lecun_normal", case, "# pooled kernels of the seed batch, times sqrt(width)"):
+    check = f"""
+    from conformance.test_init import assert_lecun_normal
+    from conformance.test_seeds import seed_batch
+    seeds = np.resize(seed_batch({case.seed_int}, {config.SEED_BATCH}), {config.SEED_BATCH})
+    z = np.concatenate([np.asarray(init_variables(int(s), x, features)['params']['linear']['kernel'], np.float64).ravel() for s in seeds])
+    assert_lecun_normal(z * np.sqrt(x.shape[-1]), x.shape[-1])
+    """
+    with numerics(case), reporting("kernel ~ lecun_normal", case, check):
         variables = jit_init_many(case.width, case.features_int)(seeds.astype(seed_array(0).dtype), dummy_x(case))
         z = np.asarray(leaf(variables, KERNEL), np.float64).ravel() * math.sqrt(case.width)
-        n, s = z.size, config.INIT_STAT_SIGMAS
-        checks = {
-            "mean": (z.mean(), 0.0, math.sqrt(1.0 / n)),
-            "variance": ((z**2).mean(), 1.0, math.sqrt((M4 - 1.0) / n)),
-            "fourth moment": ((z**4).mean(), M4, math.sqrt((M8 - M4**2) / n)),
-        }
-        for name, (got, want, se) in checks.items():
-            assert abs(got - want) <= s * se, (
-                f"standardised kernel {name}={got:.5f}, but should be {want:.5f} +- {s} x {se:.2e} "
-                f"(lecun_normal over {n} cells, width {case.width})"
-            )
-        top = float(np.abs(z).max())
-        assert top <= SUPPORT_BOUND, f"max |kernel| * sqrt(width)={top:.6f}, but truncation bounds it by {SUPPORT_BOUND:.6f}"
+        assert_lecun_normal(z, case.width)
+
+
+def assert_lecun_normal(z, width: int):
+    """Pooled standardised kernel cells ``z`` (kernel * sqrt(width)): moments and support of lecun_normal."""
+    __tracebackhide__ = True
+    n, s = z.size, config.INIT_STAT_SIGMAS
+    checks = {
+        "mean": (z.mean(), 0.0, math.sqrt(1.0 / n)),
+        "variance": ((z**2).mean(), 1.0, math.sqrt((M4 - 1.0) / n)),
+        "fourth moment": ((z**4).mean(), M4, math.sqrt((M8 - M4**2) / n)),
+    }
+    for name, (got, want, se) in checks.items():
+        assert abs(got - want) <= s * se, (
+            f"standardised kernel {name}={got:.5f}, but should be {want:.5f} +- {s} x {se:.2e} "
+            f"(lecun_normal over {n} cells, width {width})"
+        )
+    top = float(np.abs(z).max())
+    assert top <= SUPPORT_BOUND, f"max |kernel| * sqrt(width)={top:.6f}, but truncation bounds it by {SUPPORT_BOUND:.6f}"

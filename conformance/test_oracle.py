@@ -4,8 +4,10 @@ from conformance.harness import affine_bound, given_data, kernel_bias, numerics,
 from conformance.hypothesis_helpers import draw_case
 from conformance.pytest_helpers import assert_close, reporting
 
-CHECK = """k, b = (np.asarray(variables['params']['linear'][n], np.float64) for n in ('kernel', 'bias'))
-print(np.abs(np.asarray(y, np.float64) - (np.asarray(x, np.float64) @ k + b)).max())"""
+CHECK = """
+k, b = (np.asarray(variables['params']['linear'][n], np.float64) for n in ('kernel', 'bias'))
+assert_product_close("y", y, np.asarray(x, np.float64) @ k + b, x, variables, exact=True, what="x @ kernel + bias in float64")
+"""
 
 
 @given_data()

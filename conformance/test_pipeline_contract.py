@@ -31,7 +31,16 @@ def _without(variables, path):
 def test_apply_rejects_missing_leaf(device, data):
     case = draw_case(data, device, dtype_names=("float32",))
     missing = data.draw(st.sampled_from([KERNEL, BIAS]), label="missing leaf")
-    with numerics(case), reporting("missing leaf raises", case, f"# apply with {'/'.join(missing)} deleted"):
+    check = f"""
+    lin = {{k: v for k, v in variables['params']['linear'].items() if k != '{missing[-1]}'}}  # {'/'.join(missing)} deleted
+    try:
+        y_broken = linen_module(x.shape[-1], int(features)).apply({{**variables, 'params': {{**variables['params'], 'linear': lin}}}}, x)
+    except Exception as exc:
+        print("raised, as it should:", type(exc).__name__, exc)
+    else:
+        raise AssertionError(f"apply with {'/'.join(missing)} missing returned {{np.asarray(y_broken)[:4]}}... instead of raising")
+    """
+    with numerics(case), reporting("missing leaf raises", case, check):
         x = case_x(case)
         broken = _without(init_jit(case), missing)
         try:
@@ -44,7 +53,19 @@ def test_apply_rejects_missing_leaf(device, data):
 @given_data(0.25, shrink=False)
 def test_apply_flags_unknown_leaf(device, data):
     case = draw_case(data, device, dtype_names=("float32",))
-    with numerics(case), reporting("unknown leaf raises or warns", case, "# apply with params/linear/extra added"):
+    check = """
+    import warnings
+    lin = {**variables['params']['linear'], 'extra': np.zeros(3, np.float32)}  # params/linear/extra added
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            linen_module(x.shape[-1], int(features)).apply({**variables, 'params': {**variables['params'], 'linear': lin}}, x)
+            raised = False
+        except Exception:
+            raised = True
+    assert raised or caught, "apply accepted an unknown leaf params/linear/extra silently (no error, no warning)"
+    """
+    with numerics(case), reporting("unknown leaf raises or warns", case, check):
         x = case_x(case)
         v = init_jit(case)
         extra = {**v, "params": {**v["params"], "linear": {**v["params"]["linear"], "extra": np.zeros(3, np.float32)}}}
@@ -60,7 +81,12 @@ def test_apply_flags_unknown_leaf(device, data):
 @given_data(0.25, shrink=False)
 def test_apply_is_pure(device, data):
     case = draw_case(data, device, batched=None)
-    with numerics(case), reporting("apply is a pure function of params and x", case, "print(jax.make_jaxpr(linen_module(x.shape[-1], int(features)).apply)(variables, x))"):
+    check = f"""
+    jaxpr = str(jax.make_jaxpr(linen_module(x.shape[-1], int(features)).apply)(variables, x))
+    rng = [p for p in {RANDOM_PRIMITIVES!r} if p in jaxpr]
+    assert not rng, f"apply's jaxpr contains random-number primitives {{rng}}: it re-runs initializers"
+    """
+    with numerics(case), reporting("apply is a pure function of params and x", case, check):
         x = case_x(case)
         v = init_jit(case)
         jaxpr = jax.make_jaxpr(module(case.width, case.features_int).apply)(v, x)
@@ -112,7 +138,14 @@ def test_variables_tree_structure(device, data):
     from flax.core import meta
 
     case = draw_case(data, device, batched=None)
-    with numerics(case), reporting("variables tree structure", case, "print(jax.tree.map(type, variables))"):
+    check = """
+    from flax.core import meta
+    assert sorted(variables) == ['params'], f"collections {sorted(variables)}, but should be ['params']"
+    flat, _ = jax.tree_util.tree_flatten_with_path(variables, is_leaf=lambda a: isinstance(a, meta.AxisMetadata))
+    boxed = {jax.tree_util.keystr(p): type(a).__name__ for p, a in flat if not isinstance(a, jax.Array)}
+    assert not boxed, f"leaves {boxed} should be raw jax.Arrays (not boxed)"
+    """
+    with numerics(case), reporting("variables tree structure", case, check):
         v = init_jit(case)
         assert sorted(v) == ["params"], f"collections {sorted(v)}, but should be ['params']"
         flat, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=lambda a: isinstance(a, meta.AxisMetadata))

@@ -13,8 +13,13 @@ def test_distinct_seeds_distinct_params(device, data):
     case = draw_case(data, device, min_cells=config.SEED_MIN_CELLS)
     other = data.draw(seed_ints().filter(lambda s: s != case.seed_int), label="other seed")
     case.extra["other_seed"] = other
-    check = "assert (init_variables(seed, x, features)['params']['linear']['kernel'] != init_variables(other_seed, x, features)['params']['linear']['kernel']).any()"
-    with numerics(case), reporting("seed sensitivity (pairwise)", case, f"other_seed = {other}\n{check}"):
+    check = f"""
+    other_seed = {other}
+    k1 = init_variables(seed, x, features)['params']['linear']['kernel']
+    k2 = init_variables(other_seed, x, features)['params']['linear']['kernel']
+    assert (k1 != k2).any(), f"seeds {{seed}} and {{other_seed}} give the same kernel"
+    """
+    with numerics(case), reporting("seed sensitivity (pairwise)", case, check):
         assert_trees_differ(
             "variables", init_jit(case), init_jit(Case(**{**case.__dict__, "seed": other})),
             f"seeds {case.seed_int} and {other} are distinct",
@@ -44,7 +49,15 @@ def test_distinct_seeds_batch(device, data):
     # Pad to the fixed batch size so every call hits the same executable.
     padded = np.resize(seeds, config.SEED_BATCH)
     case.extra["seeds"] = f"seed_batch({case.seed_int}, {config.SEED_BATCH})"
-    with numerics(case), reporting("seed sensitivity (batch of seeds)", case, "# vmap of init over the seeds; kernels must be pairwise distinct"):
+    check = f"""
+    from conformance.test_seeds import seed_batch
+    seeds = seed_batch({case.seed_int}, {config.SEED_BATCH})
+    owner = {{}}
+    for s in seeds.tolist():
+        first = owner.setdefault(np.asarray(init_variables(s, x, features)['params']['linear']['kernel']).tobytes(), s)
+        assert first == s, f"seeds {{first}} and {{s}} give the same kernel (of {{len(seeds)}} distinct seeds)"
+    """
+    with numerics(case), reporting("seed sensitivity (batch of seeds)", case, check):
         variables = jit_init_many(case.width, case.features_int)(padded.astype(seed_array(0).dtype), dummy_x(case))
         kernels = np.asarray(leaf(variables, KERNEL)).reshape(config.SEED_BATCH, -1)[: len(seeds)]
         owner: dict[bytes, int] = {}

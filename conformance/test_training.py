@@ -78,7 +78,24 @@ def test_optax_sgd_step(device, data):
     case = draw_case(data, device, dtype_names=("float32",), kinds=("uniform", "integers", "one_hot"))
     t_spec = data.draw(x_specs(case.features_int, "float32", kinds=("uniform",)), label="target")
     case.extra["target"] = t_spec.code()
-    check = "# optax.sgd(lr) steps over variables: each must equal the hand update, and none may raise the loss"
+    check = f"""
+    import optax
+    from conformance.pytest_helpers import assert_close
+    from conformance.test_training import hand_step
+    target = {t_spec.code()}
+    m = linen_module(x.shape[-1], int(features))
+    x64, t64 = np.asarray(x, np.float64), target.astype(np.float64)
+    lr = 0.5 * int(features) / (2 * (float(x64 @ x64) + 1))  # under 1/L: no step may raise the loss
+    loss = lambda v: jnp.mean((m.apply(v, x) - target) ** 2)
+    v, opt_state = variables, optax.sgd(lr).init(variables)
+    for i in range({config.TRAIN_STEPS}):
+        k, b = (np.asarray(v['params']['linear'][n], np.float64) for n in ('kernel', 'bias'))
+        (want_k, bound_k), (want_b, bound_b) = hand_step(k, b, x64, t64, lr)
+        updates, opt_state = optax.sgd(lr).update(jax.grad(loss)(v), opt_state, v)
+        v = optax.apply_updates(v, updates)
+        assert_close(f"step {{i + 1}}: params/linear/kernel", v['params']['linear']['kernel'], want_k, bound_k, "hand SGD update")
+        assert_close(f"step {{i + 1}}: params/linear/bias", v['params']['linear']['bias'], want_b, bound_b, "hand SGD update")
+    """
     with numerics(case), reporting("optax training step", case, check):
         x = case_x(case)
         target = t_spec.build()

@@ -18,7 +18,13 @@ def vmapped_apply(width: int, features: int):
 @given_data(0.5)
 def test_vmap_matches_rows_and_batched(device, data):
     case = draw_case(data, device, batched=True)
-    check = "# jax.vmap(module.apply, in_axes=(None, 0)) vs per-row apply vs apply on the batch"
+    check = """
+    m = linen_module(x.shape[-1], int(features))
+    rows = x.reshape((-1, x.shape[-1]))
+    per_row = jnp.stack([m.apply(variables, r) for r in rows])
+    assert_product_close("vmap(apply)(rows)", jax.vmap(m.apply, in_axes=(None, 0))(variables, rows), per_row, rows, variables, what="per-row apply")
+    assert_product_close("apply(batch)", m.apply(variables, x).reshape(per_row.shape), per_row, rows, variables, what="per-row apply")
+    """
     with numerics(case), reporting("vmap equivalence", case, check):
         # Rows are cut on the host: eager slicing and stacking would compile per shape.
         x_np = case.x.build()

@@ -14,7 +14,7 @@ from conformance import envs, gate, verdict
 
 
 @pytest.fixture
-def fake_sides(monkeypatch):
+def fake_sides(monkeypatch, tmp_path):
     """``run_side`` answers from canned XML per flax version; the PyPI lookup is canned too."""
     canned = {
         "0.12.8": junit(ok("test_a[cpu:0]"), ok("test_a[cpu:1]"), xfailed("test_b")),
@@ -23,7 +23,7 @@ def fake_sides(monkeypatch):
     }
     calls = []
 
-    def run_side(side, out_dir, cache_dir, python, project, profile, timeout):
+    def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None):
         calls.append((side.label, side.role, side.exclude_newer, tuple(side.pytest_args), profile))
         version = envs.pinned_version(side.requirements)
         if version not in canned:
@@ -32,6 +32,7 @@ def fake_sides(monkeypatch):
                 "versions": {"flax": version, "jax": "x"}, "pytest_args": side.pytest_args}
 
     monkeypatch.setattr(gate, "run_side", run_side)
+    monkeypatch.setenv("CONFORMANCE_CACHE_DIR", str(tmp_path / "cache"))  # the suite's wheel goes there
     monkeypatch.setattr(envs, "pypi_upload_time", lambda pkg, v: {"0.12.8": "2026-07-20T18:29:38Z",
                                                                    "0.12.0": "2025-09-25T23:58:58Z",
                                                                    "0.9.0": "2024-08-27T17:51:42Z",
@@ -52,14 +53,14 @@ def test_gate_command_exit_codes(fake_sides, tmp_path, capsys):
 
     out = tmp_path / "bad"
     code = main(["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.0", "--candidate", "flax==0.9.0",
-                 "--out", str(out), "--candidate-pytest-args", "-p conformance.faults --fault x"])
+                 "--out", str(out), "--candidate-pytest-args", "-p conformance.faults --fault apply_ignores_bias"])
     assert code == 1
     report = json.loads((out / "gate.json").read_text())
     assert report["exit_code"] == 1
     assert [c["regressed"] for c in report["comparisons"]] == [False, True]
     assert report["matrix"]["flax-0.9.0"]["test_a"] == {"outcome": "fail", "message": "kernel differs", "category": "",
                                                         "tests": 2, "drift": None}
-    assert ("flax-0.9.0", "candidate", "2024-08-28T23:59:59Z", ("-p", "conformance.faults", "--fault", "x"), "gate") in fake_sides
+    assert ("flax-0.9.0", "candidate", "2024-08-28T23:59:59Z", ("-p", "conformance.faults", "--fault", "apply_ignores_bias"), "gate") in fake_sides
     assert ("flax-0.12.8", "baseline", "2026-07-21T23:59:59Z", (), "gate") in fake_sides
 
     assert main(["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.1.0", "--out", str(tmp_path / "e")]) == 2
@@ -115,10 +116,10 @@ def world_xml(flax, jax):
 
 
 @pytest.fixture
-def fake_world(monkeypatch):
+def fake_world(monkeypatch, tmp_path):
     runs = []
 
-    def run_side(side, out_dir, cache_dir, python, project, profile, timeout):
+    def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None):
         flax = envs.pinned_version(side.requirements)
         jax = envs.pinned_version(side.requirements, "jax") or jax_of_time(side.exclude_newer)
         runs.append((side.role, flax, jax, side.exclude_newer, tuple(side.pytest_args)))
@@ -127,6 +128,7 @@ def fake_world(monkeypatch):
                 "requirements": side.requirements, "exclude_newer": side.exclude_newer}
 
     monkeypatch.setattr(gate, "run_side", run_side)
+    monkeypatch.setenv("CONFORMANCE_CACHE_DIR", str(tmp_path / "cache"))  # the suite's wheel goes there
     monkeypatch.setattr(envs, "pypi_upload_time", lambda pkg, v: DATES[v])
     monkeypatch.setattr(gate, "flax_releases", lambda: ["0.10.7", "0.11.0", "0.11.1", "0.11.2", "0.12.0"])
     return runs

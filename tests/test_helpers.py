@@ -44,8 +44,24 @@ def test_failures_carry_property_inputs_and_repro():
     assert "make_x((3,), 'float32', 'uniform', 7)" in notes and 'jax.devices("cpu")[1]' in notes
 
 
-def test_repro_snippet_runs():
-    case = Case(seed=3.0, features=2, width=3, dtype="float32", x=XSpec((3,), "float32", "uniform", 7), device="cpu:0")
+def test_repro_snippet_runs(monkeypatch):
+    from conformance import faults
     from conformance.pytest_helpers import repro_snippet
 
+    monkeypatch.setattr(faults, "ACTIVE", None)  # run in this process: it must not swap a fault in
+    case = Case(seed=3.0, features=2, width=3, dtype="float32", x=XSpec((3,), "float32", "uniform", 7), device="cpu:0")
+
     exec(repro_snippet(case, "assert y.shape == (2,)"), {})
+
+
+def test_repro_snippet_re_applies_the_injected_fault(monkeypatch):
+    from conformance import faults
+    from conformance.pytest_helpers import repro_snippet
+
+    case = Case(seed=3, features=2, width=3, dtype="float32", x=XSpec((3,), "float32", "uniform", 7), device="cpu:0")
+    monkeypatch.setattr(faults, "ACTIVE", "output_truncated")
+    lines = repro_snippet(case, "assert y.shape == (2,)").splitlines()
+    install = lines.index('from conformance import faults; faults.install("output_truncated")  # the fault this run injected')
+    assert install < next(i for i, ln in enumerate(lines) if ln.startswith("from reference import"))
+    monkeypatch.setattr(faults, "ACTIVE", None)
+    assert "faults.install" not in repro_snippet(case)

@@ -45,13 +45,23 @@ PROBE = textwrap.dedent(
 
 
 def test_controller_never_imports_jax_and_gw0_reports(tmp_path):
+    """Under xdist and -q: the controller stays jax-free, the summary names what was tested (gw0's devices),
+    the JUnit XML and the JSON report carry the same, and the working directory stays empty."""
+    import json
+    import xml.etree.ElementTree as ET
+
     (tmp_path / "role_probe.py").write_text(PROBE)
     out = tmp_path / "controller.txt"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "ROLE_PROBE_OUT": str(out)}
+    cwd, reports = tmp_path / "cwd", tmp_path / "reports"
+    cwd.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "ROLE_PROBE_OUT": str(out),
+           "CONFORMANCE_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("HYPOTHESIS_STORAGE_DIRECTORY", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-n", "2", "-p", "role_probe", "-p", "no:cacheprovider",
-         "--hypothesis-profile=dev", "-k", "test_output_length", "-q"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-n", "2", "-p", "role_probe",
+         "--hypothesis-profile=dev", "-k", "test_output_length or test_apply_is_pure", "-q",
+         f"--junitxml={reports / 'j.xml'}", f"--conformance-json={reports / 'r.json'}"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
@@ -59,6 +69,21 @@ def test_controller_never_imports_jax_and_gw0_reports(tmp_path):
     # gw0's jax-side lines reach the controller's summary.
     assert "conformance: devices [cpu:0" in text, text[-4000:]
     assert "matmul precision on cpu:0" in text, text[-4000:]
+    line = next(ln for ln in text.splitlines() if ln.startswith("conformance: tested flax "))
+    assert "jaxlib " in line and "python " in line and "on [cpu:0, cpu:1]" in line, line
+    assert "profile 'dev'; fault none; perturbation none" in line, line
+    # No .pytest_cache, no .hypothesis: caches live under CONFORMANCE_CACHE_DIR.
+    assert os.listdir(cwd) == [], os.listdir(cwd)
+    props = {p.get("name"): p.get("value") for p in ET.parse(reports / "j.xml").getroot().iter("property")
+             if p.get("name", "").startswith("conformance_")}
+    assert props["conformance_devices"] == "cpu:0, cpu:1" and props["conformance_profile"] == "dev"
+    assert {"conformance_flax", "conformance_jax", "conformance_jaxlib", "conformance_python", "conformance_fault",
+            "conformance_perturbation", "conformance_verification"} <= set(props)
+    report = json.loads((reports / "r.json").read_text())
+    assert report["tested"]["devices"] == ["cpu:0", "cpu:1"] and report["tested"]["flax"] == props["conformance_flax"]
+    outcomes = {t["nodeid"].split("::")[-1]: t["outcome"] for t in report["tests"]}
+    assert outcomes["test_output_length[cpu:0]"] == "pass"
+    assert outcomes["test_apply_is_pure[cpu:0]"] in ("known deviation", "pass")
 
 
 @pytest.mark.parametrize("user_value, expected", [(None, "false"), ("true", "true"), (".5", ".5")])

@@ -1,0 +1,64 @@
+"""Wrong usage of any command: exit 2 and one line naming the argument and its valid values, before any work."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conformance.__main__ import main
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("argv, says", [
+    ([], "no command given; commands: selfcheck, faults, record, gate"),
+    (["--bogus"], "unknown command '--bogus'; commands: selfcheck, faults, record, gate"),
+    (["selftest"], "unknown command 'selftest'; commands: selfcheck, faults, record, gate"),
+    (["selfcheck", "--fault", "no_such_fault"], "--fault 'no_such_fault' is not a fault of the corpus; one of: apply_ignores_bias"),
+    (["selfcheck", "--profile", "nope"], "--profile 'nope' is not a Hypothesis profile; one of: gate, dev"),
+    (["selfcheck", "--jobs", "0"], "--jobs must be a positive int"),
+    (["selfcheck", "--json", "/no/such/dir/x.json"], "--json '/no/such/dir/x.json': directory"),
+    (["selfcheck", "--bogus"], "unrecognized arguments: --bogus"),
+    (["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.7", "--profile", "nope"], "--profile 'nope'"),
+    (["gate", "--baseline", "flax===", "--candidate", "flax==0.12.7"], "--baseline 'flax===' is not a pip requirement"),
+    (["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.7", "--candidate-pytest-args", "--fault nope"],
+     "--fault 'nope' is not a fault of the corpus"),
+    (["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.7", "--jobs", "-1"], "--jobs must be a positive int"),
+    (["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.7", "--project", "/nonexistent"], "--project"),
+    (["gate", "--baseline-requirements", "/no/such/file", "--candidate", "flax==0.12.7"], "no such file"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert exit_code(argv) == 2
+    assert says in one_line_error(capsys)
+    assert os.listdir(tmp_path) == []  # no report folder, nothing written
+
+
+def exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own errors (unknown options)
+        return exc.code
+
+
+def test_gate_without_candidate_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["gate", "--baseline", "flax==0.12.8"]) == 2
+    assert "--candidate" in one_line_error(capsys)
+    assert os.listdir(tmp_path) == []
+
+
+def test_unknown_fault_under_pytest_is_a_usage_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "-p", "conformance.faults",
+                           "--fault", "no_such_fault", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = (proc.stdout + proc.stderr).strip()
+    assert proc.returncode == 4, out  # pytest's usage error
+    assert "INTERNALERROR" not in out
+    assert "ERROR: --fault 'no_such_fault' is not a fault of the corpus; one of: " in out
+    assert len(out.splitlines()) <= 2, out
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,138 @@
+"""Every repro snippet runs and reproduces its failure.
+
+The suite runs in subprocesses, once per fault of ``SNIPPET_FAULTS`` (the
+selfcheck profile, only the properties that fault is known to fail), with
+the fault injected. Each failing property's repro note is read from the JUnit
+XML and executed in a fresh interpreter: it must re-apply the fault itself
+and end in the property's failure (an exception). Properties that carry a
+snippet are found in the suite's source, so a new one without a fault here
+fails the coverage test.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conformance import deviations
+
+SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conformance")
+
+# fault -> the properties whose snippets it proves (each property caught by that fault in the selfcheck).
+SNIPPET_FAULTS = {
+    "output_truncated": ["test_output_length", "test_output_shape_batched", "test_matches_float64_oracle",
+                         "test_apply_uses_given_params", "test_grad_wrt_x"],
+    "init_key_nondeterministic": ["test_deterministic", "test_kwargs_form_matches_closure", "test_init_ignores_x",
+                                  "test_jit_whole_matches_eager", "test_devices_agree"],
+    "jit_only_scaled": ["test_jit_init_apply_matches_eager"],
+    "init_key_ignored": ["test_distinct_seeds_distinct_params", "test_distinct_seeds_batch", "test_kernel_distribution"],
+    "bias_init_nonzero": ["test_bias_is_zero", "test_zero_maps_to_zero", "test_linear_in_x"],
+    "apply_ignores_bias": ["test_grad_wrt_params", "test_optax_sgd_step"],
+    "output_in_input_dtype": ["test_output_dtype"],
+    "params_float16": ["test_param_dtypes"],
+    "output_on_first_device": ["test_output_stays_on_device"],
+    "vmap_only_negated": ["test_vmap_matches_rows_and_batched"],
+    "unknown_leaves_dropped": ["test_apply_flags_unknown_leaf"],
+    "boxed_leaves": ["test_variables_tree_structure"],
+}
+REPRO = re.compile(r"^E\s+repro:\s*$")
+
+
+def properties_with_snippets() -> set[str]:
+    """Properties whose body reports through ``reporting(...)``: each failure carries a snippet."""
+    found = set()
+    for name in os.listdir(SUITE):
+        if name.startswith("test_") and name.endswith(".py"):
+            with open(os.path.join(SUITE, name)) as fh:
+                for func, body in re.findall(r"^def (test_\w+)\(.*?\):\n(.*?)(?=^\S)", fh.read() + "\nEND", re.M | re.S):
+                    if "reporting(" in body:
+                        found.add(func)
+    return found
+
+
+def deviating_here() -> set[str]:
+    """Properties that are known deviations of the installed flax: under a fault they xfail, no snippet to run."""
+    versions = deviations.installed_versions()
+    return {d.test for d in deviations.load() if d.applies(versions)}
+
+
+def snippet_of(failure_text: str) -> str | None:
+    """The repro note of a pytest failure text: the lines indented under ``E   repro:`` (pytest's ``E`` removed)."""
+    lines = failure_text.splitlines()
+    for i, line in enumerate(lines):
+        if REPRO.match(line):
+            depth = len(line[1:]) - len(line[1:].lstrip())
+            body = []
+            for nxt in lines[i + 1:]:
+                text = nxt[1:] if nxt.startswith("E") else None
+                if text is None or len(text) - len(text.lstrip()) <= depth:
+                    break
+                body.append(text)
+            return textwrap.dedent("\n".join(body))
+    return None
+
+
+def run_suite(fault: str, props: list[str], tmp) -> dict[str, str]:
+    """property -> snippet, from a run of ``props`` under ``fault``."""
+    xml = os.path.join(tmp, f"{fault}.xml")
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+           "--hypothesis-profile=selfcheck", "-p", "conformance.faults", "--fault", fault,
+           "-k", " or ".join(props), f"--junitxml={xml}"]
+    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=900)
+    assert os.path.exists(xml), f"{fault}: pytest exited {proc.returncode}\n{proc.stdout[-3000:]}"
+    out = {}
+    for case in ET.parse(xml).iter("testcase"):
+        prop = case.get("name", "").split("[")[0]
+        fail = case.find("failure")
+        if prop in props and fail is not None and prop not in out:
+            out[prop] = snippet_of((fail.get("message") or "") + "\n" + (fail.text or ""))
+    return out
+
+
+def run_snippet(code: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_every_snippet_property_has_a_fault():
+    covered = {p for props in SNIPPET_FAULTS.values() for p in props}
+    missing = properties_with_snippets() - covered - deviating_here()
+    assert not missing, f"properties with a repro snippet but no fault in SNIPPET_FAULTS: {sorted(missing)}"
+
+
+def test_snippet_of_reads_pytest_failure_text():
+    text = ("E   AssertionError: y differs\nE   property: p\nE   repro:\nE       import jax\nE       x = 1\n"
+            "E   Failing test case: test_p(\nE       device='cpu:0',\nE   )\n\nfile.py:3: AssertionError")
+    assert snippet_of(text) == "import jax\nx = 1"
+    assert snippet_of("E   AssertionError: no note") is None
+
+
+def test_every_snippet_reproduces_its_failure(tmp_path):
+    skip = deviating_here()
+    jobs = {f: [p for p in props if p not in skip] for f, props in SNIPPET_FAULTS.items()}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        found = dict(zip(jobs, pool.map(lambda f: run_suite(f, jobs[f], str(tmp_path)), jobs)))
+    problems, snippets = [], []
+    for fault, props in jobs.items():
+        for prop in props:
+            code = found[fault].get(prop)
+            if code is None:
+                problems.append(f"{prop}: no failure with a repro note under --fault {fault}")
+                continue
+            assert f'faults.install("{fault}")' in code, f"{prop}: the snippet does not re-apply --fault {fault}:\n{code}"
+            snippets.append((fault, prop, code))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda s: run_snippet(s[2], str(tmp_path)), snippets))
+    for (fault, prop, code), proc in zip(snippets, results):
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        if proc.returncode == 0:
+            problems.append(f"{prop} (--fault {fault}): the snippet ran without failing:\n{code}")
+        elif re.match(r"^(NameError|SyntaxError|ImportError|ModuleNotFoundError|IndentationError)\b", last):
+            problems.append(f"{prop} (--fault {fault}): the snippet is broken: {last}\n{code}")
+    assert not problems, "\n\n".join(problems)
