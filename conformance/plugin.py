@@ -26,25 +26,6 @@ from conformance import _setup, drift
 
 _setup.register_profiles()
 
-def pytest_addoption(parser):
-    group = parser.getgroup("conformance")
-    group.addoption(
-        "--module", action="append", dest="conformance_modules", default=[], metavar="PACKAGE.MODULE:FACTORY",
-        help="run the module properties (test_modules.py) on a team's own NNX layers too: a factory returning "
-             "conformance.declare.ModuleSpec(s) (repeatable; entry point group flax_bridge_conformance.modules)",
-    )
-
-
-def pytest_configure(config):
-    from conformance import declare
-
-    for path in config.getoption("conformance_modules", None) or []:
-        try:
-            declare.check_factory_path(path)
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
-
-
 _REPORT = "conformance_report"  # key of the jax-side summary lines (workeroutput, config.stash)
 _DEVICES = "conformance_devices"  # key of the device list (workeroutput)
 _report_key = pytest.StashKey[list]()
@@ -56,6 +37,11 @@ def pytest_addoption(parser):
     group = parser.getgroup("conformance")
     group.addoption("--conformance-json", default=None, metavar="PATH",
                     help="write a JSON report of the conformance run (outcome, drift and versions per test)")
+    group.addoption(
+        "--module", action="append", dest="conformance_modules", default=[], metavar="PACKAGE.MODULE:FACTORY",
+        help="run the module properties (test_modules.py) on a team's own NNX layers too: a factory returning "
+             "conformance.declare.ModuleSpec(s) (repeatable; entry point group flax_bridge_conformance.modules)",
+    )
 
 
 def _names_the_suite(args) -> bool:
@@ -77,6 +63,13 @@ def pytest_load_initial_conftests(early_config, parser, args):
 
 
 def pytest_configure(config):
+    from conformance import declare
+
+    for path in config.getoption("conformance_modules", None) or []:
+        try:
+            declare.check_factory_path(path)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if not _runs_the_suite(config):
         return
     from conformance import cachedirs

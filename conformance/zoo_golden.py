@@ -29,7 +29,6 @@ def _bits(mask) -> str:
 
 def compute(specs=None) -> dict:
     """Masks per key seed, batch statistics after one step, and each declared module's training output."""
-    import jax
 
     from conformance import zoo_harness as zh
     from conformance.pytest_helpers import tree_paths

@@ -19,7 +19,6 @@ import sys
 import textwrap
 import xml.etree.ElementTree as ET
 
-import pytest
 
 from conformance import deviations
 
