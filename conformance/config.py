@@ -95,6 +95,20 @@ PROFILES = {
     ),
 }
 
+# --- self-check ----------------------------------------------------------------------
+# `selfcheck --first-catch` runs these properties first in each fault's run (the
+# rest keep their order): a greedy cover of the corpus by what each property
+# caught in a full self-check (contract properties, then the zoo's). Order
+# changes only how soon a run stops, never whether a fault is caught.
+FIRST_CATCH_ORDER = (
+    "test_golden_numerics", "test_grad_wrt_params", "test_apply_uses_given_params",
+    "test_jit_init_apply_matches_eager", "test_apply_flags_unknown_leaf", "test_vmap_matches_rows_and_batched",
+    "test_output_stays_on_device", "test_variables_tree_structure", "test_rejects_bad_features",
+    "test_zoo_kwarg_reaches_module_or_is_rejected", "test_zoo_dropout_init_without_stream_names_it",
+    "test_module_apply_uses_given_params", "test_module_works_as_a_jit_static_argument",
+    "test_module_mutable_state_round_trip", "test_module_stream_keys_drive_randomness",
+)
+
 # --- caches ------------------------------------------------------------------------
 # Every cache of the suite lives under one directory (see conformance/cachedirs.py):
 # $CONFORMANCE_CACHE_DIR, else $XDG_CACHE_HOME/flax-bridge-conformance, else

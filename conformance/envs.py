@@ -341,11 +341,11 @@ def run_suite(side: Side, env_python: str, out_dir: str, profile: str, timeout: 
     cmd = [env_python, "-m", "pytest", "--pyargs", "conformance", "-p", "no:cacheprovider",
            f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-q", *side.pytest_args]
     envvars = dict(os.environ)
-    if side.pythonpath:
-        envvars["PYTHONPATH"] = os.pathsep.join(side.pythonpath + [p for p in [envvars.get("PYTHONPATH")] if p])
+    envvars.pop("PYTHONPATH", None)  # the side's own suite, not the one running the gate
+    if side.pythonpath:  # --module-path: a team's uninstalled layers
+        envvars["PYTHONPATH"] = os.pathsep.join(side.pythonpath)
     # One compilation cache per environment: its jax writes it, nobody else reads it.
     envvars.setdefault("CONFORMANCE_COMPILATION_CACHE", os.path.join(os.path.dirname(os.path.dirname(env_python)), "jax-cache"))
-    envvars.pop("PYTHONPATH", None)  # the side's own suite, not the one running the gate
     with tempfile.TemporaryDirectory(prefix="conformance-gate-") as cwd:
         logfile.write("$ " + " ".join(cmd) + "\n")
         logfile.flush()

@@ -424,6 +424,17 @@ def dropout_key_ignored():
     return dict(apply_kw=apply_kw)
 
 
+@fault("zoo: dropout", "init without a key for a stream the module draws from fails with an error that does not name it")
+def init_error_hides_missing_stream():
+    def init(base, self, key, x):
+        try:
+            return base(self, key, x)
+        except Exception:  # noqa: BLE001 - the regression: whatever flax raised, the stream's name is lost
+            raise RuntimeError("to_linen: init failed (an RNG key is missing)") from None
+
+    return dict(init=init)
+
+
 @fault("zoo: batch stats", "apply(mutable=[...]) returns the state it was given instead of the updated state")
 def batch_stats_not_updated():
     def apply_kw(base, self, v, x, kw):
@@ -531,6 +542,21 @@ def install(name: str) -> None:
 
 def pytest_addoption(parser):
     parser.addoption("--fault", default=None, help=f"swap in a broken bridge: one of {', '.join(sorted(FAULTS))}")
+    parser.addoption("--catchers-first", action="store_true",
+                     help="run the properties that catch most of the corpus first (selfcheck --first-catch)")
+
+
+def catchers_first(items, order) -> list:
+    """``items`` with those whose property is in ``order`` first, in that order; the rest keep theirs."""
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(items, key=lambda item: rank.get(item.originalname or item.name.split("[")[0], len(rank)))
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--catchers-first"):
+        from conformance import config as defaults
+
+        items[:] = catchers_first(items, defaults.FIRST_CATCH_ORDER)
 
 
 def pytest_configure(config):

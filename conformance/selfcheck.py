@@ -35,7 +35,7 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
     start = time.monotonic()
     proc = subprocess.run(cmd + extra, cwd=out_dir, capture_output=True, text=True)
     elapsed = time.monotonic() - start
-    failed, drifted, total = set(), set(), 0
+    failed, drift_records, total = set(), {}, 0
     if os.path.exists(xml):
         for case in ET.parse(xml).iter("testcase"):
             total += 1
@@ -43,11 +43,23 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
             if case.find("failure") is not None or case.find("error") is not None:
                 failed.add(name)
             props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
-            if drift.from_properties(props):
-                drifted.add(name)
+            record = drift.from_properties(props)
+            if record:
+                drift_records[f"{case.get('classname')}::{case.get('name')}"] = record
     return {"fault": fault or (f"~{perturb}" if perturb else CLEAN), "perturbation": perturb, "caught_by": sorted(failed),
-            "drifted": sorted(drifted), "tests": total, "returncode": proc.returncode, "seconds": round(elapsed, 1),
+            "drifted": sorted({t.split("::")[-1].split("[")[0] for t in drift_records}), "drift": drift_records,
+            "tests": total, "returncode": proc.returncode, "seconds": round(elapsed, 1),
             "tail": proc.stdout[-2000:] if proc.returncode not in (0, 1) or not total else ""}
+
+
+def seen_in(run: dict, clean: dict) -> list[str]:
+    """Properties whose drift under a perturbation differs from the clean run's: where it was seen.
+
+    A test that drifts the same way without the perturbation (a module's jit
+    against eager gradients, say) says nothing about it.
+    """
+    base = clean.get("drift", {})
+    return sorted({t.split("::")[-1].split("[")[0] for t, rec in run.get("drift", {}).items() if base.get(t) != rec})
 
 
 def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=(), json_path: str | None = None,
@@ -55,7 +67,7 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
     """Run the suite per fault and per benign perturbation; ``first_catch`` stops each fault's run at its first catch."""
     names = list(FAULTS if faults is None else faults)
     benign = list(PERTURBATIONS if perturbations is None else perturbations)
-    fault_extra = list(extra) + (["--maxfail=1"] if first_catch else [])
+    fault_extra = list(extra) + (["--maxfail=1", "--catchers-first"] if first_catch else [])
     jobs = jobs or os.cpu_count() or 1
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(jobs) as pool:
@@ -81,8 +93,10 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
             caught = by_name[n]["caught_by"]
             print(f"{n.ljust(width)}  {', '.join(caught) if caught else 'MISSED'}")
     rejected = [p for p in benign if not _accepted(by_name[f"~{p}"])]
-    # A perturbation no property saw proves nothing: it must show up as drift somewhere.
-    unseen = [p for p in benign if p not in rejected and not by_name[f"~{p}"]["drifted"]]
+    # A perturbation no property saw proves nothing: it must show up as drift the clean run does not have.
+    for p in benign:
+        by_name[f"~{p}"]["seen_in"] = seen_in(by_name[f"~{p}"], clean)
+    unseen = [p for p in benign if p not in rejected and not by_name[f"~{p}"]["seen_in"]]
     if benign:
         width = max(len(p) for p in benign)
         print(f"\n{'benign perturbation'.ljust(width)}  verdict")
@@ -94,7 +108,7 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
             elif p in unseen:
                 verdict = "NOT SEEN: no property drifted, so its acceptance proves nothing"
             else:
-                verdict = f"accepted; drift seen in {', '.join(r['drifted']) or 'no test'}"
+                verdict = f"accepted; drift seen in {', '.join(r['seen_in'])}"
             print(f"{p.ljust(width)}  {verdict}")
     clean_ok = _accepted(clean)
     print(f"\nclean run: {'passed' if clean_ok else 'FAILED: ' + ', '.join(clean['caught_by'])} ({clean['tests']} tests)")
@@ -136,5 +150,6 @@ def markdown(report: dict) -> str:
         r = by_name.get(f"~{name}")
         if r:
             verdict = "accepted" if name not in report.get("rejected", []) + report.get("unseen", []) else "**REJECTED**"
-            lines.append(f"| `{name}` | {p.description} | {verdict} | " + ", ".join(f"`{t}`" for t in r["drifted"]) + " |")
+            seen = r.get("seen_in", r["drifted"])
+            lines.append(f"| `{name}` | {p.description} | {verdict} | " + ", ".join(f"`{t}`" for t in seen) + " |")
     return "\n".join(lines) + "\n"

@@ -130,7 +130,7 @@ def test_module_apply_is_pure(spec, data):
     assert_equal("y", keyed, plain, _why(spec, "evaluation mode with and without stream keys"))
 
 
-def test_module_is_hashable_and_a_static_argument(spec):
+def test_module_works_as_a_jit_static_argument(spec):
     m = zh.linen(spec)
     hash(m)
     x = spec.inputs[0]

@@ -23,20 +23,21 @@ def test_corpus_size_and_spread():
 
 def test_zoo_faults_are_in_the_corpus():
     zoo = {n for n, f in faults.FAULTS.items() if f.area.startswith("zoo") or f.area == "user module"}
-    assert zoo == {"dropout_key_ignored", "batch_stats_not_updated", "kwarg_dtype_swallowed", "user_module_ignores_params"}
+    assert zoo == {"dropout_key_ignored", "init_error_hides_missing_stream", "batch_stats_not_updated", "kwarg_dtype_swallowed",
+                   "user_module_ignores_params"}
 
 
 def test_user_module_fault_declares_a_module(monkeypatch):
     from conformance import declare
 
-    monkeypatch.delenv(declare.MODULE_ENV, raising=False)
+    # setenv records the variable's state before install() writes it, so undo restores it: a declaration
+    # left in os.environ would reach every later subprocess of this worker (the selfcheck test's runs too).
+    monkeypatch.setenv(declare.MODULE_ENV, "")
+    monkeypatch.setattr(faults, "ACTIVE", None)
     faults.install("user_module_ignores_params")
-    try:
-        (spec,) = declare.load_factory(faults.FAULTS["user_module_ignores_params"].modules)
-        assert spec.name == "user_ignores_params"
-        assert declare.declared_factories([])[0] == faults.FAULTS["user_module_ignores_params"].modules
-    finally:
-        monkeypatch.delenv(declare.MODULE_ENV, raising=False)
+    (spec,) = declare.load_factory(faults.FAULTS["user_module_ignores_params"].modules)
+    assert spec.name == "user_ignores_params"
+    assert declare.declared_factories([])[0] == faults.FAULTS["user_module_ignores_params"].modules
 
 
 @pytest.fixture
@@ -68,3 +69,18 @@ def test_install_swaps_the_bridge(swapped):
 def test_unknown_fault_is_a_clear_error():
     with pytest.raises(ValueError, match="is not a fault of the corpus; one of: "):
         faults.install("no_such_fault")
+
+
+def test_catchers_first_moves_the_named_properties_to_the_front():
+    import types
+
+    items = [types.SimpleNamespace(originalname=n, name=f"{n}[cpu:0]") for n in ("test_a", "test_b", "test_c", "test_d")]
+    got = [i.originalname for i in faults.catchers_first(items, ("test_c", "test_a"))]
+    assert got == ["test_c", "test_a", "test_b", "test_d"]
+
+
+def test_first_catch_order_names_properties_of_the_suite():
+    from conformance import config, deviations
+
+    unknown = set(config.FIRST_CATCH_ORDER) - deviations.suite_test_names()
+    assert not unknown, f"FIRST_CATCH_ORDER names no property of the suite: {sorted(unknown)}"

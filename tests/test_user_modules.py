@@ -137,7 +137,7 @@ def test_the_team_module_runs_through_every_module_property(tmp_path):
     props = {n.split("[")[0] for n in names}
     wanted = {"test_module_deterministic", "test_module_jit_matches_eager", "test_module_vmap_matches_batch",
               "test_module_grads", "test_module_apply_uses_given_params", "test_module_apply_is_pure",
-              "test_module_is_hashable_and_a_static_argument", "test_module_variables_tree_structure",
+              "test_module_works_as_a_jit_static_argument", "test_module_variables_tree_structure",
               "test_module_stream_keys_drive_randomness", "test_module_distinct_seeds_distinct_params"}
     assert wanted <= props, f"missing {sorted(wanted - props)}"
     assert all(n.endswith("[user_resmlp]") for n in names), sorted(names)
