@@ -167,6 +167,93 @@ def affine_difference(x, kernel, bias, dkernel, dbias, acc):
     return ax @ dk + db + 2 * own
 
 
+# --- the zoo's blocks (reference/zoo.py) and declared modules ----------------------------------------
+#
+# Same facts, other computations: each function states its chain of roundings.
+# Magnitudes are float64, bounds are for float32 unless a dtype is given.
+
+
+def batch_moments_error(x, dtype="float32"):
+    """Bounds on a batch's mean and biased variance over its N rows, either variance formula.
+
+    mean: an N-term sum and a division, gamma_{N+1} mean|x|.
+    var, fast form E[x^2] - E[x]^2: the squares, the N-term sum and the division,
+    gamma_{N+3} E[x^2] (the subtraction included); E[x]^2 from the mean's
+    error e: 2 |mu| e + e^2. The two-pass mean((x - mu)^2) is inside the same
+    bound; clipping at 0 only helps.
+    """
+    x64 = np.asarray(x, np.float64)
+    n = x64.shape[0]
+    abs_mean, sq_mean, mu = np.abs(x64).mean(axis=0), (x64 ** 2).mean(axis=0), x64.mean(axis=0)
+    e_mean = gamma(n + 1, dtype) * abs_mean + (n + 1) * floor(dtype)
+    e_var = gamma(n + 3, dtype) * sq_mean + 2 * np.abs(mu) * e_mean + e_mean ** 2 + (n + 3) * floor(dtype)
+    return e_mean, e_var
+
+
+def momentum_error(momentum: float, old, stat, old_err, stat_err, dtype="float32"):
+    """``m old + (1 - m) stat`` (or ``old + (1 - m) (stat - old)``), with inputs off by ``old_err``, ``stat_err``.
+
+    Either form takes at most 4 roundings per term (m and 1 - m into the dtype,
+    the products, the sums): gamma_4 (|old| + |stat|), plus the inputs' errors
+    carried through the update's weights.
+    """
+    return (gamma(4, dtype) * (np.abs(old) + np.abs(stat)) + momentum * np.asarray(old_err, np.float64)
+            + (1 - momentum) * np.asarray(stat_err, np.float64) + 4 * floor(dtype))
+
+
+def sgd_step_error(params, lr: float, grads, dtype="float32"):
+    """``p - lr g``: the product and the difference, one rounding each: gamma_2 (|p| + lr |g|)."""
+    p, g = np.abs(np.asarray(params, np.float64)), np.abs(np.asarray(grads, np.float64))
+    return gamma(2, dtype) * (p + lr * g) + 2 * floor(dtype)
+
+
+def normalize_affine_error(x, mean, var, eps: float, scale, bias, kernel, lin_bias, dtype="float32"):
+    """``linear(batchnorm(x))`` with given statistics: the bound on its float32 result (float64 inputs).
+
+    z = (x - mean) * (scale * rsqrt(var + eps)) + bias: five roundings (the sum,
+    the scale product, the difference, the product, the bias) and rsqrt's own
+    error (SPECIAL_FUNCTION_ULPS units of u, as for the samplers' erf):
+    |dz| <= (gamma_5 + e) |x - mean| r |scale| + u |bias|. Then the affine map
+    carries it, |dz| @ |K|, and adds its own gamma_{w+1} (|z| @ |K| + |b|).
+    """
+    u = unit_roundoff(dtype)
+    r = 1.0 / np.sqrt(var + eps)
+    z = (x - mean) * (scale * r) + bias
+    dz = (gamma(5, dtype) + config.SPECIAL_FUNCTION_ULPS * u) * np.abs(x - mean) * r * np.abs(scale) + u * np.abs(bias)
+    w = x.shape[-1]
+    return dz @ np.abs(kernel) + affine_error(w, dtype, np.abs(z) @ np.abs(kernel) + np.abs(lin_bias)) + 5 * floor(dtype)
+
+
+def dropout_error(h, magnitude, width: int, keep: float, dtype="float32"):
+    """A kept cell ``h / keep`` of a dropout, against ``h`` taken from another compiled program.
+
+    The quotient: fl(h / keep), or fl(h * fl(1 / keep)) where XLA rewrites the
+    division: at most two roundings, gamma_2 |h / keep|. The two programs'
+    linear outputs differ by at most twice bound 3 (affine_error of
+    ``magnitude = |x| @ |K| + |b|``), scaled by 1 / keep.
+    """
+    h = np.abs(np.asarray(h, np.float64))
+    return gamma(2, dtype) * h / keep + 2 * affine_error(width, dtype, magnitude) / keep + floor(dtype)
+
+
+def scaling_error(value, dtype="float32"):
+    """A value divided by a constant (or multiplied by its rounded inverse): two roundings, gamma_2 |v|."""
+    return gamma(2, dtype) * np.abs(np.asarray(value, np.float64)) + floor(dtype)
+
+
+def composition_difference(n: int, scale: float, dtype="float32") -> float:
+    """Two evaluations of a declared module (jit and eager, rows and batch, two releases).
+
+    First-order model of a composition whose longest accumulation has ``n``
+    terms: each evaluation is within gamma_n of the output's ``scale`` (max |y|)
+    plus n floors, so two differ by at most twice that. It assumes what
+    normalised blocks (LayerNorm, BatchNorm) ensure: intermediates near the
+    output's scale. ``n`` is the declared ``ModuleSpec.accumulation`` or, as an
+    upper bound on any single accumulation, the module's parameter count.
+    """
+    return 2 * (gamma(n, dtype) * float(scale) + n * floor(dtype))
+
+
 def ulps(actual, expected, dtype):
     """|actual - expected| in units in the last place of ``expected`` in ``dtype`` (for reports)."""
     fi = _finfo(dtype)

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from hypothesis import strategies as st
 
-from conformance import config
+from conformance import config, errormodel
 from conformance import zoo_harness as zh
 from conformance.harness import given_data
 from conformance.pytest_helpers import assert_close, assert_equal, tree_paths
@@ -46,34 +46,9 @@ def batch_moments(x):
     return mean, ((x64 - mean) ** 2).mean(axis=0)
 
 
-def moments_error(x):
-    """Bound on float32 batch mean and variance over N rows, either variance formula.
-
-    mean: N-term sum and a division: gamma_{N+1} mean|x|.
-    var (fast, E[x^2] - E[x]^2): squares, N-term sum, division: gamma_{N+2} E[x^2];
-    E[x]^2 from the mean's error e: 2|mu| e + e^2 + u mu^2; the subtraction u E[x^2].
-    (Two-pass mean((x - mu)^2) is inside the same bound.) Clipping at 0 only helps.
-    """
-    x64 = np.asarray(x, np.float64)
-    n = x64.shape[0]
-    abs_mean, sq_mean = np.abs(x64).mean(axis=0), (x64 ** 2).mean(axis=0)
-    mu = x64.mean(axis=0)
-    e_mean = zh.gamma(n + 1, F32) * abs_mean + (n + 1) * zh.tiny(F32)
-    e_var = (zh.gamma(n + 3, F32) * sq_mean + 2 * np.abs(mu) * e_mean + e_mean ** 2 + (n + 3) * zh.tiny(F32))
-    return e_mean, e_var
-
-
 def momentum_update(old, stat, old_err, stat_err):
-    """new = m old + (1 - m) stat, and its bound.
-
-    Either form flax uses (m*old + (1-m)*stat, or old + (1-m)*(stat - old)) is
-    at most 4 roundings per term (the constants m and 1 - m into float32, the
-    products, the sums): gamma_4 (|old| + |stat|), plus the inputs' own errors
-    carried through the update's weights.
-    """
-    new = M * old + (1 - M) * stat
-    err = zh.gamma(4, F32) * (np.abs(old) + np.abs(stat)) + M * old_err + (1 - M) * stat_err + 4 * zh.tiny(F32)
-    return new, err
+    """new = m old + (1 - m) stat, and its bound (errormodel.momentum_error)."""
+    return M * old + (1 - M) * stat, errormodel.momentum_error(M, old, stat, old_err, stat_err)
 
 
 def _stats(tree):
@@ -104,7 +79,7 @@ def test_zoo_batch_stats_update_matches_oracle(data):
     _, upd = zh.jit_train(spec)(v, x, zh.stream_keys(spec, seed))
     assert sorted(upd) == ["batch_stats"], f"updated collections {sorted(upd)}, but should be ['batch_stats']"
     mu, var = batch_moments(x)
-    e_mu, e_var = moments_error(x)
+    e_mu, e_var = errormodel.batch_moments_error(x)
     want_mean, b_mean = momentum_update(old_mean, mu, 0.0, e_mu)
     want_var, b_var = momentum_update(old_var, var, 0.0, e_var)
     _check_stats(upd, want_mean, want_var, b_mean, b_var, f"momentum {M} update of the batch mean and variance")
@@ -125,19 +100,18 @@ def test_zoo_batch_stats_roundtrip_through_optax(data):
     want_mean, want_var = _stats(v)
     b_mean = b_var = np.zeros_like(want_mean)
     mu, var = batch_moments(x)
-    e_mu, e_var = moments_error(x)
+    e_mu, e_var = errormodel.batch_moments_error(x)
     for k in range(config.ZOO_TRAIN_STEPS):
         new_params, opt, stats, grads = step(params, opt, stats, x, rest)
         want_mean, b_mean = momentum_update(want_mean, mu, b_mean, e_mu)
         want_var, b_var = momentum_update(want_var, var, b_var, e_var)
         _check_stats({"batch_stats": stats}, want_mean, want_var, b_mean, b_var,
                      f"after {k + 1} optax steps, each feeding the new batch_stats back")
-        # SGD: p - lr g, the product and the difference one rounding each: gamma_2 (|p| + lr |g|).
         for path, p_new in tree_paths({"params": new_params}).items():
             p_old = np.asarray(tree_paths({"params": params})[path], np.float64)
             g = np.asarray(tree_paths({"params": grads})[path], np.float64)
             expected = p_old - config.ZOO_LEARNING_RATE * g
-            bound = zh.gamma(2, F32) * (np.abs(p_old) + config.ZOO_LEARNING_RATE * np.abs(g)) + 2 * zh.tiny(F32)
+            bound = errormodel.sgd_step_error(p_old, config.ZOO_LEARNING_RATE, g)
             assert_close(path, p_new, expected, bound, f"optax SGD step {k + 1}: params - lr * grads")
         params = new_params
     assert any(np.any(np.asarray(g) != 0) for g in jax.tree_util.tree_leaves(grads)), "every gradient is zero"
@@ -167,22 +141,9 @@ def _train_step(spec, tx):
 
 
 def normalize_oracle(x, mean, var, scale, bias, kernel, lin_bias):
-    """linear(batchnorm(x)) with the given statistics, float64, and the float32 bound.
-
-    z = (x - mean) * (scale * rsqrt(var + eps)) + bias: five roundings (the sum,
-    the scale product, the difference, the product, the bias) and rsqrt's own
-    error (SPECIAL_FUNCTION_ULPS units of u, as for the samplers' erf):
-    |dz| <= (gamma_5 + e) |x - mean| r |scale| + u |bias|. Then the affine map:
-    |dz| @ |K| plus gamma_{w+1} (|z| @ |K| + |b|).
-    """
-    r = 1.0 / np.sqrt(var + EPS)
-    z = (x - mean) * (scale * r) + bias
-    e_rsqrt = config.SPECIAL_FUNCTION_ULPS * zh.unit_roundoff(F32)
-    dz = (zh.gamma(5, F32) + e_rsqrt) * np.abs(x - mean) * r * np.abs(scale) + zh.unit_roundoff(F32) * np.abs(bias)
-    y = z @ kernel + lin_bias
-    w = x.shape[-1]
-    bound = dz @ np.abs(kernel) + zh.gamma(w + 1, F32) * (np.abs(z) @ np.abs(kernel) + np.abs(lin_bias))
-    return y, bound + (w + 6) * zh.tiny(F32)
+    """linear(batchnorm(x)) with the given statistics, float64, and its float32 bound (errormodel)."""
+    z = (x - mean) * (scale / np.sqrt(var + EPS)) + bias
+    return z @ kernel + lin_bias, errormodel.normalize_affine_error(x, mean, var, EPS, scale, bias, kernel, lin_bias)
 
 
 @given_data(0.25)
@@ -225,8 +186,8 @@ def test_zoo_mutable_apply_with_dropout_rng():
     assert np.any(y == 0) and np.any(y != 0), f"training-mode output has {int((y == 0).sum())} of {y.size} cells dropped"
     keep = 1.0 - config.ZOO_DROPOUT_RATE
     expected = np.where(y != 0, y_plain.astype(np.float64) / keep, 0.0)
-    # The division (or product by 1 / keep): gamma_2; y_plain comes from the same eager ops up to the dropout.
-    assert_close("y", y, expected, zh.gamma(2, F32) * np.abs(expected) + zh.tiny(F32),
+    # The division (or product by 1 / keep); y_plain comes from the same eager ops up to the dropout.
+    assert_close("y", y, expected, errormodel.scaling_error(expected),
                  "dropout of the same block's deterministic output")
     m1, v1 = _stats(upd)
     m2, v2 = _stats(upd_plain)

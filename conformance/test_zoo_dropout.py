@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance import config
+from conformance import config, errormodel
 from conformance import zoo_harness as zh
 from conformance.harness import given_data
 from conformance.pytest_helpers import assert_close, assert_equal, tree_paths
@@ -37,19 +37,10 @@ def _mask_and_values(seed_params: int, seed_key: int, x, with_variables: bool = 
 
 
 def dropout_bound(x, variables, h):
-    """|y - h / keep| where kept, h from another compiled program than y.
-
-    The quotient: fl(h / keep), or fl(h * fl(1 / keep)) where XLA rewrites the
-    division: at most two roundings, gamma_2 |h / keep|. The two programs'
-    linear outputs differ by at most twice its error, 2 gamma_{w+1} (|x| @ |K| + |b|),
-    scaled by 1 / keep.
-    """
+    """|y - h / keep| where kept, h from another compiled program than y (errormodel.dropout_error)."""
     p = tree_paths(variables)
     k, b = np.abs(np.asarray(p["params/linear/kernel"], np.float64)), np.abs(np.asarray(p["params/linear/bias"], np.float64))
-    mag = np.abs(np.asarray(x, np.float64)) @ k + b
-    w = x.shape[-1]
-    return (zh.gamma(2, np.float32) * np.abs(h.astype(np.float64)) / KEEP
-            + 2 * (zh.gamma(w + 1, np.float32) * mag + (w + 1) * zh.tiny(np.float32)) / KEEP + zh.tiny(np.float32))
+    return errormodel.dropout_error(h, np.abs(np.asarray(x, np.float64)) @ k + b, x.shape[-1], KEEP)
 
 
 @given_data(0.25)

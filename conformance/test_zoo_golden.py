@@ -10,9 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from conformance import zoo_golden
+from conformance import errormodel, zoo_golden
 from conformance import zoo_harness as zh
-from conformance.test_zoo_batchnorm import moments_error
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +56,15 @@ def test_zoo_golden_batch_stats(installed):
     want = zoo_golden.load(path)
     assert sorted(installed["batch_stats"]) == sorted(want["batch_stats"]), (
         f"batch_stats paths {sorted(installed['batch_stats'])}, but {os.path.basename(path)} has {sorted(want['batch_stats'])}")
-    e_mean, e_var = moments_error(zoo.batchnorm_spec().inputs[0])
+    e_mean, e_var = errormodel.batch_moments_error(zoo.batchnorm_spec().inputs[0])
     m = zoo.config.ZOO_BN_MOMENTUM
-    # Each side's update m old + (1 - m) stat is within (1 - m) e + gamma_4 (|old| + |stat|) of
-    # the exact value (test_zoo_batchnorm.momentum_update); two sides, twice that. old is
-    # BatchNorm's initial value (mean 0, var 1), stat = (new - m old) / (1 - m).
+    # Each side's update m old + (1 - m) stat is within errormodel.momentum_error of the exact
+    # value; two sides, twice that. old is BatchNorm's initial value (mean 0, var 1),
+    # stat = (new - m old) / (1 - m).
     for p, e, old in (("batch_stats/bn/mean", e_mean, 0.0), ("batch_stats/bn/var", e_var, 1.0)):
         w = np.asarray(want["batch_stats"][p])
         stat = np.abs(w - m * old) / (1 - m)
-        bound = 2 * ((1 - m) * e + zh.gamma(4, np.float32) * (abs(old) + stat) + 4 * zh.tiny(np.float32))
+        bound = 2 * errormodel.momentum_error(m, old, stat, 0.0, e)
         zh.within_model(p, np.asarray(installed["batch_stats"][p]), w, bound,
                         f"{os.path.basename(path)} ({zoo_golden.label(want)})")
 
@@ -80,6 +79,5 @@ def test_zoo_golden_declared_modules(installed):
         got, rec = installed["modules"][name], want["modules"][name]
         y, w = np.asarray(got["y"]), np.asarray(rec["y"])
         assert got["shape"] == rec["shape"], f"{name}: output shape {got['shape']}, but the record has {rec['shape']}"
-        n = rec["params"]
-        bound = 2 * (zh.gamma(n, np.float32) * np.max(np.abs(w)) + n * zh.tiny(np.float32))
+        bound = errormodel.composition_difference(rec["params"], np.max(np.abs(w)))
         zh.within_model(f"{name}/y", y, w, np.full(w.shape, bound), f"{zoo_golden.label(want)}'s record")

@@ -17,11 +17,7 @@ from reference import _compat
 from conformance import errormodel
 from conformance.pytest_helpers import assert_within_model
 
-# --- bounds: the error model's (Higham: u the unit roundoff, gamma_n = n u / (1 - n u)) -----------------
-
-unit_roundoff = errormodel.unit_roundoff
-tiny = errormodel.floor  # the dtype's smallest normal: underflow and flush-to-zero
-gamma = errormodel.gamma
+# --- bounds: the error model's (conformance/errormodel.py) ------------------------------------------------
 
 
 def within_model(name: str, actual, expected, bound, what: str) -> str:
@@ -40,16 +36,9 @@ def accumulation(spec: ModuleSpec, variables) -> int:
 
 
 def composition_bound(spec: ModuleSpec, variables, y) -> np.ndarray:
-    """Bound on the difference of two float32 evaluations of the module (jit and eager, rows and batch).
-
-    First-order model: each evaluation's error is at most gamma_n of the
-    output's scale, n the accumulation length, plus n floors; two
-    evaluations differ by at most twice that. The scale is max |y| per
-    evaluation (normalised blocks keep intermediates near the output's scale).
-    """
-    n = accumulation(spec, variables)
+    """Bound on the difference of two float32 evaluations of the module (errormodel.composition_difference)."""
     scale = float(np.max(np.abs(np.asarray(y, np.float64)))) if np.size(y) else 0.0
-    return np.full(np.shape(y), 2 * (gamma(n, np.float32) * scale + n * tiny(np.float32)))
+    return np.full(np.shape(y), errormodel.composition_difference(accumulation(spec, variables), scale))
 
 
 # --- the Linen module and its calls ---------------------------------------------------------------------

@@ -119,3 +119,37 @@ def test_benign_corpus_is_registered_and_validated():
             "second_device_rounds_differently", "bias_fma_under_jit"} <= set(benign.PERTURBATIONS)
     with pytest.raises(ValueError, match="--perturb must be one of"):
         benign.install("no_such_perturbation")
+
+
+@pytest.mark.parametrize("offset", [0.0, -1.0, 3.0, 100.0])
+def test_batch_moments_bound_holds_for_both_variance_formulas(offset):
+    """float32 mean, fast variance E[x^2] - E[x]^2 and two-pass variance, against float64."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((8, 16)) + offset).astype(np.float32)
+    x64 = x.astype(np.float64)
+    mu64, var64 = x64.mean(axis=0), x64.var(axis=0)
+    e_mean, e_var = errormodel.batch_moments_error(x)
+    mu = x.mean(axis=0, dtype=np.float32)
+    fast = np.maximum((x * x).mean(axis=0, dtype=np.float32) - mu * mu, np.float32(0))
+    two_pass = ((x - mu) ** 2).mean(axis=0, dtype=np.float32)
+    assert np.all(np.abs(mu - mu64) <= e_mean)
+    for name, var in (("fast", fast), ("two-pass", two_pass)):
+        assert np.all(np.abs(var - var64) <= e_var), f"{name}: {np.abs(var - var64).max():.3e} beyond the model"
+
+
+def test_momentum_and_sgd_bounds_hold_in_float32():
+    rng = np.random.default_rng(3)
+    old, stat = rng.standard_normal(1000).astype(np.float32), rng.standard_normal(1000).astype(np.float32)
+    m = np.float32(0.9)
+    exact = 0.9 * old.astype(np.float64) + 0.1 * stat.astype(np.float64)
+    for got in (m * old + (np.float32(1) - m) * stat, old + (np.float32(1) - m) * (stat - old)):
+        assert np.all(np.abs(got - exact) <= errormodel.momentum_error(0.9, old, stat, 0.0, 0.0))
+    p, g = rng.standard_normal(1000).astype(np.float32), rng.standard_normal(1000).astype(np.float32)
+    exact = p.astype(np.float64) - 0.1 * g.astype(np.float64)
+    assert np.all(np.abs((p - np.float32(0.1) * g) - exact) <= errormodel.sgd_step_error(p, 0.1, g))
+
+
+def test_composition_difference_scales_with_the_accumulation_and_the_output():
+    one = errormodel.composition_difference(100, 1.0)
+    assert errormodel.composition_difference(200, 1.0) == pytest.approx(2 * one, rel=1e-5)
+    assert errormodel.composition_difference(100, 4.0) == pytest.approx(4 * one, rel=1e-5)
