@@ -479,6 +479,28 @@ def params_ignoring_modules():
 # --- the swap -----------------------------------------------------------------------------------------------
 
 
+def _faulty_init(f: Fault, base, self, key, x, kw):
+    """``f.init`` around the real init; given a key per stream (the zoo's init), it acts on the params key."""
+    if not isinstance(key, dict):
+        return f.init(lambda s, k, x_: base.init(s, k, x_, **kw), self, key, x)
+    return f.init(lambda s, k, x_: base.init(s, {**key, "params": k}, x_, **kw), self, key["params"], x)
+
+
+def _faulty_apply(f: Fault, base, self, v, x, kw):
+    """``f.apply`` around the real apply; under ``mutable=`` it acts on the output and the updates pass through."""
+    if not kw.get("mutable"):
+        return f.apply(lambda s, v_, x_: base.apply(s, v_, x_, **kw), self, v, x)
+    updates = {}
+
+    def output_only(s, v_, x_):
+        y, upd = base.apply(s, v_, x_, **kw)
+        updates["last"] = upd
+        return y
+
+    y = f.apply(output_only, self, v, x)
+    return y, updates["last"]
+
+
 def broken_to_linen(real_to_linen, f: Fault):
     """A ``to_linen`` whose modules run ``f``'s init and apply hooks around the real ones."""
     import flax.linen as nn
@@ -490,9 +512,9 @@ def broken_to_linen(real_to_linen, f: Fault):
         base = type(module)
         methods = dict(f.attrs or {})
         if f.init:
-            methods["init"] = lambda self, key, x, **kw: f.init(lambda s, k, x_: base.init(s, k, x_, **kw), self, key, x)
+            methods["init"] = lambda self, key, x, **kw: _faulty_init(f, base, self, key, x, kw)
         if f.apply:
-            methods["apply"] = lambda self, v, x, **kw: f.apply(lambda s, v_, x_: base.apply(s, v_, x_, **kw), self, v, x)
+            methods["apply"] = lambda self, v, x, **kw: _faulty_apply(f, base, self, v, x, kw)
         if f.apply_kw:
             methods["apply"] = lambda self, v, x, **kw: f.apply_kw(lambda s, v_, x_, kw_: base.apply(s, v_, x_, **kw_),
                                                                  self, v, x, dict(kw))

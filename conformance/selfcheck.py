@@ -17,7 +17,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-from conformance import drift
+from conformance import deviations, drift
 from conformance.benign import PERTURBATIONS
 from conformance.faults import FAULTS
 
@@ -35,18 +35,21 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
     start = time.monotonic()
     proc = subprocess.run(cmd + extra, cwd=out_dir, capture_output=True, text=True)
     elapsed = time.monotonic() - start
-    failed, drift_records, total = set(), {}, 0
+    failed, errored, drift_records, total = set(), set(), {}, 0
     if os.path.exists(xml):
         for case in ET.parse(xml).iter("testcase"):
             total += 1
             name = case.get("name").split("[")[0]
-            if case.find("failure") is not None or case.find("error") is not None:
+            if case.find("failure") is not None:
                 failed.add(name)
+            elif case.find("error") is not None:  # a fixture's error: the run is red, the property proved nothing
+                errored.add(name)
             props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
             record = drift.from_properties(props)
             if record:
                 drift_records[f"{case.get('classname')}::{case.get('name')}"] = record
-    return {"fault": fault or (f"~{perturb}" if perturb else CLEAN), "perturbation": perturb, "caught_by": sorted(failed),
+    return {"fault": fault or (f"~{perturb}" if perturb else CLEAN), "perturbation": perturb,
+            "caught_by": sorted(failed | errored), "failed": sorted(failed), "errored": sorted(errored - failed),
             "drifted": sorted({t.split("::")[-1].split("[")[0] for t in drift_records}), "drift": drift_records,
             "tests": total, "returncode": proc.returncode, "seconds": round(elapsed, 1),
             "tail": proc.stdout[-2000:] if proc.returncode not in (0, 1) or not total else ""}
@@ -90,8 +93,7 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
         print(f"\n{'fault'.ljust(width)}  caught by")
         print(f"{'-' * width}  ---------")
         for n in names:
-            caught = by_name[n]["caught_by"]
-            print(f"{n.ljust(width)}  {', '.join(caught) if caught else 'MISSED'}")
+            print(f"{n.ljust(width)}  {_caught(by_name[n], '{}')}")
     rejected = [p for p in benign if not _accepted(by_name[f"~{p}"])]
     # A perturbation no property saw proves nothing: it must show up as drift the clean run does not have.
     for p in benign:
@@ -112,9 +114,10 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
             print(f"{p.ljust(width)}  {verdict}")
     clean_ok = _accepted(clean)
     print(f"\nclean run: {'passed' if clean_ok else 'FAILED: ' + ', '.join(clean['caught_by'])} ({clean['tests']} tests)")
+    # What each property proved: the faults under which its own body failed (fixture errors excluded).
     coverage: dict[str, list[str]] = {}
     for n in names:
-        for prop in by_name[n]["caught_by"]:
+        for prop in by_name[n]["failed"]:
             coverage.setdefault(prop, []).append(n)
     print(f"faults caught: {len(names) - len(missed)} of {len(names)}; benign perturbations accepted: "
           f"{len(benign) - len(rejected) - len(unseen)} of {len(benign)}; wall {wall:.0f} s with {jobs} jobs, profile {profile!r}")
@@ -126,6 +129,15 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
             json.dump({"profile": profile, "wall_seconds": round(wall, 1), "jobs": jobs, "results": results,
                        "properties": coverage, "missed": missed, "rejected": rejected, "unseen": unseen, "clean_passed": clean_ok}, fh, indent=2)
     return 0 if clean_ok and not missed and not rejected and not unseen else 1
+
+
+def _caught(r: dict, fmt: str) -> str:
+    """The properties that failed, then those whose fixture errored (the run is red either way)."""
+    failed, errored = r.get("failed", r["caught_by"]), r.get("errored", [])
+    text = ", ".join(fmt.format(p) for p in failed)
+    if errored:
+        text += ("; " if text else "") + "fixture errors in " + ", ".join(fmt.format(p) for p in errored)
+    return text or "MISSED"
 
 
 def _accepted(r: dict) -> bool:
@@ -142,9 +154,7 @@ def markdown(report: dict) -> str:
     lines = ["| fault | area | imitates | caught by |", "|---|---|---|---|"]
     for name, f in FAULTS.items():
         if name in by_name:
-            caught = by_name[name]["caught_by"]
-            lines.append(f"| `{name}` | {f.area} | {f.description} | "
-                         + (", ".join(f"`{p}`" for p in caught) if caught else "**MISSED**") + " |")
+            lines.append(f"| `{name}` | {f.area} | {f.description} | {_caught(by_name[name], '`{}`')} |")
     lines += ["", "| benign perturbation | imitates | verdict | seen as drift in |", "|---|---|---|---|"]
     for name, p in PERTURBATIONS.items():
         r = by_name.get(f"~{name}")
@@ -152,4 +162,9 @@ def markdown(report: dict) -> str:
             verdict = "accepted" if name not in report.get("rejected", []) + report.get("unseen", []) else "**REJECTED**"
             seen = r.get("seen_in", r["drifted"])
             lines.append(f"| `{name}` | {p.description} | {verdict} | " + ", ".join(f"`{t}`" for t in seen) + " |")
+    lines += ["", "| property | faults caught |", "|---|---|"]
+    coverage = report.get("properties", {})
+    for prop in sorted(deviations.suite_test_names()):
+        caught = coverage.get(prop, [])
+        lines.append(f"| `{prop}` | {len(caught)}: {', '.join(caught) or '—'} |")
     return "\n".join(lines) + "\n"

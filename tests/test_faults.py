@@ -84,3 +84,23 @@ def test_first_catch_order_names_properties_of_the_suite():
 
     unknown = set(config.FIRST_CATCH_ORDER) - deviations.suite_test_names()
     assert not unknown, f"FIRST_CATCH_ORDER names no property of the suite: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("swapped", ["eager_only_shifted"], indirect=True)
+def test_output_faults_reach_mutable_applies_and_keyed_inits(swapped):
+    """The zoo's calls (a key per stream, apply(mutable=...)) get the fault on the output, not a TypeError."""
+    from flax.nnx import bridge
+
+    from reference import zoo
+
+    spec = zoo.batchnorm_spec()
+    x = spec.inputs[0]
+    keys = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
+    faulty = bridge.to_linen(spec.nnx_class, *spec.args, **spec.kwargs)
+    real = bridge._conformance_real_to_linen(spec.nnx_class, *spec.args, **spec.kwargs)
+    v = faulty.init(keys, x)
+    call = dict(rngs={"dropout": jax.random.PRNGKey(2)}, mutable=["batch_stats"], use_running_average=False,
+                deterministic=True)
+    (y, upd), (y_real, upd_real) = faulty.apply(v, x, **call), real.apply(v, x, **call)
+    assert np.allclose(np.asarray(y) - np.asarray(y_real), 1e-4, atol=1e-6)  # eager_only_shifted: + 1e-4
+    assert np.array_equal(np.asarray(upd["batch_stats"]["bn"]["mean"]), np.asarray(upd_real["batch_stats"]["bn"]["mean"]))

@@ -141,3 +141,26 @@ def test_the_team_module_runs_through_every_module_property(tmp_path):
               "test_module_stream_keys_drive_randomness", "test_module_distinct_seeds_distinct_params"}
     assert wanted <= props, f"missing {sorted(wanted - props)}"
     assert all(n.endswith("[user_resmlp]") for n in names), sorted(names)
+
+
+def test_the_team_modules_golden_record_passes_then_catches_a_change(tmp_path):
+    """record --module writes the team module's outputs; the golden property passes on them, fails on a change.
+
+    The committed zoo records hold no team module, so in the self-check this
+    property skips: here it is shown to pass and to fail (``--fault
+    jit_only_scaled`` scales compiled outputs by 1 + 2**-10, beyond the
+    composition bound).
+    """
+    zoo_rec, contract_rec = tmp_path / "zoo.json", tmp_path / "contract.json"
+    env = {**os.environ, "PYTHONPATH": USER_PROJECT}
+    proc = subprocess.run([sys.executable, "-m", "conformance", "record", "--module", FACTORY, "--zoo-out", str(zoo_rec),
+                           "--out", str(contract_rec)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = {"CONFORMANCE_ZOO_RECORD": str(zoo_rec)}
+    proc, xml = _suite(tmp_path, "--module", FACTORY, "-k", "test_zoo_golden_declared_modules", env=rec)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert [c.find("skipped") for c in ET.parse(xml).getroot().iter("testcase")] == [None]
+    proc, _ = _suite(tmp_path, "--module", FACTORY, "-k", "test_zoo_golden_declared_modules", "-p", "conformance.faults",
+                     "--fault", "jit_only_scaled", env=rec)
+    assert proc.returncode == 1 and "user_resmlp/y" in proc.stdout and "changed beyond the error model" in proc.stdout, \
+        proc.stdout[-3000:]
