@@ -15,11 +15,13 @@ means "jax, or another dependency that moved with it".
 
 Bisection. For each change, the first flax release between baseline and
 candidate that shows it, each release resolved with the jax of its time
-(``--exclude-newer`` its upload date). Binary search assumes the outcome flips
-once; the release after the boundary is checked too, and any tested release
-that contradicts a single flip is reported ("not monotone"). A change that
-appears and goes away again between the two ends is invisible to it (the two
-ends agree); the release-by-release matrix is the tool for that.
+(``--exclude-newer`` its upload date). Binary search on every interval whose
+ends behave differently: a pass/fail property flips once; a bitwise property
+that names its value (the zoo's dropout masks) may step several times, and
+every step is found. The release after each step is checked too, and a
+behaviour that comes back is reported ("not monotone"). A change that appears
+and goes away again between two releases that agree is invisible to it; the
+release-by-release matrix is the tool for that.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ Runner = Callable[[EnvSpec, list[str]], EnvRun]
 
 
 def behaviour(cell: Cell | None) -> str | None:
-    """pass / deviation / fail, or None where the run says nothing (skipped, absent)."""
-    return BEHAVIOUR.get(cell.outcome) if cell is not None else None
+    """pass / deviation / fail (with the value a bitwise property saw), or None where the run says nothing."""
+    seen = BEHAVIOUR.get(cell.outcome) if cell is not None else None
+    return f"{seen} [{cell.fingerprint}]" if seen and cell.fingerprint else seen
 
 
 def _requirement_name(req: str) -> str:
@@ -208,42 +211,56 @@ def releases_from(releases: list[str], baseline: str, candidate: str) -> list[st
                    and not Version(v).is_devrelease), key=Version, reverse=True)
 
 
-def search_boundary(b: str, c: str, outcome_at: Callable[[int], str | None], n: int) -> dict:
-    """The first index in ``0..n-1`` whose behaviour is no longer ``b`` (index -1 is the baseline, n-1 the candidate).
+def search_steps(b: str, c: str, outcome_at: Callable[[int], str | None], n: int) -> dict:
+    """Every step between behaviours over releases ``0..n-1`` (index -1 is the baseline ``b``, n-1 the candidate ``c``).
 
     ``outcome_at(i)`` -> behaviour at release i, None where it cannot be run
-    (that release is left out of the search). Returns ``{"low": i, "high": j,
-    "unknown": [...], "tested": {i: behaviour}}`` with j the first release
-    showing the change and i the last one before it (-1: the baseline).
+    (that release is left out). Binary search on every interval whose two ends
+    differ: with two behaviours that is one flip; with more (a bitwise
+    property's values: every routing change) each is found, on the assumption
+    that a value, once gone, does not come back. Returns ``{"tested": {i:
+    behaviour}, "unknown": [...]}``; :func:`steps_of` reads the steps off it.
     """
-    lo, hi = -1, n - 1
+    known: dict[int, str] = {-1: b, n - 1: c}
     unknown: list[int] = []
-    tested: dict[int, str] = {}
-    while True:
-        inner = [i for i in range(lo + 1, hi) if i not in unknown]
-        if not inner:
-            break
-        mid = inner[len(inner) // 2]
-        o = outcome_at(mid)
-        if o is None:
+
+    def segment(lo: int, hi: int) -> None:
+        while True:
+            inner = [i for i in range(lo + 1, hi) if i not in unknown]
+            if not inner:
+                return
+            mid = inner[len(inner) // 2]
+            o = outcome_at(mid)
+            if o is not None:
+                break
             unknown.append(mid)
-            continue
-        tested[mid] = o
-        if o == b:
-            lo = mid
-        else:  # c, or a third behaviour: either way the baseline's behaviour has ended by here
-            hi = mid
-    return {"low": lo, "high": hi, "unknown": unknown, "tested": tested}
+        known[mid] = o
+        if o != known[lo]:
+            segment(lo, mid)
+        if o != known[hi]:
+            segment(mid, hi)
+
+    if b != c and n:
+        segment(-1, n - 1)
+    return {"tested": {i: o for i, o in known.items() if i >= 0}, "unknown": unknown}
+
+
+def steps_of(b: str, tested: dict[int, str]) -> list[tuple[int, int]]:
+    """(last index before, first index after) for each change of behaviour along the tested releases."""
+    seq = [(-1, b)] + sorted(tested.items())
+    return [(i, j) for (i, x), (j, y) in zip(seq, seq[1:]) if x != y]
 
 
 def bisect_changes(properties: list[str], base: dict, cand: dict, releases: list[str],
                    run_release: Callable[[str, list[str]], EnvRun], memo: dict | None = None) -> dict:
-    """The first release showing each change: ``{property: {...}}``.
+    """The first release of each change, and of every later step of it: ``{property: {...}}``.
 
     ``releases``: the flax releases from the baseline's towards the candidate's,
     the candidate's last (:func:`releases_from`). ``run_release(version,
     properties)`` runs the properties with that flax and the jax of its time;
     each release runs once, for every changed property at once (memoised).
+    ``steps`` lists each change of behaviour found on the way (a bitwise
+    property with a fingerprint can step several times: A -> B -> C).
     """
     memo = {} if memo is None else memo  # release -> EnvRun, shared by candidates
     n = len(releases)
@@ -262,36 +279,51 @@ def bisect_changes(properties: list[str], base: dict, cand: dict, releases: list
             return behaviour(r.cells.get(p)) if r.cells is not None else None
         return outcome
 
+    def release_and_jax(i):
+        if i < 0:
+            return base.get("versions", {}).get("flax", "the baseline"), base.get("versions", {}).get("jax")
+        return releases[i], run(i).versions.get("jax")
+
     out = {}
     for p in properties:
         b, c = behaviour(base["cells"].get(p)), behaviour(cand["cells"].get(p))
         if not n:
             out[p] = {"first": None, "explanation": "no release between the two sides"}
             continue
-        found = search_boundary(b, c, at(p), n)
-        lo, hi = found["low"], found["high"]
-        # The release after the boundary: still changed? (binary search saw only one flip)
-        if hi + 1 < n and hi + 1 not in found["tested"]:
-            o = at(p)(hi + 1)
-            if o is not None:
-                found["tested"][hi + 1] = o
-        tested = {i: o for i, o in found["tested"].items()}
-        tested[n - 1] = c
-        contradictions = [f"{releases[i]} {o}" for i, o in sorted(tested.items())
-                          if (i <= lo and o != b) or (i >= hi and o == b)]
-        first, prev = releases[hi], (releases[lo] if lo >= 0 else base.get("versions", {}).get("flax", "the baseline"))
-        vfirst, vprev = run(hi).versions, (run(lo).versions if lo >= 0 else base.get("versions", {}))
-        at_first = tested.get(hi, c)
-        text = (f"{prev} (jax {vprev.get('jax', '?')}) {b}; {first} (jax {vfirst.get('jax', '?')}) {at_first}"
-                + ("" if at_first == c else f" (the candidate: {c})"))
+        found = search_steps(b, c, at(p), n)
+        tested = found["tested"]
+        # The release after each step: still the new behaviour? (binary search saw only the ends of each interval)
+        for _, hi in steps_of(b, tested):
+            if hi + 1 < n and hi + 1 not in tested and hi + 1 not in found["unknown"]:
+                o = at(p)(hi + 1)
+                if o is not None:
+                    tested[hi + 1] = o
+                else:
+                    found["unknown"].append(hi + 1)
+        steps = steps_of(b, tested)
+        runs = [o for _, o in [(-1, b)] + sorted(tested.items())]
+        runs = [o for k, o in enumerate(runs) if k == 0 or o != runs[k - 1]]  # behaviours in order, repeats merged
+        contradictions = sorted({o for o in runs if runs.count(o) > 1})  # a behaviour that came back
+        entries = []
+        for lo, hi in steps:
+            (prev, jprev), (first, jfirst) = release_and_jax(lo), release_and_jax(hi)
+            entries.append({"previous": prev, "first": first, "previous_jax": jprev, "first_jax": jfirst,
+                            "from": tested.get(lo, b), "to": tested[hi]})
+        if not entries:  # the candidate's own behaviour was seen by no tested release (cannot happen with c != b)
+            entries = [{"previous": None, "first": None, "previous_jax": None, "first_jax": None, "from": b, "to": c}]
+        e0 = entries[0]
+        text = "; ".join(f"{e['previous']} (jax {e['previous_jax'] or '?'}) {e['from']} -> "
+                         f"{e['first']} (jax {e['first_jax'] or '?'}) {e['to']}" for e in entries)
         text += "; tested " + ", ".join(f"{releases[i]} {o}" for i, o in sorted(tested.items()))
         if found["unknown"]:
-            text += "; could not run " + ", ".join(releases[i] for i in found["unknown"])
+            text += "; could not run " + ", ".join(releases[i] for i in sorted(found["unknown"]))
         if contradictions:
-            text += "; NOT MONOTONE (binary search assumes one flip): " + ", ".join(contradictions)
-        out[p] = {"first": first, "previous": prev, "first_jax": vfirst.get("jax"), "previous_jax": vprev.get("jax"),
-                  "monotone": not contradictions, "tested": {releases[i]: o for i, o in sorted(tested.items())},
-                  "unknown": [releases[i] for i in found["unknown"]], "explanation": text}
+            text += ("; NOT MONOTONE (bisection assumes a behaviour, once gone, does not come back): "
+                     + ", ".join(f"{releases[i]} {o}" for i, o in sorted(tested.items()) if o in contradictions))
+        out[p] = {"first": e0["first"], "previous": e0["previous"], "first_jax": e0["first_jax"],
+                  "previous_jax": e0["previous_jax"], "steps": entries, "monotone": not contradictions,
+                  "tested": {releases[i]: o for i, o in sorted(tested.items())},
+                  "unknown": [releases[i] for i in sorted(found["unknown"])], "explanation": text}
     return out
 
 
@@ -304,8 +336,9 @@ def attribute_boundaries(bisected: dict, base: dict, memo: dict[str, EnvRun], ru
     """
     by_step: dict[tuple, list[str]] = {}
     for p, b in bisected.items():
-        if b.get("first"):
-            by_step.setdefault((b["previous"], b["first"]), []).append(p)
+        for step in b.get("steps") or ([b] if b.get("first") else []):
+            if step.get("first"):
+                by_step.setdefault((step["previous"], step["first"]), []).append(p)
     for (prev, first), props in by_step.items():
         lo = memo.get(prev)
         side = lambda run: {"versions": run.versions, "cells": run.cells or {},  # noqa: E731
@@ -315,5 +348,9 @@ def attribute_boundaries(bisected: dict, base: dict, memo: dict[str, EnvRun], ru
         found = attribute(props, low, side(memo[first]), runner)
         for p in props:
             o = found["origins"][p]
-            bisected[p]["origin"], bisected[p]["origin_explanation"] = o["origin"], o["explanation"]
-            bisected[p]["cross_envs"] = found["cross_envs"]
+            for step in bisected[p].get("steps") or []:
+                if (step["previous"], step["first"]) == (prev, first):
+                    step["origin"], step["origin_explanation"] = o["origin"], o["explanation"]
+            if (bisected[p]["previous"], bisected[p]["first"]) == (prev, first):  # the first step
+                bisected[p]["origin"], bisected[p]["origin_explanation"] = o["origin"], o["explanation"]
+                bisected[p]["cross_envs"] = found["cross_envs"]

@@ -129,6 +129,18 @@ GATE_CACHE_ENV = "CONFORMANCE_GATE_CACHE"
 # and reports say that the release is newer than the last verified one.
 LAST_VERIFIED = {"flax": "0.12.8", "jax": "0.10.2"}
 
+# --- golden records -------------------------------------------------------------------
+# Which record the golden properties compare against: a path, or a file name
+# among the committed records (default: the newest committed one).
+GOLDEN_RECORD_ENV = "CONFORMANCE_RECORD"
+ZOO_RECORD_ENV = "CONFORMANCE_ZOO_RECORD"
+# The gate's golden reference: "baseline" records the baseline side's own
+# golden records and compares every side against them, so a candidate whose
+# numbers differ from the baseline's is a change even where both differ from
+# the committed record; "committed" compares every side with the committed one.
+GATE_GOLDEN_CHOICES = ("baseline", "committed")
+GATE_GOLDEN = "baseline"
+
 # --- the module zoo (reference/zoo.py) ---------------------------------------------------
 # Compile-aware: one width, one feature count, two input shapes (a batch, a row),
 # plus one larger input for the keep-rate statistic.

@@ -13,6 +13,10 @@ from __future__ import annotations
 import json
 
 PROPERTY = "conformance_drift"
+# A bitwise property (the zoo's dropout masks) also names the value it saw, as
+# a short hash: the gate's bisection then tells one changed value from another
+# (every routing change between two releases, not only the first).
+FINGERPRINT = "conformance_fingerprint"
 
 _EMPTY = {"comparisons": 0, "drifted": 0, "max_ulps": 0.0, "max_rel": 0.0, "max_fraction_of_bound": 0.0, "worst": ""}
 _state: dict = dict(_EMPTY)

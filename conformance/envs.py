@@ -135,6 +135,7 @@ class Side:
     exclude_newer_note: str = ""
     env: str = ""
     pythonpath: list[str] = dataclasses.field(default_factory=list)  # --module-path: a team's layers, uninstalled
+    env_vars: dict = dataclasses.field(default_factory=dict)  # e.g. the golden records every side compares against
 
 
 def read_requirements(path: str | None) -> list[str]:
@@ -340,17 +341,48 @@ def run_suite(side: Side, env_python: str, out_dir: str, profile: str, timeout: 
         os.remove(xml)
     cmd = [env_python, "-m", "pytest", "--pyargs", "conformance", "-p", "no:cacheprovider",
            f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-q", *side.pytest_args]
+    code = run_in_env(side, env_python, cmd, timeout, logfile)
+    return xml, code
+
+
+def side_environ(side: Side, env_python: str) -> dict:
+    """What a command in the side's environment sees: no inherited PYTHONPATH, the side's own variables."""
     envvars = dict(os.environ)
     envvars.pop("PYTHONPATH", None)  # the side's own suite, not the one running the gate
     if side.pythonpath:  # --module-path: a team's uninstalled layers
         envvars["PYTHONPATH"] = os.pathsep.join(side.pythonpath)
     # One compilation cache per environment: its jax writes it, nobody else reads it.
     envvars.setdefault("CONFORMANCE_COMPILATION_CACHE", os.path.join(os.path.dirname(os.path.dirname(env_python)), "jax-cache"))
+    envvars.update(side.env_vars)
+    return envvars
+
+
+def run_in_env(side: Side, env_python: str, cmd: list[str], timeout: float | None, logfile) -> int:
+    """``cmd`` from a temporary directory with the side's environment; its output to ``logfile``; 124 on timeout."""
+    envvars = side_environ(side, env_python)
     with tempfile.TemporaryDirectory(prefix="conformance-gate-") as cwd:
         logfile.write("$ " + " ".join(cmd) + "\n")
         logfile.flush()
         try:
-            code = call(cmd, timeout, cwd=cwd, env=envvars, stdout=logfile, stderr=subprocess.STDOUT)
+            return call(cmd, timeout, cwd=cwd, env=envvars, stdout=logfile, stderr=subprocess.STDOUT)
         except subprocess.TimeoutExpired:
-            code = 124
-    return xml, code
+            return 124
+
+
+def record_golden(side: Side, env_python: str, out_dir: str, modules: list[str], timeout: float | None,
+                  logfile) -> dict[str, str]:
+    """The side's own golden records (contract and zoo, declared modules included), written under ``out_dir``.
+
+    Returns the variables that point every side's golden properties at them;
+    raises RuntimeError when the record command fails.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    contract, zoo = os.path.join(out_dir, "contract.json"), os.path.join(out_dir, "zoo.json")
+    cmd = [env_python, "-m", "conformance", "record", "--out", contract, "--zoo-out", zoo,
+           *[a for m in modules for a in ("--module", m)]]
+    code = run_in_env(side, env_python, cmd, timeout, logfile)
+    if code != 0 or not (os.path.exists(contract) and os.path.exists(zoo)):
+        raise RuntimeError(f"python -m conformance record exited {code} in {side.label}")
+    from conformance import config
+
+    return {config.GOLDEN_RECORD_ENV: contract, config.ZOO_RECORD_ENV: zoo}

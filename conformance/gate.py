@@ -29,9 +29,10 @@ import argparse
 import concurrent.futures
 import os
 import sys
+import threading
 import time
 
-from conformance import attribution, envs
+from conformance import attribution, config, envs
 from conformance import versions as verified
 from conformance.envs import (
     DEFAULT_CACHE,
@@ -60,8 +61,12 @@ from conformance.verdict import (
 
 
 def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str, profile: str,
-             timeout: float | None, deps: list[str] | None = None) -> dict:
-    """Build, run, parse: ``{"results": [...] or None, "versions": {...}, "error": str or None, ...}``."""
+             timeout: float | None, deps: list[str] | None = None, prepare=None) -> dict:
+    """Build, run, parse: ``{"results": [...] or None, "versions": {...}, "error": str or None, ...}``.
+
+    ``prepare(side, env_python, info, logfile)``, if given, runs between the build and the suite
+    (the baseline records its golden records there; candidates wait for them).
+    """
     start = time.monotonic()
     log_path = os.path.join(out_dir, f"{side.label.replace('#', '-')}.log")
     info = {"label": side.label, "role": side.role, "requirements": side.requirements,
@@ -74,6 +79,8 @@ def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str
             info["build_seconds"] = round(time.monotonic() - start, 1)
             info["unverified"] = verified.newer_than_verified(info["versions"])
             note = f"; {verified.verification_note(info['versions'])}" if info["unverified"] else ""
+            if prepare is not None:
+                prepare(side, env_python, info, logfile)
             log(f"{side.label}: running the suite (flax {info['versions'].get('flax')}, jax {info['versions'].get('jax')}){note}")
             t0 = time.monotonic()
             xml, code = run_suite(side, env_python, out_dir, profile, timeout, logfile)
@@ -95,6 +102,54 @@ def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str
         log(f"{side.label}: NO RESULTS after {info['seconds']} s: {info['error']}"
             + (f"\n--- last lines of {log_path} ---\n{tail.rstrip()}\n---" if tail else ""))
     return info
+
+
+class GoldenReference:
+    """The golden records every side's golden properties compare against.
+
+    ``baseline`` (the default): the baseline's own, recorded in its environment as soon as it
+    is built; candidates wait for them. A candidate whose numbers or masks differ from the
+    baseline's then changes, even where both differ from the committed record (which a known
+    deviation may excuse on either side). ``committed``, or when recording fails: the suite's
+    committed records, with a note.
+    """
+
+    def __init__(self, choice: str, out_dir: str, modules: list[str], timeout: float | None):
+        self.choice, self.dir, self.modules, self.timeout = choice, os.path.join(out_dir, "golden"), modules, timeout
+        self.env_vars: dict[str, str] = {}
+        self.ready = threading.Event()
+        self.note = "the committed records (--golden committed)"
+        if choice == "committed":
+            self.ready.set()
+
+    def record(self, side: Side, env_python: str, info: dict, logfile) -> None:
+        """The baseline's ``prepare``: record, then release the candidates."""
+        try:
+            if self.choice == "baseline":
+                log(f"{side.label}: recording the golden references every side compares against")
+                self.env_vars = envs.record_golden(side, env_python, self.dir, self.modules, self.timeout, logfile)
+                v = info.get("versions") or {}
+                self.note = (f"the baseline's own records ({side.label}: flax {v.get('flax')}, jax {v.get('jax')}), "
+                             f"{os.path.relpath(self.dir, os.path.dirname(self.dir))}/")
+        except Exception as exc:  # no verdict is lost: the committed records still judge every side
+            self.note = f"the committed records (recording the baseline's failed: {exc})"
+            log(f"note: golden reference: {self.note}")
+        finally:
+            self.ready.set()
+        side.env_vars.update(self.env_vars)
+
+    def wait(self, side: Side, env_python: str, info: dict, logfile) -> None:
+        """A candidate's ``prepare``: the baseline's records, once they exist."""
+        while not self.ready.wait(0.5):
+            if envs._STOPPING.is_set():
+                raise KeyboardInterrupt
+        side.env_vars.update(self.env_vars)
+
+    def abandon(self, _future=None) -> None:
+        """The baseline finished without recording (its build failed): candidates use the committed records."""
+        if not self.ready.is_set():
+            self.note = "the committed records (the baseline gave no environment to record in)"
+            self.ready.set()
 
 
 def collapse_counts(results: list[Result]) -> dict[str, int]:
@@ -139,6 +194,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="accepted changes, one 'property | release range | reason' a line, e.g. "
                         "'test_apply_rejects_missing_leaf | flax>=0.12,<0.13 | we never restore partial params' "
                         "(repeatable; the range is pip specifiers on the candidate's versions)")
+    p.add_argument("--golden", choices=config.GATE_GOLDEN_CHOICES, default=config.GATE_GOLDEN,
+                   help="what the golden properties compare against: baseline = the baseline's own records, "
+                        "recorded in its environment (default), committed = the suite's committed records")
     p.add_argument("--no-attribution", dest="attribute", action="store_false",
                    help="skip the cross environments that tell whether a change comes from flax or from jax")
     p.add_argument("--bisect", action="store_true",
@@ -218,16 +276,19 @@ def narrowed(pytest_args: list[str], properties: list[str]) -> list[str]:
 class EnvRunner:
     """Runs some properties in an extra environment (cross or bisection): build, run, parse, report progress."""
 
-    def __init__(self, args, out_dir: str, cache_dir: str, project: str, pytest_args: list[str]):
+    def __init__(self, args, out_dir: str, cache_dir: str, project: str, pytest_args: list[str],
+                 env_vars: dict | None = None):
         self.args, self.out_dir, self.cache_dir, self.project = args, out_dir, cache_dir, project
         self.pytest_args = pytest_args
+        self.env_vars = dict(env_vars or {})  # the golden references the sides compared against
         self.count = 0
 
     def __call__(self, spec: attribution.EnvSpec, properties: list[str], role: str = "cross") -> attribution.EnvRun:
         self.count += 1
         os.makedirs(self.out_dir, exist_ok=True)
         side = Side(spec.name, role, spec.requirements, pytest_args=narrowed(self.pytest_args, properties),
-                    exclude_newer=spec.exclude_newer, exclude_newer_note=spec.note, pythonpath=module_paths(self.args))
+                    exclude_newer=spec.exclude_newer, exclude_newer_note=spec.note, pythonpath=module_paths(self.args),
+                    env_vars=dict(self.env_vars))
         log(f"{role} environment {spec.name} ({spec.note}; exclude-newer {spec.exclude_newer or 'none'}): "
             f"{len(properties)} properties")
         info = run_side(side, self.out_dir, self.cache_dir, self.args.python, self.project, self.args.profile,
@@ -346,21 +407,31 @@ def _run_gate(args) -> int:
     for s in sides:
         log(f"{s.role} {s.label}: {' '.join(s.requirements)}; exclude-newer {s.exclude_newer or 'none'} ({s.exclude_newer_note})")
     log(f"{len(sides)} environments, {jobs} at a time, profile {args.profile!r}, cache {cache_dir}, report {out_dir}")
+    reference = GoldenReference(getattr(args, "golden", config.GATE_GOLDEN), out_dir,
+                                list(getattr(args, "module", [])), args.timeout)
     pool = concurrent.futures.ThreadPoolExecutor(jobs)
     try:
-        futures = {s.label: pool.submit(run_side, s, out_dir, cache_dir, args.python, project, args.profile, args.timeout,
-                                        deps) for s in sides}
+        futures = {}
+        for s in sides:  # the baseline first: with one job at a time it must not wait behind a candidate
+            prepare = reference.record if s.role == "baseline" else reference.wait
+            futures[s.label] = pool.submit(run_side, s, out_dir, cache_dir, args.python, project, args.profile,
+                                           args.timeout, deps, prepare)
+            if s.role == "baseline":
+                futures[s.label].add_done_callback(reference.abandon)
         infos = {label: f.result() for label, f in futures.items()}
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    log(f"golden reference: {reference.note}")
     baseline = sides[0].label
     candidates = [s.label for s in sides[1:]]
     matrix = build_matrix({label: info["results"] for label, info in infos.items()})
     errors = {label: info["error"] for label, info in infos.items() if info["error"]}
     versions = {label: info.get("versions") or {} for label, info in infos.items()}
     result = verdict(matrix, baseline, candidates, errors, versions, accepts)
+    result["golden_reference"] = reference.note
     if args.attribute or args.bisect:
-        runner = EnvRunner(args, os.path.join(out_dir, "origins"), cache_dir, project, sides[0].pytest_args)
+        runner = EnvRunner(args, os.path.join(out_dir, "origins"), cache_dir, project, sides[0].pytest_args,
+                           reference.env_vars)
         trace_changes(args, result, matrix, infos, runner)
     result["wall_seconds"] = round(time.monotonic() - start, 1)
     md = write_reports(out_dir, matrix, result, infos)

@@ -57,12 +57,17 @@ def origin_lines(comp: dict) -> list[str]:
     for p, o in comp.get("origins", {}).items():
         lines.append(f"  - origin of `{p}`: **{o['origin']}**: {_md(o['explanation'])}")
     for p, b in comp.get("bisection", {}).items():
+        steps = b.get("steps") or []
         lines.append(f"  - first release showing `{p}`: **{b.get('first') or 'not found'}**: {_md(b['explanation'])}")
         if b.get("origin"):
             lines.append(f"    - that step's origin: **{b['origin']}**: {_md(b['origin_explanation'])}")
             for env in b.get("cross_envs", []):
                 if env.get("error"):
                     lines.append(f"    - cross environment {env['name']}: {_md(env['error'])}")
+        for step in steps[1:]:  # a bitwise property that changed again on the way
+            lines.append(f"    - then **{step['first']}** (jax {step.get('first_jax') or '?'}): {_md(step['from'])} -> "
+                         f"{_md(step['to'])}" + (f"; origin **{step['origin']}**: {_md(step['origin_explanation'])}"
+                                                 if step.get("origin") else ""))
     return lines
 
 
@@ -88,6 +93,9 @@ def to_markdown(matrix: dict, result: dict, headers: dict[str, str] | None = Non
                  "deviation (a recorded known deviation, xfailed); FIXED (a recorded deviation no longer deviates); "
                  "FAIL. CHANGE: worse than on the baseline, not accepted: the gate fails.")
     lines.append("")
+    if result.get("golden_reference"):
+        lines.append(f"Golden properties compared against {_md(result['golden_reference'])}.")
+        lines.append("")
     for e, err in result["errors"].items():
         lines.append(f"- **{headers.get(e, e)}: no verdict**: {_md(err)}")
     for c in result["comparisons"]:
@@ -132,6 +140,7 @@ def to_json(matrix: dict, result: dict, envs_info: dict | None = None) -> dict:
         "errors": result["errors"],
         "accepts": result.get("accepts", []),
         "unmatched_accepts": result.get("unmatched_accepts", []),
+        "golden_reference": result.get("golden_reference"),
         "wall_seconds": result.get("wall_seconds"),
     }
 

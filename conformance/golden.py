@@ -74,11 +74,33 @@ def _version_key(name: str):
 
 
 def chosen_record() -> str:
-    name = os.environ.get("CONFORMANCE_RECORD")
+    """$CONFORMANCE_RECORD (a path or a committed file name), else the newest committed record."""
+    name = os.environ.get(config.GOLDEN_RECORD_ENV)
     if name:
         return name if os.path.isabs(name) else os.path.join(RECORDS, name)
     names = sorted((n for n in os.listdir(RECORDS) if n.endswith(".json")), key=_version_key)
     return os.path.join(RECORDS, names[-1])
+
+
+def is_committed(path: str, records: str = RECORDS) -> bool:
+    """Whether ``path`` is one of the suite's committed records (not, say, a gate baseline's own)."""
+    return os.path.dirname(os.path.realpath(path)) == os.path.realpath(records)
+
+
+# Properties that compare against a golden record: their known deviations
+# describe the committed records, so they apply only while one of those is chosen.
+GOLDEN_PROPERTIES = ("test_golden_structure", "test_golden_numerics")
+
+
+def reference_is_committed(prop: str) -> bool:
+    """For a golden property, whether its chosen record is a committed one; True for any other property."""
+    from conformance import zoo_golden
+
+    if prop in GOLDEN_PROPERTIES:
+        return is_committed(chosen_record())
+    if prop in zoo_golden.GOLDEN_PROPERTIES:
+        return is_committed(zoo_golden.chosen_record(), zoo_golden.RECORDS)
+    return True
 
 
 def load(path: str) -> dict:

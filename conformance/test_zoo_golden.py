@@ -22,7 +22,10 @@ def installed(request):
     return zoo_golden.compute(specs)
 
 
-def test_zoo_golden_dropout_masks(installed):
+def test_zoo_golden_dropout_masks(installed, record_property):
+    from conformance import drift
+
+    record_property(drift.FINGERPRINT, zoo_golden.fingerprint(installed))  # which routing, for the gate's bisection
     path = zoo_golden.chosen_record()
     want = zoo_golden.load(path)
     if zoo_golden.same_masks(installed, want):

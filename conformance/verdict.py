@@ -56,6 +56,7 @@ class Result:
     message: str = ""
     category: str = ""  # for a golden-record failure: "numerics change" or "structure change"
     drift: dict | None = None  # for drift: the conformance_drift property (comparisons, drifted, max_ulps, ...)
+    fingerprint: str = ""  # the conformance_fingerprint property: which value a bitwise property saw
 
 
 @dataclasses.dataclass
@@ -67,6 +68,7 @@ class Cell:
     category: str = ""
     tests: int = 0
     drift: dict | None = None
+    fingerprint: str = ""
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -97,8 +99,21 @@ def _drift_of(case: ET.Element) -> dict | None:
     return None
 
 
+def _fingerprint_of(case: ET.Element) -> str:
+    for prop in case.iter("property"):
+        if prop.get("name") == drift.FINGERPRINT:
+            return prop.get("value") or ""
+    return ""
+
+
 def classify(case: ET.Element) -> Result:
-    """A JUnit ``<testcase>`` as a :class:`Result`."""
+    """A JUnit ``<testcase>`` as a :class:`Result` (its fingerprint, if it has one, attached)."""
+    result = _classify(case)
+    result.fingerprint = _fingerprint_of(case)
+    return result
+
+
+def _classify(case: ET.Element) -> Result:
     name = case.get("name", "")
     prop = property_of(name)
     for child in case:
@@ -150,9 +165,11 @@ def collapse(results: list[Result]) -> dict[str, Cell]:
     for r in results:
         cell = cells.get(r.property)
         if cell is None:
-            cells[r.property] = Cell(r.outcome, r.message, r.category, 1, r.drift)
+            cells[r.property] = Cell(r.outcome, r.message, r.category, 1, r.drift, r.fingerprint)
             continue
         cell.tests += 1
+        if r.fingerprint and r.fingerprint not in cell.fingerprint.split("+"):  # devices that saw other values
+            cell.fingerprint = "+".join(filter(None, (cell.fingerprint, r.fingerprint)))
         cell.drift = merge_drift(cell.drift, r.drift)
         if SEVERITY[r.outcome] > SEVERITY[cell.outcome]:
             cell.outcome, cell.message, cell.category = r.outcome, r.message, r.category

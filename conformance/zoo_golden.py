@@ -18,9 +18,12 @@ import re
 
 import numpy as np
 
+from conformance import config
+
 RECORDS = os.path.join(os.path.dirname(__file__), "records", "zoo")
 MASK_KEY_SEEDS = (0, 1, 2**31 - 1)
 PARAMS_SEED = 0
+GOLDEN_PROPERTIES = ("test_zoo_golden_dropout_masks", "test_zoo_golden_batch_stats", "test_zoo_golden_declared_modules")
 
 
 def _bits(mask) -> str:
@@ -84,7 +87,7 @@ def all_records() -> list[str]:
 
 def chosen_record() -> str:
     """CONFORMANCE_ZOO_RECORD (a path or a file name under records/zoo), else the newest record."""
-    name = os.environ.get("CONFORMANCE_ZOO_RECORD")
+    name = os.environ.get(config.ZOO_RECORD_ENV)
     if name:
         return name if os.path.isabs(name) else os.path.join(RECORDS, name)
     return all_records()[-1]
@@ -93,6 +96,13 @@ def chosen_record() -> str:
 def load(path: str) -> dict:
     with open(path) as fh:
         return json.load(fh)
+
+
+def fingerprint(rec: dict) -> str:
+    """A short hash of a record's dropout masks: equal masks, equal fingerprints."""
+    import hashlib
+
+    return "masks:" + hashlib.sha256(json.dumps(rec["dropout_masks"], sort_keys=True).encode()).hexdigest()[:10]
 
 
 def same_masks(a: dict, b: dict) -> bool:

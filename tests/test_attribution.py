@@ -184,3 +184,44 @@ def test_going_back_to_an_older_release_searches_newest_first():
     found = attribution.bisect_changes(["test_missing_leaf"], base, cand, attribution.releases_from(RELEASES, "0.12.1", "0.10.0"),
                                        FakeRunner().release)
     assert found["test_missing_leaf"]["first"] == "0.11.2"  # going back, the first release without the re-init
+
+
+def test_bisection_finds_every_step_of_a_value_that_changes_several_times():
+    """Dropout routing A -> B -> C -> D: each step is found, with the releases and jax around it."""
+    routing = {"0.10.0": "a", "0.10.1": "a", "0.10.2": "a", "0.10.3": "b", "0.10.4": "b", "0.10.5": "b",
+               "0.10.6": "c", "0.11.0": "d", "0.11.1": "d", "0.11.2": "d", "0.12.0": "d", "0.12.1": "d"}
+    calls = []
+
+    def cell(version):
+        return Cell(PASS if routing[version] == "a" else FAIL, fingerprint=f"masks:{routing[version]}")
+
+    def run_release(version, properties):
+        calls.append(version)
+        return EnvRun({"test_masks": cell(version)}, {"flax": version, "jax": JAX_OF[version]})
+
+    base = {"versions": {"flax": "0.10.0", "jax": "0.4.34"}, "cells": {"test_masks": cell("0.10.0")}}
+    cand = {"versions": {"flax": "0.12.1", "jax": "0.8.1"}, "cells": {"test_masks": cell("0.12.1")}}
+    releases = attribution.releases_between(RELEASES, "0.10.0", "0.12.1")
+    found = attribution.bisect_changes(["test_masks"], base, cand, releases, run_release)["test_masks"]
+    assert [(s["previous"], s["first"]) for s in found["steps"]] == [("0.10.2", "0.10.3"), ("0.10.5", "0.10.6"),
+                                                                    ("0.10.6", "0.11.0")]
+    assert found["first"] == "0.10.3" and found["first_jax"] == "0.5.0" and found["monotone"]
+    assert found["steps"][1]["from"] == "fail [masks:b]" and found["steps"][1]["to"] == "fail [masks:c]"
+    assert len(calls) == len(set(calls)) < len(releases)  # each release once, not all of them
+
+
+def test_a_pass_fail_property_still_flips_once():
+    found = attribution.search_steps(PASS, FAIL, lambda i: PASS if i < 6 else FAIL, 11)
+    assert attribution.steps_of(PASS, found["tested"]) == [(5, 6)] and len(found["tested"]) <= 5
+
+
+def test_the_fingerprint_travels_from_junit_to_the_behaviour():
+    from junit_helpers import junit
+
+    from conformance import verdict
+
+    xml = junit('<testcase classname="c" name="test_zoo_golden_dropout_masks"><properties>'
+                '<property name="conformance_fingerprint" value="masks:abc"/></properties></testcase>')
+    cell = verdict.collapse(verdict.parse_junit(xml))["test_zoo_golden_dropout_masks"]
+    assert (cell.outcome, cell.fingerprint) == (PASS, "masks:abc")
+    assert attribution.behaviour(cell) == "pass [masks:abc]"

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
 import pytest
 from junit_helpers import failed, junit, ok, xfailed
 
-from conformance import envs, gate, verdict
+from conformance import config, envs, gate, verdict
 
 # --- the command, with the environments faked ------------------------------------------------------------
+
+
+def fake_record(side, env_python, out_dir, modules, timeout, logfile):
+    """``envs.record_golden`` without an environment: the variables it would return."""
+    return {config.GOLDEN_RECORD_ENV: os.path.join(out_dir, "contract.json"),
+            config.ZOO_RECORD_ENV: os.path.join(out_dir, "zoo.json"), "RECORDED_IN": side.label}
 
 
 @pytest.fixture
@@ -23,15 +30,18 @@ def fake_sides(monkeypatch, tmp_path):
     }
     calls = []
 
-    def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None):
+    def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None, prepare=None):
         calls.append((side.label, side.role, side.exclude_newer, tuple(side.pytest_args), profile))
         version = envs.pinned_version(side.requirements)
         if version not in canned:
             return {"label": side.label, "results": None, "error": "no such flax", "versions": {}, "pytest_args": []}
+        if prepare is not None:
+            prepare(side, "python", {"versions": {"flax": version}}, io.StringIO())
         return {"label": side.label, "results": verdict.parse_junit(canned[version]), "error": None,
                 "versions": {"flax": version, "jax": "x"}, "pytest_args": side.pytest_args}
 
     monkeypatch.setattr(gate, "run_side", run_side)
+    monkeypatch.setattr(envs, "record_golden", fake_record)
     monkeypatch.setenv("CONFORMANCE_CACHE_DIR", str(tmp_path / "cache"))  # the suite's wheel goes there
     monkeypatch.setattr(envs, "pypi_upload_time", lambda pkg, v: {"0.12.8": "2026-07-20T18:29:38Z",
                                                                    "0.12.0": "2025-09-25T23:58:58Z",
@@ -59,7 +69,7 @@ def test_gate_command_exit_codes(fake_sides, tmp_path, capsys):
     assert report["exit_code"] == 1
     assert [c["regressed"] for c in report["comparisons"]] == [False, True]
     assert report["matrix"]["flax-0.9.0"]["test_a"] == {"outcome": "fail", "message": "kernel differs", "category": "",
-                                                        "tests": 2, "drift": None}
+                                                        "tests": 2, "drift": None, "fingerprint": ""}
     assert ("flax-0.9.0", "candidate", "2024-08-28T23:59:59Z", ("-p", "conformance.faults", "--fault", "apply_ignores_bias"), "gate") in fake_sides
     assert ("flax-0.12.8", "baseline", "2026-07-21T23:59:59Z", (), "gate") in fake_sides
 
@@ -119,15 +129,18 @@ def world_xml(flax, jax):
 def fake_world(monkeypatch, tmp_path):
     runs = []
 
-    def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None):
+    def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None, prepare=None):
         flax = envs.pinned_version(side.requirements)
         jax = envs.pinned_version(side.requirements, "jax") or jax_of_time(side.exclude_newer)
-        runs.append((side.role, flax, jax, side.exclude_newer, tuple(side.pytest_args)))
+        if prepare is not None:
+            prepare(side, "python", {"versions": {"flax": flax, "jax": jax}}, io.StringIO())
+        runs.append((side.role, flax, jax, side.exclude_newer, tuple(side.pytest_args), dict(side.env_vars)))
         return {"label": side.label, "results": verdict.parse_junit(world_xml(flax, jax)), "error": None,
                 "versions": {"flax": flax, "jax": jax, "jaxlib": jax}, "pytest_args": side.pytest_args,
                 "requirements": side.requirements, "exclude_newer": side.exclude_newer}
 
     monkeypatch.setattr(gate, "run_side", run_side)
+    monkeypatch.setattr(envs, "record_golden", fake_record)
     monkeypatch.setenv("CONFORMANCE_CACHE_DIR", str(tmp_path / "cache"))  # the suite's wheel goes there
     monkeypatch.setattr(envs, "pypi_upload_time", lambda pkg, v: DATES[v])
     monkeypatch.setattr(gate, "flax_releases", lambda: ["0.10.7", "0.11.0", "0.11.1", "0.11.2", "0.12.0"])
@@ -229,3 +242,63 @@ def test_a_missing_accept_file_is_named(fake_world, tmp_path, capsys):
     assert main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--accept",
                  str(tmp_path / "nope.txt"), "--out", str(tmp_path)]) == 2
     assert "--accept " in capsys.readouterr().err and not fake_world
+
+
+# --- the golden reference: the baseline's own records -------------------------------------------------------
+
+
+def test_every_side_compares_golden_properties_with_the_baselines_records(fake_world, tmp_path):
+    from conformance.__main__ import main
+
+    assert main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--out", str(tmp_path)]) == 1
+    golden = str(tmp_path / "golden")
+    want = {config.GOLDEN_RECORD_ENV: os.path.join(golden, "contract.json"),
+            config.ZOO_RECORD_ENV: os.path.join(golden, "zoo.json"), "RECORDED_IN": "flax-0.11.2"}
+    assert {r[0] for r in fake_world} == {"baseline", "candidate", "cross"}
+    assert all(r[5] == want for r in fake_world)  # baseline, candidate and both cross environments
+    report = json.loads((tmp_path / "gate.json").read_text())
+    assert report["golden_reference"].startswith("the baseline's own records (flax-0.11.2: flax 0.11.2, jax 0.7.1)")
+    assert "Golden properties compared against the baseline's own records" in (tmp_path / "gate.md").read_text()
+
+
+def test_golden_committed_records_nothing(fake_world, tmp_path, monkeypatch):
+    from conformance.__main__ import main
+
+    monkeypatch.setattr(envs, "record_golden", lambda *a: pytest.fail("recorded under --golden committed"))
+    assert main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--golden", "committed",
+                 "--no-attribution", "--out", str(tmp_path)]) == 1
+    assert all(r[5] == {} for r in fake_world)
+    assert json.loads((tmp_path / "gate.json").read_text())["golden_reference"] == "the committed records (--golden committed)"
+
+
+def test_a_failed_recording_falls_back_to_the_committed_records_with_a_note(fake_world, tmp_path, monkeypatch, capsys):
+    from conformance.__main__ import main
+
+    def broken(*a):
+        raise RuntimeError("python -m conformance record exited 1 in flax-0.11.2")
+
+    monkeypatch.setattr(envs, "record_golden", broken)
+    assert main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--no-attribution",
+                 "--out", str(tmp_path)]) == 1  # still a verdict
+    assert all(r[5] == {} for r in fake_world)
+    note = json.loads((tmp_path / "gate.json").read_text())["golden_reference"]
+    assert note == "the committed records (recording the baseline's failed: python -m conformance record exited 1 in flax-0.11.2)"
+    assert "note: golden reference: the committed records" in capsys.readouterr().err
+
+
+def test_candidates_do_not_wait_for_a_baseline_that_never_built(monkeypatch, tmp_path):
+    """The baseline fails before its prepare step: candidates are released, the gate gives no verdict (2)."""
+    from conformance.__main__ import main
+
+    def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None, prepare=None):
+        if side.role == "baseline":
+            return {"label": side.label, "results": None, "error": "no build", "versions": {}, "pytest_args": []}
+        prepare(side, "python", {"versions": {}}, io.StringIO())  # would hang without the baseline's done-callback
+        return {"label": side.label, "results": verdict.parse_junit(junit(ok("test_a"))), "error": None,
+                "versions": {"flax": "0.12.0"}, "pytest_args": []}
+
+    monkeypatch.setattr(gate, "run_side", run_side)
+    monkeypatch.setenv("CONFORMANCE_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.0", "--exclude-newer", "none",
+                 "--jobs", "2", "--out", str(tmp_path)]) == 2
+    assert "the baseline gave no environment" in json.loads((tmp_path / "gate.json").read_text())["golden_reference"]

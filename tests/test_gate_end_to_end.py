@@ -2,7 +2,8 @@
 
 flax 0.11.2 refuses apply() with a params leaf missing; flax 0.12.0 silently
 re-initialises it (a recorded known deviation). The gate must call that a
-change and exit 1. Builds two uv environments (cached under the gate's cache;
+change and exit 1. The baseline records its own golden records first (the
+references every side's golden properties compare against). Builds two uv environments (cached under the gate's cache;
 a cold build downloads jax and jaxlib) and runs one property in each.
 """
 
@@ -35,3 +36,7 @@ def test_a_known_deviation_on_the_candidate_is_a_change(tmp_path):
     assert (change["property"], change["baseline"], change["candidate"]) == ("test_apply_rejects_missing_leaf",
                                                                              "pass", "deviation")
     assert "PR #4937" in change["reason"]
+    # The golden references were recorded in the baseline's own environment.
+    assert report["golden_reference"].startswith("the baseline's own records (flax-0.11.2: flax 0.11.2"), report["golden_reference"]
+    recorded = json.loads((tmp_path / "golden" / "zoo.json").read_text())
+    assert recorded["versions"]["flax"] == "0.11.2"
