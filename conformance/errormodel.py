@@ -255,8 +255,21 @@ def composition_difference(n: int, scale: float, dtype="float32") -> float:
 
 
 def ulps(actual, expected, dtype):
-    """|actual - expected| in units in the last place of ``expected`` in ``dtype`` (for reports)."""
-    fi = _finfo(dtype)
-    e = np.abs(np.asarray(expected, np.float64))
-    spacing = np.exp2(np.floor(np.log2(np.maximum(e, float(fi.tiny))))) * float(fi.eps)
-    return np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64)) / spacing
+    """How many ``dtype`` values lie from ``expected`` to ``actual`` (1: neighbours), for reports.
+
+    Counted on the ordered bit patterns, so it stays meaningful across zero and
+    in the subnormal range (at most 2**bits), where a spacing taken at
+    ``expected`` would divide by the smallest subnormal.
+    """
+    d = _dtype(dtype)
+    if not np.issubdtype(d, np.inexact) and d.kind != "V":  # integers: the difference itself
+        return np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64))
+    sint = {2: np.int16, 4: np.int32, 8: np.int64}[d.itemsize]
+    lowest = np.iinfo(sint).min
+
+    def ordered(x):  # monotone map of the dtype's values onto integers (-0 and +0 coincide)
+        i = np.asarray(np.asarray(x, np.float64).astype(d)).view(sint).astype(np.int64)
+        return np.where(i < 0, lowest - i, i)
+
+    diff = ordered(actual) - ordered(expected)
+    return np.abs(diff).astype(np.float64)

@@ -10,8 +10,11 @@ environment (``pytest --pyargs conformance`` from a temporary directory), the
 JUnit XMLs become a matrix property x environment, and a candidate *changes*
 when a property's outcome gets worse from the baseline to it (pass -> known
 deviation, pass -> fail, known deviation -> fail), unless an ``--accept`` entry
-covers it. Each change (and improvement) is then traced: cross environments say
-whether flax or jax brings it, ``--bisect`` finds the first flax release showing it.
+covers it. The golden properties compare every side with the baseline's own
+records, recorded in its environment first (``--golden committed``: with the
+suite's committed records). Each change (and improvement) is then traced: cross
+environments say whether flax or jax brings it, ``--bisect`` finds the first
+flax release showing it (and every later step of a fingerprinted value).
 
 This module is the command (arguments, sides, orchestration, progress). The
 verdict rules and accept files are pure and live in ``conformance/verdict.py``;

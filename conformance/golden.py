@@ -63,7 +63,15 @@ def record(path: str | None = None) -> str:
                      "jax_default_matmul_precision": config.MATMUL_PRECISION},
         "cases": compute(),
     }
-    path = path or os.path.join(RECORDS, f"flax-{flax.__version__}_jax-{jax.__version__}.json")
+    return write_record(data, path, RECORDS)
+
+
+def write_record(data: dict, path: str | None, records: str) -> str:
+    """``data`` as JSON at ``path``, by default ``records/flax-V_jax-V.json`` of its versions."""
+    v = data["versions"]
+    if path is None:
+        os.makedirs(records, exist_ok=True)
+        path = os.path.join(records, f"flax-{v['flax']}_jax-{v['jax']}.json")
     with open(path, "w") as fh:
         json.dump(data, fh, indent=1)
     return path

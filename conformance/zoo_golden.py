@@ -67,11 +67,9 @@ def record(path: str | None = None, specs=None) -> str:
     data = {"versions": {"flax": flax.__version__, "jax": jax.__version__},
             "settings": {"jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable)},
             **compute(specs)}
-    os.makedirs(RECORDS, exist_ok=True)
-    path = path or os.path.join(RECORDS, f"flax-{flax.__version__}_jax-{jax.__version__}.json")
-    with open(path, "w") as fh:
-        json.dump(data, fh, indent=1)
-    return path
+    from conformance.golden import write_record
+
+    return write_record(data, path, RECORDS)
 
 
 def version_key(name: str):

@@ -153,3 +153,14 @@ def test_composition_difference_scales_with_the_accumulation_and_the_output():
     one = errormodel.composition_difference(100, 1.0)
     assert errormodel.composition_difference(200, 1.0) == pytest.approx(2 * one, rel=1e-5)
     assert errormodel.composition_difference(100, 4.0) == pytest.approx(4 * one, rel=1e-5)
+
+
+def test_ulps_count_the_values_between_across_zero_and_in_every_dtype():
+    y = np.float32([1.0, -2.0, 0.5, 0.0, -0.0])
+    assert errormodel.ulps(np.nextafter(y, np.float32(np.inf)), y, np.float32).tolist() == [1.0] * 5
+    # 7e-7 against an exact zero: the float32 values between, not 7e-7 / (smallest subnormal) = 5e38
+    assert errormodel.ulps(np.float32(7e-7), np.float32(0.0), np.float32) < 2.0**31
+    assert errormodel.ulps(np.float32(-1e-45), np.float32(1e-45), np.float32) == 2.0
+    assert errormodel.ulps(1.0 + 2.0**-52, 1.0, np.float64) == 1.0
+    assert errormodel.ulps(np.float16(0.1), np.float16(0.1), "float16") == 0.0
+    assert errormodel.ulps(1.0078125, 1.0, "bfloat16") == 1.0
