@@ -5,6 +5,7 @@ layer norm) with its declaration, as a team would write it.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -106,6 +107,20 @@ def test_gate_runs_each_side_with_the_module_path(tmp_path, monkeypatch):
         envs.run_suite(side, sys.executable, str(tmp_path), "gate", None, log)
     assert seen["cmd"][-2:] == ["--module", FACTORY]
     assert seen["pythonpath"].split(os.pathsep)[0] == USER_PROJECT
+
+
+def test_the_baselines_golden_records_hold_the_declared_modules(tmp_path):
+    """What the gate's baseline records (python -m conformance record in its environment) names the team's module."""
+    from conformance import config
+
+    (side,) = gate.make_sides(_gate_args(module=[FACTORY], module_path=[USER_PROJECT]))[:1]
+    with open(tmp_path / "log", "w") as log:
+        got = envs.record_golden(side, sys.executable, str(tmp_path / "golden"), [FACTORY], 600, log)
+    assert got == {config.GOLDEN_RECORD_ENV: str(tmp_path / "golden" / "contract.json"),
+                   config.ZOO_RECORD_ENV: str(tmp_path / "golden" / "zoo.json")}
+    zoo = json.loads((tmp_path / "golden" / "zoo.json").read_text())
+    assert sorted(zoo["modules"]) == ["user_resmlp"] and zoo["modules"]["user_resmlp"]["y"]
+    assert json.loads((tmp_path / "golden" / "contract.json").read_text())["cases"]
 
 
 def test_gate_rejects_bad_declarations():
