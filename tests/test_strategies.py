@@ -60,3 +60,21 @@ def test_make_x_is_deterministic_bounded_and_typed():
             assert np.array_equal(a, b), f"make_x not deterministic for {dtype}/{kind}"
             v = a.astype(np.float64)
             assert np.isfinite(v).all() and np.abs(v).max() <= config.ELEMENT_MAX
+
+
+def test_random_and_nightly_profiles_draw_shapes_off_the_menu():
+    """Off the menu under random and nightly: the error model meets shapes it was not tuned on, up to OFF_MENU_MAX."""
+    from hypothesis import settings as profiles
+
+    from conformance import _setup
+
+    _setup.register_profiles()
+    previous = profiles._current_profile
+    for name in config.OFF_MENU_PROFILES:
+        profiles.load_profile(name)
+        try:
+            shapes = {(c.width, c.features_int) for c in _draws(batched=None)}
+        finally:
+            profiles.load_profile(previous)
+        assert shapes - set(config.SHAPES), f"{name}: every shape drawn is on the menu"
+        assert all(1 <= w <= config.OFF_MENU_MAX and 1 <= f <= config.OFF_MENU_MAX for w, f in shapes), name
