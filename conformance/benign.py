@@ -1,6 +1,6 @@
 """A corpus of benign perturbations: numerically legitimate changes a correct gate must accept.
 
-Beside the fault corpus (conformance/faults.py): each perturbation imitates
+Beside the fault corpus (conformance/fault_corpus.py): each perturbation imitates
 what a new flax, jax or device may legitimately do — compile the sampler
 differently, sum the product in another order, fuse a multiply-add, round a
 batched kernel differently — and stays inside the error model

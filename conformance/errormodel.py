@@ -271,5 +271,8 @@ def ulps(actual, expected, dtype):
         i = np.asarray(np.asarray(x, np.float64).astype(d)).view(sint).astype(np.int64)
         return np.where(i < 0, lowest - i, i)
 
-    diff = ordered(actual) - ordered(expected)
-    return np.abs(diff).astype(np.float64)
+    a, e = ordered(actual), ordered(expected)
+    # Exact in int64 where it fits; far apart (opposite signs near the range's ends) the
+    # int64 difference would wrap, and a float64 count is exact enough there.
+    wide = np.abs(a.astype(np.float64) - e.astype(np.float64))
+    return np.where(wide < 2.0**62, np.abs(a - e).astype(np.float64), wide)

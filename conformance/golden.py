@@ -77,7 +77,8 @@ def write_record(data: dict, path: str | None, records: str) -> str:
     return path
 
 
-def _version_key(name: str):
+def version_key(name: str):
+    """``flax-0.10.3_jax-0.5.0.json`` -> (0, 10, 3, 0, 5, 0): records in release order."""
     return tuple(int(p) for p in re.findall(r"\d+", name))
 
 
@@ -86,7 +87,7 @@ def chosen_record() -> str:
     name = os.environ.get(config.GOLDEN_RECORD_ENV)
     if name:
         return name if os.path.isabs(name) else os.path.join(RECORDS, name)
-    names = sorted((n for n in os.listdir(RECORDS) if n.endswith(".json")), key=_version_key)
+    names = sorted((n for n in os.listdir(RECORDS) if n.endswith(".json")), key=version_key)
     return os.path.join(RECORDS, names[-1])
 
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 import numpy as np
 
-from conformance import config
+from conformance import config, golden
 
 RECORDS = os.path.join(os.path.dirname(__file__), "records", "zoo")
 MASK_KEY_SEEDS = (0, 1, 2**31 - 1)
@@ -67,20 +66,14 @@ def record(path: str | None = None, specs=None) -> str:
     data = {"versions": {"flax": flax.__version__, "jax": jax.__version__},
             "settings": {"jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable)},
             **compute(specs)}
-    from conformance.golden import write_record
-
-    return write_record(data, path, RECORDS)
-
-
-def version_key(name: str):
-    return tuple(int(p) for p in re.findall(r"\d+", name))
+    return golden.write_record(data, path, RECORDS)
 
 
 def all_records() -> list[str]:
     if not os.path.isdir(RECORDS):
         return []
     return sorted((os.path.join(RECORDS, n) for n in os.listdir(RECORDS) if n.endswith(".json")),
-                  key=lambda p: version_key(os.path.basename(p)))
+                  key=lambda p: golden.version_key(os.path.basename(p)))
 
 
 def chosen_record() -> str:

@@ -164,3 +164,5 @@ def test_ulps_count_the_values_between_across_zero_and_in_every_dtype():
     assert errormodel.ulps(1.0 + 2.0**-52, 1.0, np.float64) == 1.0
     assert errormodel.ulps(np.float16(0.1), np.float16(0.1), "float16") == 0.0
     assert errormodel.ulps(1.0078125, 1.0, "bfloat16") == 1.0
+    # float64 values of opposite sign near the ends: about 2**64 values apart, not a wrapped int64
+    assert errormodel.ulps(-1e300, 1e300, np.float64) > 2.0**63
