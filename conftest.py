@@ -6,7 +6,7 @@ in conformance/conftest.py so that it ships with the installed package.
 
 import pytest
 
-from conformance import _setup
+from conformance.core import jax_setup as _setup
 
 _setup.set_xla_flags()
 

@@ -227,7 +227,7 @@ def versions() -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--profile", default="gate", help="Hypothesis profile (conformance/config.py)")
+    ap.add_argument("--profile", default="gate", help="Hypothesis profile (conformance/core/config.py)")
     ap.add_argument("--only", default=",".join(DEFAULT_KINDS), help="comma-separated subset of: " + ",".join(KINDS))
     ap.add_argument("--workers", type=int, default=2, help="xdist workers of the parallel runs")
     ap.add_argument("--extra-pytest-args", default="", help="one shell-quoted string, e.g. \"-k 'oracle or shape'\"")

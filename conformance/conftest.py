@@ -8,7 +8,7 @@ controller, which runs no tests, never imports jax.
 
 from __future__ import annotations
 
-from conformance import _setup
+from conformance.core import jax_setup as _setup
 
 _setup.set_xla_flags()
 
@@ -17,7 +17,7 @@ import warnings  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
-from conformance import config as defaults  # noqa: E402
+from conformance.core import config as defaults  # noqa: E402
 
 _setup.register_profiles()  # also here: a run with plugin autoload off still has them
 
@@ -25,7 +25,7 @@ _setup.register_profiles()  # also here: a run with plugin autoload off still ha
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     _setup.configure_process(config)
-    from conformance import cachedirs
+    from conformance.core import cachedirs
 
     cachedirs.use_for_hypothesis()  # also with plugin autoload off: no ./.hypothesis
     # The gate profile is the default, in a checkout or under --pyargs, with
@@ -46,22 +46,23 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     if "spec" in metafunc.fixturenames:
-        from conformance import declare
+        from conformance.modules import zoo
 
         try:
-            specs = declare.zoo_and_user_specs(metafunc.config.getoption("conformance_modules", None))
+            specs = zoo.zoo_and_user_specs(metafunc.config.getoption("conformance_modules", None))
         except (ValueError, TypeError) as exc:  # a bad declaration names the option and what is wrong
             raise pytest.UsageError(str(exc)) from None
         metafunc.parametrize("spec", specs, ids=[s.name for s in specs])
     if "device" in metafunc.fixturenames:
-        from conformance.harness import all_devices, device_id
+        from conformance.helpers.harness import all_devices, device_id
 
         ids = [device_id(d) for d in all_devices()]
         metafunc.parametrize("device", ids, ids=ids)
 
 
 def pytest_collection_modifyitems(config, items):
-    from conformance import deviations, golden
+    from conformance.core import deviations
+    from conformance.golden import references
 
     versions = deviations.installed_versions()
     entries = deviations.load()
@@ -69,7 +70,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         name = getattr(item, "originalname", item.name)
         if name not in committed:
-            committed[name] = golden.reference_is_committed(name)
+            committed[name] = references.reference_is_committed(name)
         if not committed[name]:  # golden properties against another record (a gate baseline's): no deviation excuses them
             continue
         for dev in entries:

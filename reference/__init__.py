@@ -25,7 +25,7 @@ import numbers
 import jax
 import numpy as np
 
-from conformance import config
+from conformance.core import config
 from reference import _compat
 
 __all__ = [

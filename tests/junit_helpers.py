@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from xml.sax.saxutils import escape, quoteattr
 
-from conformance import verdict
+from conformance.gate import verdict
 
 
 def junit(*cases: str) -> str:

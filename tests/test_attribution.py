@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import attribution
-from conformance.attribution import EnvRun, EnvSpec
-from conformance.verdict import DEVIATION, FAIL, PASS, Cell
+from conformance.gate import attribution
+from conformance.gate.attribution import EnvRun, EnvSpec
+from conformance.gate.verdict import DEVIATION, FAIL, PASS, Cell
 
 RELEASES = ["0.10.0", "0.10.1", "0.10.2", "0.10.3", "0.10.4", "0.10.5", "0.10.6", "0.11.0", "0.11.1", "0.11.2",
             "0.12.0", "0.12.1"]
@@ -218,7 +218,7 @@ def test_a_pass_fail_property_still_flips_once():
 def test_the_fingerprint_travels_from_junit_to_the_behaviour():
     from junit_helpers import junit
 
-    from conformance import verdict
+    from conformance.gate import verdict
 
     xml = junit('<testcase classname="c" name="test_zoo_golden_dropout_masks"><properties>'
                 '<property name="conformance_fingerprint" value="masks:abc"/></properties></testcase>')

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conformance.__main__ import main
+from conformance.cli import main
 
 
 def one_line_error(capsys) -> str:

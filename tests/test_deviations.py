@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conformance import deviations
+from conformance.core import deviations
 
 
 def test_committed_file_parses_and_names_real_properties():
@@ -38,23 +38,26 @@ def test_entries_may_name_one_parametrization():
 
 def test_golden_deviations_describe_the_committed_records_only(tmp_path, monkeypatch):
     """Against another record (a gate baseline's own), no known deviation excuses a golden property."""
-    from conformance import config, golden, zoo_golden
+    from conformance.core import config
+    from conformance.golden import contract as golden
+    from conformance.golden import references
+    from conformance.golden import zoo as zoo_golden
 
     names = deviations.suite_test_names()
     assert set(golden.GOLDEN_PROPERTIES + zoo_golden.GOLDEN_PROPERTIES) <= names
     monkeypatch.delenv(config.GOLDEN_RECORD_ENV, raising=False)
     monkeypatch.delenv(config.ZOO_RECORD_ENV, raising=False)
-    assert all(golden.reference_is_committed(p) for p in golden.GOLDEN_PROPERTIES + zoo_golden.GOLDEN_PROPERTIES)
+    assert all(references.reference_is_committed(p) for p in golden.GOLDEN_PROPERTIES + zoo_golden.GOLDEN_PROPERTIES)
     committed = os.path.basename(golden.chosen_record())
     monkeypatch.setenv(config.GOLDEN_RECORD_ENV, committed)  # a committed record by name is still committed
-    assert golden.reference_is_committed("test_golden_numerics")
+    assert references.reference_is_committed("test_golden_numerics")
     own = tmp_path / "contract.json"
     own.write_text("{}")
     monkeypatch.setenv(config.GOLDEN_RECORD_ENV, str(own))
     monkeypatch.setenv(config.ZOO_RECORD_ENV, str(tmp_path / "zoo.json"))
-    assert not golden.reference_is_committed("test_golden_numerics")
-    assert not golden.reference_is_committed("test_zoo_golden_dropout_masks")
-    assert golden.reference_is_committed("test_apply_rejects_missing_leaf")  # not a golden property
+    assert not references.reference_is_committed("test_golden_numerics")
+    assert not references.reference_is_committed("test_zoo_golden_dropout_masks")
+    assert references.reference_is_committed("test_apply_rejects_missing_leaf")  # not a golden property
 
 
 class _Item:
@@ -67,7 +70,8 @@ class _Item:
 
 
 def test_a_golden_deviation_is_not_applied_against_a_baselines_record(tmp_path, monkeypatch):
-    from conformance import config, conftest
+    from conformance import conftest
+    from conformance.core import config
 
     entry = deviations.Deviation("test_golden_numerics", ("flax>=0",), "the committed record is another release's", 1)
     monkeypatch.setattr(deviations, "load", lambda: [entry])

@@ -5,7 +5,9 @@ import hashlib
 import io
 import zipfile
 
-from conformance import dist, envs, gate
+from conformance.gate import dist
+from conformance.gate import envs
+from conformance.gate import sides
 
 
 def test_wheel_holds_the_running_suite_and_its_plugin_entry_point():
@@ -14,12 +16,12 @@ def test_wheel_holds_the_running_suite_and_its_plugin_entry_point():
     zf = zipfile.ZipFile(io.BytesIO(data))
     names = set(zf.namelist())
     info = name.split("-py3")[0] + ".dist-info"
-    for needed in ("conformance/plugin.py", "conformance/known_deviations.txt", "conformance/test_shape.py",
+    for needed in ("conformance/reporting/plugin.py", "conformance/known_deviations.txt", "conformance/properties/contract/test_shape.py",
                    "reference/__init__.py", f"{info}/METADATA", f"{info}/WHEEL", f"{info}/RECORD"):
         assert needed in names, needed
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert any(n.startswith("conformance/records/") and n.endswith(".json") for n in names)
-    assert "conformance = conformance.plugin" in zf.read(f"{info}/entry_points.txt").decode()
+    assert "conformance = conformance.reporting.plugin" in zf.read(f"{info}/entry_points.txt").decode()
     # RECORD matches the contents (installers may check it).
     for line in zf.read(f"{info}/RECORD").decode().splitlines():
         path, digest, size = line.rsplit(",", 2)
@@ -82,9 +84,9 @@ def test_a_side_that_cannot_be_built_shows_its_log_tail(monkeypatch, tmp_path, c
         logfile.flush()
         raise RuntimeError("uv pip install ... exited 1")
 
-    monkeypatch.setattr(gate, "build_env", failing_build)
-    side = gate.Side("flax-9.9.9", "candidate", ["flax==9.9.9"])
-    info = gate.run_side(side, str(tmp_path), str(tmp_path / "envs"), "python", "/x/suite.whl", "gate", None, [])
+    monkeypatch.setattr(sides, "build_env", failing_build)
+    side = sides.Side("flax-9.9.9", "candidate", ["flax==9.9.9"])
+    info = sides.run_side(side, str(tmp_path), str(tmp_path / "envs"), "python", "/x/suite.whl", "gate", None, [])
     assert info["results"] is None and "exited 1" in info["error"]
     err = capsys.readouterr().err
     assert "NO RESULTS" in err and "No solution found when resolving dependencies: flax==9.9.9" in err

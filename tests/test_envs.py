@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conformance import envs
+from conformance.gate import envs
 
 # --- resolution dates --------------------------------------------------------------------------------
 

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from scipy import special
 
-from conformance import benign, config, drift, errormodel
-from conformance.pytest_helpers import assert_within_model
+from conformance.selfcheck import benign
+from conformance.core import config
+from conformance.numerics import drift
+from conformance.numerics import errormodel
+from conformance.helpers.pytest_helpers import assert_within_model
 
 
 def test_unit_roundoff_and_floor_per_dtype():

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conformance import faults
-from conformance.harness import kernel_bias
+from conformance.selfcheck import faults
+from conformance.helpers.harness import kernel_bias
 from reference import linen_module
 
 AREAS = {"init key", "params flow", "output shape", "output dtype", "device", "jit only", "vmap only", "batched only",
@@ -28,7 +28,7 @@ def test_zoo_faults_are_in_the_corpus():
 
 
 def test_user_module_fault_declares_a_module(monkeypatch):
-    from conformance import declare
+    from conformance.modules import declare
 
     # setenv records the variable's state before install() writes it, so undo restores it: a declaration
     # left in os.environ would reach every later subprocess of this worker (the selfcheck test's runs too).
@@ -80,7 +80,8 @@ def test_catchers_first_moves_the_named_properties_to_the_front():
 
 
 def test_first_catch_order_names_properties_of_the_suite():
-    from conformance import config, deviations
+    from conformance.core import config
+    from conformance.core import deviations
 
     unknown = set(config.FIRST_CATCH_ORDER) - deviations.suite_test_names()
     assert not unknown, f"FIRST_CATCH_ORDER names no property of the suite: {sorted(unknown)}"
@@ -91,7 +92,7 @@ def test_output_faults_reach_mutable_applies_and_keyed_inits(swapped):
     """The zoo's calls (a key per stream, apply(mutable=...)) get the fault on the output, not a TypeError."""
     from flax.nnx import bridge
 
-    from reference import zoo
+    from conformance.modules import zoo
 
     spec = zoo.batchnorm_spec()
     x = spec.inputs[0]

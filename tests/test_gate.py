@@ -9,9 +9,12 @@ import os
 import pytest
 from junit_helpers import failed, junit, ok, xfailed
 
-from conformance import config, envs, gate, verdict
+from conformance.core import config
 
 # --- the command, with the environments faked ------------------------------------------------------------
+from conformance.gate import envs
+from conformance.gate import command as gate
+from conformance.gate import verdict
 
 
 def fake_record(side, env_python, out_dir, modules, timeout, logfile):
@@ -51,7 +54,7 @@ def fake_sides(monkeypatch, tmp_path):
 
 
 def test_gate_command_exit_codes(fake_sides, tmp_path, capsys):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     out = tmp_path / "ok"
     assert main(["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.0", "--out", str(out),
@@ -77,7 +80,7 @@ def test_gate_command_exit_codes(fake_sides, tmp_path, capsys):
 
 
 def test_same_requirements_get_distinct_labels(fake_sides, tmp_path):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     assert main(["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.8", "--exclude-newer", "none",
                  "--out", str(tmp_path)]) == 0
@@ -85,7 +88,7 @@ def test_same_requirements_get_distinct_labels(fake_sides, tmp_path):
 
 
 def test_requirements_files(fake_sides, tmp_path):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     base, cand = tmp_path / "base.txt", tmp_path / "cand.txt"
     base.write_text("flax==0.12.8\n# a comment\noptax<0.3\n")
@@ -97,7 +100,7 @@ def test_requirements_files(fake_sides, tmp_path):
 
 
 def test_usage_errors_exit_2(fake_sides, tmp_path, capsys):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     assert main(["gate", "--candidate", "flax==0.12.0", "--out", str(tmp_path)]) == 2
     assert main(["gate", "--baseline", "flax==0.12.8", "--out", str(tmp_path)]) == 2
@@ -148,7 +151,7 @@ def fake_world(monkeypatch, tmp_path):
 
 
 def test_a_change_fails_the_gate_until_accepted(fake_world, tmp_path, capsys):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     args = ["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--no-attribution"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 1
@@ -169,7 +172,7 @@ def test_a_change_fails_the_gate_until_accepted(fake_world, tmp_path, capsys):
 
 
 def test_bad_accept_file_exits_2(fake_world, tmp_path, capsys):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     bad = tmp_path / "accept.txt"
     bad.write_text("test_x | flax >= 0.12 | spaces inside\n")
@@ -179,7 +182,7 @@ def test_bad_accept_file_exits_2(fake_world, tmp_path, capsys):
 
 
 def test_attribution_runs_only_the_changes_in_cross_environments(fake_world, tmp_path):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     assert main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--out", str(tmp_path),
                  "--pytest-args", "-x -k 'golden or pipeline_contract'"]) == 1
@@ -195,7 +198,7 @@ def test_attribution_runs_only_the_changes_in_cross_environments(fake_world, tmp
 
 
 def test_bisect_names_the_first_release_with_the_jax_of_its_time(fake_world, tmp_path):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     assert main(["gate", "--baseline", "flax==0.11.0", "--candidate", "flax==0.12.0", "--bisect", "--no-attribution",
                  "--out", str(tmp_path)]) == 1
@@ -206,7 +209,7 @@ def test_bisect_names_the_first_release_with_the_jax_of_its_time(fake_world, tmp
 
 
 def test_help_documents_the_exit_codes(capsys):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     with pytest.raises(SystemExit):
         main(["gate", "--help"])
@@ -224,7 +227,7 @@ def test_extra_runs_replace_the_sides_k_with_the_changed_properties(args, want):
 
 
 def test_bisect_without_a_release_list_says_so_and_keeps_the_verdict(fake_world, tmp_path, monkeypatch):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     def unreachable():
         raise LookupError("cannot list the releases of flax on PyPI: timed out")
@@ -237,7 +240,7 @@ def test_bisect_without_a_release_list_says_so_and_keeps_the_verdict(fake_world,
 
 
 def test_a_missing_accept_file_is_named(fake_world, tmp_path, capsys):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     assert main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--accept",
                  str(tmp_path / "nope.txt"), "--out", str(tmp_path)]) == 2
@@ -248,7 +251,7 @@ def test_a_missing_accept_file_is_named(fake_world, tmp_path, capsys):
 
 
 def test_every_side_compares_golden_properties_with_the_baselines_records(fake_world, tmp_path):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     assert main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--out", str(tmp_path)]) == 1
     golden = str(tmp_path / "golden")
@@ -262,7 +265,7 @@ def test_every_side_compares_golden_properties_with_the_baselines_records(fake_w
 
 
 def test_golden_committed_records_nothing(fake_world, tmp_path, monkeypatch):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     monkeypatch.setattr(envs, "record_golden", lambda *a: pytest.fail("recorded under --golden committed"))
     assert main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--golden", "committed",
@@ -272,7 +275,7 @@ def test_golden_committed_records_nothing(fake_world, tmp_path, monkeypatch):
 
 
 def test_a_failed_recording_falls_back_to_the_committed_records_with_a_note(fake_world, tmp_path, monkeypatch, capsys):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     def broken(*a):
         raise RuntimeError("python -m conformance record exited 1 in flax-0.11.2")
@@ -288,7 +291,7 @@ def test_a_failed_recording_falls_back_to_the_committed_records_with_a_note(fake
 
 def test_candidates_do_not_wait_for_a_baseline_that_never_built(monkeypatch, tmp_path):
     """The baseline fails before its prepare step: candidates are released, the gate gives no verdict (2)."""
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None, prepare=None):
         if side.role == "baseline":

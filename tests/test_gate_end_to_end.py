@@ -25,7 +25,7 @@ def pypi_reachable() -> bool:
 
 @pytest.mark.skipif(not pypi_reachable(), reason="PyPI is unreachable: the gate cannot build its environments")
 def test_a_known_deviation_on_the_candidate_is_a_change(tmp_path):
-    from conformance.__main__ import main
+    from conformance.cli import main
 
     code = main(["gate", "--baseline", "flax==0.11.2", "--candidate", "flax==0.12.0", "--no-attribution",
                  "--profile", "dev", "--pytest-args", "-k test_apply_rejects_missing_leaf", "--jobs", "2",

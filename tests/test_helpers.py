@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from conformance.hypothesis_helpers import Case, XSpec
-from conformance.pytest_helpers import assert_close, assert_equal, assert_shape, assert_trees_equal, reporting
+from conformance.helpers.hypothesis_helpers import Case, XSpec
+from conformance.helpers.pytest_helpers import assert_close, assert_equal, assert_shape, assert_trees_equal, reporting
 
 
 def test_shape_message_reads_like_the_spec():
@@ -45,8 +45,8 @@ def test_failures_carry_property_inputs_and_repro():
 
 
 def test_repro_snippet_runs(monkeypatch):
-    from conformance import faults
-    from conformance.pytest_helpers import repro_snippet
+    from conformance.selfcheck import faults
+    from conformance.helpers.pytest_helpers import repro_snippet
 
     monkeypatch.setattr(faults, "ACTIVE", None)  # run in this process: it must not swap a fault in
     case = Case(seed=3.0, features=2, width=3, dtype="float32", x=XSpec((3,), "float32", "uniform", 7), device="cpu:0")
@@ -55,8 +55,8 @@ def test_repro_snippet_runs(monkeypatch):
 
 
 def test_repro_snippet_re_applies_the_injected_fault(monkeypatch):
-    from conformance import faults
-    from conformance.pytest_helpers import repro_snippet
+    from conformance.selfcheck import faults
+    from conformance.helpers.pytest_helpers import repro_snippet
 
     case = Case(seed=3, features=2, width=3, dtype="float32", x=XSpec((3,), "float32", "uniform", 7), device="cpu:0")
     monkeypatch.setattr(faults, "ACTIVE", "output_truncated")

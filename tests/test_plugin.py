@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from conformance import _setup
+from conformance.core import jax_setup as _setup
 
 
 def _config(dist="no", numprocesses=None, worker=False):
@@ -89,7 +89,7 @@ def test_controller_never_imports_jax_and_gw0_reports(tmp_path):
 @pytest.mark.parametrize("user_value, expected", [(None, "false"), ("true", "true"), (".5", ".5")])
 def test_no_accelerator_preallocation_unless_the_user_asks(monkeypatch, user_value, expected):
     """xdist workers sharing one GPU would each take 75 % of its memory: off before jax starts, the user's value wins."""
-    from conformance import config
+    from conformance.core import config
 
     if user_value is None:
         monkeypatch.delenv(config.PREALLOCATE_ENV, raising=False)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conformance import config
+from conformance.core import config
 from reference import check_features, check_seed, check_x, init_variables, linen_module, nnx_inside_linen
 
 

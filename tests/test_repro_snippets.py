@@ -20,7 +20,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 
 
-from conformance import deviations
+from conformance.core import deviations
 
 SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conformance")
 

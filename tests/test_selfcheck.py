@@ -17,7 +17,7 @@ def test_selfcheck_catches_every_fault():
 
 
 def test_a_perturbation_is_seen_only_where_the_clean_run_drifts_otherwise():
-    from conformance.selfcheck import seen_in
+    from conformance.selfcheck.runner import seen_in
 
     same = {"comparisons": 4, "drifted": 4, "max_ulps": 9.0}
     clean = {"drift": {"m::test_module_grads[zoo_dropout]": same}}

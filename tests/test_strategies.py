@@ -3,8 +3,8 @@
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conformance import config
-from conformance.hypothesis_helpers import SEED_BOUNDARIES, draw_case, make_x, seeds
+from conformance.core import config
+from conformance.helpers.hypothesis_helpers import SEED_BOUNDARIES, draw_case, make_x, seeds
 
 
 def _draws(n=300, **kw):
@@ -66,7 +66,7 @@ def test_random_and_nightly_profiles_draw_shapes_off_the_menu():
     """Off the menu under random and nightly: the error model meets shapes it was not tuned on, up to OFF_MENU_MAX."""
     from hypothesis import settings as profiles
 
-    from conformance import _setup
+    from conformance.core import jax_setup as _setup
 
     _setup.register_profiles()
     previous = profiles._current_profile

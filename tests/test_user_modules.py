@@ -4,7 +4,6 @@ tests/user_project is a small package (a residual MLP block with dropout and
 layer norm) with its declaration, as a team would write it.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -14,7 +13,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from conformance import declare, envs, gate
+from conformance import cli
+from conformance.modules import declare, zoo
+from conformance.gate import envs
+from conformance.gate import command as gate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USER_PROJECT = os.path.join(HERE, "user_project")
@@ -48,7 +50,7 @@ def test_unimportable_factory_names_the_option(on_path):
 
 
 def test_spec_checks_name_its_field():
-    from reference.zoo import DropoutBlock
+    from conformance.modules.zoo import DropoutBlock
 
     x = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match="inputs must hold at least one"):
@@ -65,7 +67,7 @@ def test_names_may_not_shadow_the_zoo(on_path, monkeypatch):
     monkeypatch.setattr(declare, "load_factory", lambda f: [declare.ModuleSpec(
         name="zoo_dropout", nnx_class=object, inputs=(np.ones((2, 2), np.float32),))])
     with pytest.raises(ValueError, match=r"\['zoo_dropout'\] are the zoo's"):
-        declare.zoo_and_user_specs(["x.y:z"])
+        zoo.zoo_and_user_specs(["x.y:z"])
 
 
 def test_entry_points_declare_modules_too(monkeypatch):
@@ -75,14 +77,12 @@ def test_entry_points_declare_modules_too(monkeypatch):
 
 
 def _gate_args(**kw):
-    p = argparse.ArgumentParser()
-    gate.add_arguments(p)
     argv = ["--baseline", "flax==0.12.8", "--candidate", "flax==0.12.7", "--exclude-newer", "none"]
     for m in kw.get("module", []):
         argv += ["--module", m]
     for d in kw.get("module_path", []):
         argv += ["--module-path", d]
-    return p.parse_args(argv + kw.get("extra", []))
+    return cli.parse_gate(argv + kw.get("extra", []))
 
 
 def test_gate_forwards_the_declaration_to_every_side():
@@ -111,7 +111,7 @@ def test_gate_runs_each_side_with_the_module_path(tmp_path, monkeypatch):
 
 def test_the_baselines_golden_records_hold_the_declared_modules(tmp_path):
     """What the gate's baseline records (python -m conformance record in its environment) names the team's module."""
-    from conformance import config
+    from conformance.core import config
 
     (side,) = gate.make_sides(_gate_args(module=[FACTORY], module_path=[USER_PROJECT]))[:1]
     with open(tmp_path / "log", "w") as log:
@@ -124,10 +124,10 @@ def test_the_baselines_golden_records_hold_the_declared_modules(tmp_path):
 
 
 def test_gate_rejects_bad_declarations():
-    with pytest.raises(ValueError, match="--module must name a factory"):
-        gate.make_sides(_gate_args(module=["not a factory"]))
-    with pytest.raises(ValueError, match="--module-path must be an existing directory"):
-        gate.make_sides(_gate_args(module=[FACTORY], module_path=["/no/such/dir"]))
+    with pytest.raises(cli.UsageError, match="--module must name a factory"):
+        _gate_args(module=["not a factory"])
+    with pytest.raises(cli.UsageError, match="--module-path must be an existing directory"):
+        _gate_args(module=[FACTORY], module_path=["/no/such/dir"])
 
 
 def _suite(tmp_path, *args, env=None):

@@ -18,9 +18,10 @@ from junit_helpers import (
     xpassed,
 )
 
-from conformance import gate_reports, verdict
+from conformance.gate import reports as gate_reports
 
 # --- parsing and collapsing --------------------------------------------------------------------
+from conformance.gate import verdict
 
 
 @pytest.mark.parametrize("name, prop", [

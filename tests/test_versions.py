@@ -4,8 +4,10 @@ import types
 
 import pytest
 
-from conformance import config, jsonreport, versions
-from conformance.plugin import run_line
+from conformance.core import config
+from conformance.reporting import jsonreport
+from conformance.core import versions
+from conformance.reporting.plugin import run_line
 
 
 @pytest.mark.parametrize("found, newer", [
@@ -30,7 +32,7 @@ def test_verification_note_names_the_last_verified_pair(monkeypatch):
 
 
 def test_open_ranged_deviations_apply_to_a_newer_release():
-    from conformance import deviations
+    from conformance.core import deviations
 
     newer = {"flax": "0.13.0", "jax": "0.10.2", "jaxlib": "0.10.2"}
     applying = {d.test for d in deviations.load() if d.applies(newer)}
@@ -80,7 +82,7 @@ def test_json_report_outcomes(report, outcome):
 
 
 def test_json_report_keeps_the_drift_record():
-    rep = jsonreport.JsonReport(types.SimpleNamespace(), "unused.json")
+    rep = jsonreport.JsonReport(types.SimpleNamespace(), "unused.json", lambda config: {})
     rep.pytest_runtest_logreport(_report(when="setup"))
     rep.pytest_runtest_logreport(_report(props=[("conformance_drift", '{"comparisons": 4, "drifted": 1}')]))
     rep.pytest_runtest_logreport(_report(when="teardown"))

@@ -11,7 +11,7 @@ import json
 import sys
 import traceback
 
-from conformance import _setup
+from conformance.core import jax_setup as _setup
 
 _setup.before_jax()
 
@@ -19,7 +19,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from reference import _compat  # noqa: E402
-from reference import zoo  # noqa: E402
+from conformance.modules import zoo  # noqa: E402
 
 
 def digest(a) -> str:
@@ -88,7 +88,7 @@ def main():
         try:
             y, upd = mb.apply(vb, xb, use_running_average=False, deterministic=True, mutable=["batch_stats"])
             out["bn_mutable_apply"] = "ok: " + ",".join(sorted(upd))
-            from conformance.pytest_helpers import tree_paths
+            from conformance.helpers.pytest_helpers import tree_paths
 
             out["bn_stats"] = {p: digest(a) for p, a in tree_paths(upd).items()}
         except Exception as exc:  # noqa: BLE001

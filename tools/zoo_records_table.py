@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from conformance import zoo_golden  # noqa: E402
+from conformance.golden import zoo as zoo_golden  # noqa: E402
 
 
 def main():

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from conformance.declare import ModuleSpec
+from conformance.modules.declare import ModuleSpec
 from resmlp_layers.blocks import ResidualMLPBlock
 
 WIDTH, HIDDEN = 8, 32

@@ -1,0 +1,175 @@
+"""Every default of the suite, in one place.
+
+Example counts, profiles, tolerances, shape menus, device count and numeric
+settings live here; everything else imports them.
+"""
+
+from __future__ import annotations
+
+import os
+
+# --- devices -------------------------------------------------------------
+# CPU devices forced on the host platform, so device handling is exercised
+# without an accelerator. Set before jax initialises its backend.
+CPU_DEVICE_COUNT = int(os.environ.get("CONFORMANCE_CPU_DEVICES", "2"))
+# One XLA CPU thread per process: the suite's products are tiny, so threads
+# only contend; parallelism comes from pytest-xdist workers instead.
+# Accelerator memory taken up front by each process: off, so that any number of
+# xdist workers share a GPU (the suite's arrays are tiny). Set before jax starts.
+PREALLOCATE_ENV = "XLA_PYTHON_CLIENT_PREALLOCATE"
+PREALLOCATE = "false"
+XLA_CPU_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "--xla_cpu_parallel_codegen_split_count=1")
+
+# --- numerics --------------------------------------------------------------
+# Matrix products are checked at this precision; GPUs default to reduced
+# precision (TF32 on an H100), which the header reports but never gates on.
+MATMUL_PRECISION = os.environ.get("CONFORMANCE_MATMUL_PRECISION", "highest")
+
+# The error model (conformance/numerics/errormodel.py, docs/error-model.md) derives
+# every numerical bound from the computation; these are its only inputs.
+# Accuracy of erf and erfinv in the samplers, as a relative error in units of
+# the dtype's roundoff u. XLA's single-precision approximations measure 4.1 u
+# (erfinv) and 3.9 u (erf) against SciPy's float64 over the sampler's range;
+# tests/test_errormodel.py fails if an installed release exceeds this budget.
+SPECIAL_FUNCTION_ULPS = 8
+# lecun_normal: a standard normal truncated to [-2, 2], divided by that
+# distribution's standard deviation, then scaled by sqrt(1 / fan_in).
+INIT_TRUNCATION = 2.0
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+# --- the contract's domains --------------------------------------------------
+# Seeds: int32. Inside it distinct seeds give distinct PRNGKeys with x64 on or
+# off; outside it they collide without x64 (PRNGKey(2**32 - 1) == PRNGKey(-1)).
+SEED_MIN = -(2**31)
+SEED_MAX = 2**31 - 1
+FEATURES_MIN = 1
+FEATURES_MAX = 2**31 - 1
+
+# --- strategies: compile-aware shape menus -----------------------------------
+# JAX compiles once per shape and dtype, so draws come from small menus that
+# still hold the edges (1, a prime, powers of two, just above 64, 256).
+# (width, features) pairs rather than their product: 8 shapes, not 36.
+SHAPES = ((1, 1), (1, 65), (2, 5), (3, 256), (17, 2), (64, 64), (256, 1), (256, 256))
+# Profiles that also draw shapes off the menu (any width and feature count up
+# to OFF_MENU_MAX): the error model is exercised beyond the shapes it was tuned
+# on, at one compile per new shape. The gate keeps its menu.
+OFF_MENU_PROFILES = ("random", "nightly")
+OFF_MENU_MAX = 512
+# Leading axes for batched inputs.
+BATCH_SHAPES = ((3,), (2, 3))
+# Input dtypes; float64 runs under a scoped x64 switch.
+FLOAT_DTYPES = ("float32", "bfloat16", "float16", "float64")
+DTYPES = FLOAT_DTYPES + ("int32", "int8")
+# Input element magnitude: small enough that no dtype overflows through a
+# 256-wide product, large enough to exercise rounding.
+ELEMENT_MAX = 8.0
+SEED_BATCH = 64  # seeds initialised in one vmapped call (seed batch, init statistics)
+# Two distinct seeds may legitimately give equal draws on tiny kernels; the
+# seed properties use kernels of at least this many cells (collision ~1e-50).
+SEED_MIN_CELLS = 8
+
+# Initialisation statistics: kernel ~ lecun_normal (truncated normal, var 1/fan_in).
+INIT_STAT_MIN_CELLS = 256  # width * features of shapes used (x SEED_BATCH seeds pooled)
+INIT_STAT_SIGMAS = 6.0  # z-score bound: a correct flax fails ~1e-9 of runs
+
+# Training step: optax SGD steps over the params pytree (the step size is
+# derived per case so that every step must lower the loss).
+TRAIN_STEPS = 3
+
+# --- Hypothesis profiles ---------------------------------------------------------
+DEFAULT_PROFILE = "gate"
+PROFILES = {
+    # The gate: deterministic, no deadline, no example database, repro blobs.
+    "gate": dict(max_examples=64, derandomize=True, database=None, deadline=None, print_blob=True),
+    # Quick local iteration.
+    "dev": dict(max_examples=8, derandomize=False, deadline=None, print_blob=True),
+    # Random seeds each run: used to show the suite never cries wolf.
+    "random": dict(max_examples=40, derandomize=False, database=None, deadline=None, print_blob=True),
+    # Nightly: many more examples.
+    "nightly": dict(max_examples=400, derandomize=False, database=None, deadline=None, print_blob=True),
+    # Self-check of the fault corpus: few examples, deterministic, no shrinking
+    # (it only needs to know which properties fail, not the minimal example).
+    "selfcheck": dict(
+        max_examples=10, derandomize=True, database=None, deadline=None, print_blob=False,
+        phases=("explicit", "generate"), report_multiple_bugs=False,
+    ),
+}
+
+# --- self-check ----------------------------------------------------------------------
+# `selfcheck --first-catch` runs these properties first in each fault's run (the
+# rest keep their order): a greedy cover of the corpus by what each property
+# caught in a full self-check (contract properties, then the zoo's). Order
+# changes only how soon a run stops, never whether a fault is caught.
+FIRST_CATCH_ORDER = (
+    "test_golden_numerics", "test_grad_wrt_params", "test_apply_uses_given_params",
+    "test_jit_init_apply_matches_eager", "test_apply_flags_unknown_leaf", "test_vmap_matches_rows_and_batched",
+    "test_output_stays_on_device", "test_variables_tree_structure", "test_rejects_bad_features",
+    "test_zoo_kwarg_reaches_module_or_is_rejected", "test_zoo_dropout_init_without_stream_names_it",
+    "test_module_apply_uses_given_params", "test_module_works_as_a_jit_static_argument",
+    "test_module_mutable_state_round_trip", "test_module_stream_keys_drive_randomness",
+)
+
+# --- caches ------------------------------------------------------------------------
+# Every cache of the suite lives under one directory (see conformance/core/cachedirs.py):
+# $CONFORMANCE_CACHE_DIR, else $XDG_CACHE_HOME/flax-bridge-conformance, else
+# ~/.cache/flax-bridge-conformance. Nothing is written into the working directory.
+# The package's data files: committed golden records and the known deviations.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORDS_DIR = os.path.join(PACKAGE_DIR, "records")
+ZOO_RECORDS_DIR = os.path.join(RECORDS_DIR, "zoo")
+KNOWN_DEVIATIONS_PATH = os.path.join(PACKAGE_DIR, "known_deviations.txt")
+PROPERTIES_DIR = os.path.join(PACKAGE_DIR, "properties")
+
+CACHE_DIR_ENV = "CONFORMANCE_CACHE_DIR"
+CACHE_DIR_NAME = "flax-bridge-conformance"
+# Its parts: JAX's persistent compilation cache (shared by xdist workers), the
+# gate's environments, the suite's wheel built for them, Hypothesis' storage
+# directory (its constants cache; the profiles keep no example database).
+CACHE_PARTS = {"jax": "jax", "envs": "envs", "wheels": "wheels", "hypothesis": "hypothesis"}
+# Per-part overrides: the compilation cache ("off" disables it), the gate's environments.
+COMPILATION_CACHE_ENV = "CONFORMANCE_COMPILATION_CACHE"
+GATE_CACHE_ENV = "CONFORMANCE_GATE_CACHE"
+
+# --- versions ------------------------------------------------------------------------
+# The newest releases the suite has been verified against (its golden record,
+# known deviations and self-check). Newer ones run every property; the header
+# and reports say that the release is newer than the last verified one.
+LAST_VERIFIED = {"flax": "0.12.8", "jax": "0.10.2"}
+
+# --- golden records -------------------------------------------------------------------
+# Which record the golden properties compare against: a path, or a file name
+# among the committed records (default: the newest committed one).
+GOLDEN_RECORD_ENV = "CONFORMANCE_RECORD"
+ZOO_RECORD_ENV = "CONFORMANCE_ZOO_RECORD"
+# The gate's golden reference: "baseline" records the baseline side's own
+# golden records and compares every side against them, so a candidate whose
+# numbers differ from the baseline's is a change even where both differ from
+# the committed record; "committed" compares every side with the committed one.
+GATE_GOLDEN_CHOICES = ("baseline", "committed")
+GATE_GOLDEN = "baseline"
+
+# --- the module zoo (conformance/modules/zoo.py) ---------------------------------------------------
+# Compile-aware: one width, one feature count, two input shapes (a batch, a row),
+# plus one larger input for the keep-rate statistic.
+ZOO_WIDTH = 16
+ZOO_FEATURES = 64
+ZOO_BATCH = 8  # rows of the example batch: 8 x 64 = 512 dropout cells per apply
+# Keep probability 0.75, not 0.5: a bridge that swapped rate and keep
+# probability would then change the statistics.
+ZOO_DROPOUT_RATE = 0.25
+ZOO_BN_MOMENTUM = 0.9
+ZOO_BN_EPSILON = 1e-5
+# Keep-rate statistic: rows x ZOO_FEATURES mask cells per example, and the
+# probability that a correct bridge fails one check (Hoeffding, two-sided:
+# P(|K/n - p| >= t) <= 2 exp(-2 n t^2), so t = sqrt(ln(2/delta) / (2 n))).
+ZOO_KEEP_RATE_ROWS = 64  # 64 x 64 = 4096 cells: t = 0.051 at delta = 1e-9
+ZOO_KEEP_RATE_DELTA = 1e-9
+# Keys compared pairwise for distinct masks (two masks of 512 cells agree with probability 0.625**512).
+ZOO_DISTINCT_KEYS = 4
+# Training steps through apply(mutable=["batch_stats"]) and optax SGD.
+ZOO_TRAIN_STEPS = 2
+ZOO_LEARNING_RATE = 0.1
+# Fraction of the profile's examples for each module property (test_modules.py): a
+# module's verdict rarely depends on the draw, and eager applies through the
+# bridge cost tens of milliseconds each (gate profile: 64 x 0.1 = 6 examples).
+ZOO_MODULE_EXAMPLE_FRACTION = 0.1

@@ -1,0 +1,190 @@
+"""Hypothesis strategies for the bridge contract.
+
+Shapes come from the small menus in ``config`` (JAX compiles once per shape),
+values from the whole documented domains. Inputs are described by a small
+``XSpec`` and built deterministically by ``make_x``, so a failure's repro
+snippet rebuilds the exact array from a few numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance.core import config
+from conformance.numerics.dtypes import np_dtype
+
+X_KINDS = ("uniform", "integers", "zeros", "one_hot", "tiny", "mixed")
+
+
+def make_x(shape, dtype: str, kind: str = "uniform", x_seed: int = 0) -> np.ndarray:
+    """A deterministic input array; values are finite and at most ELEMENT_MAX in size."""
+    shape = tuple(shape)
+    rng = np.random.default_rng(x_seed)
+    m = config.ELEMENT_MAX
+    integer = np.issubdtype(np_dtype(dtype), np.integer)
+    if kind == "zeros":
+        v = np.zeros(shape)
+    elif kind == "one_hot":
+        v = np.zeros(shape)
+        idx = rng.integers(0, shape[-1], size=shape[:-1])
+        np.put_along_axis(v, np.expand_dims(idx, -1), 1.0, axis=-1)
+    elif kind == "integers" or integer:
+        v = rng.integers(-int(m), int(m) + 1, size=shape).astype(np.float64)
+    elif kind == "tiny":
+        v = rng.uniform(-1e-3, 1e-3, size=shape)
+    elif kind == "mixed":
+        v = rng.uniform(-1, 1, size=shape) * 10.0 ** rng.integers(-3, 1, size=shape) * m
+    else:
+        v = rng.uniform(-m, m, size=shape)
+    return v.astype(np_dtype(dtype))
+
+
+@dataclasses.dataclass(frozen=True)
+class XSpec:
+    shape: tuple
+    dtype: str
+    kind: str
+    x_seed: int
+
+    def build(self) -> np.ndarray:
+        return make_x(self.shape, self.dtype, self.kind, self.x_seed)
+
+    def code(self) -> str:
+        return f"make_x({self.shape!r}, {self.dtype!r}, {self.kind!r}, {self.x_seed})"
+
+
+# --- scalar arguments ------------------------------------------------------------
+
+
+def _as_given(value: int, form: str):
+    """The same integer as the caller might pass it: int, float or a NumPy scalar."""
+    if form == "float":
+        return float(value)
+    if form == "np.float64":
+        return np.float64(value)
+    if form == "np.int64":
+        return np.int64(value)
+    if form == "np.int32":
+        return np.int32(value)
+    return int(value)
+
+
+def _given_forms(draw_value: st.SearchStrategy[int], forms) -> st.SearchStrategy:
+    return st.tuples(draw_value, st.sampled_from(forms)).map(lambda t: _as_given(*t))
+
+
+SEED_BOUNDARIES = (config.SEED_MIN, config.SEED_MIN + 1, -1, 0, 1, config.SEED_MAX - 1, config.SEED_MAX)
+
+
+def seed_ints() -> st.SearchStrategy[int]:
+    """Seeds over the whole int32 domain, its boundaries drawn often."""
+    return st.one_of(
+        st.sampled_from(SEED_BOUNDARIES),
+        st.integers(config.SEED_MIN, config.SEED_MAX),
+        st.integers(-1000, 1000),
+    )
+
+
+def seeds() -> st.SearchStrategy:
+    """Seeds as a caller passes them: int, float, NumPy int and float scalars (all exact)."""
+    return _given_forms(seed_ints(), ("int", "float", "np.int64", "np.int32", "np.float64"))
+
+
+FEATURE_FORMS = ("int", "float", "np.int64", "np.float64")
+
+
+def as_features(count: int, form: str):
+    return _as_given(count, form)
+
+
+def off_menu() -> bool:
+    """True under the profiles that also draw shapes off the compile-aware menu."""
+    from hypothesis import settings
+
+    return settings._current_profile in config.OFF_MENU_PROFILES
+
+
+def shapes(min_cells: int = 1) -> st.SearchStrategy[tuple]:
+    """(width, features) from the compile-aware menu; under random and nightly, any up to OFF_MENU_MAX too."""
+    menu = st.sampled_from([s for s in config.SHAPES if s[0] * s[1] >= min_cells])
+    if not off_menu():
+        return menu
+    anywhere = st.tuples(st.integers(1, config.OFF_MENU_MAX), st.integers(1, config.OFF_MENU_MAX)).map(
+        lambda s: s if s[0] * s[1] >= min_cells else (max(s[0], -(-min_cells // s[1])), s[1])
+    )
+    return st.one_of(menu, anywhere)
+
+
+def dtypes(names=config.DTYPES) -> st.SearchStrategy[str]:
+    return st.sampled_from(names)
+
+
+def batch_shapes(batched: bool | None) -> st.SearchStrategy[tuple]:
+    """Leading axes of x: () for the 1-D contract, a menu shape when batched."""
+    if batched is None:
+        return st.sampled_from(((),) + config.BATCH_SHAPES)
+    return st.sampled_from(config.BATCH_SHAPES) if batched else st.just(())
+
+
+def x_specs(width: int, dtype: str, lead: tuple = (), kinds=X_KINDS) -> st.SearchStrategy[XSpec]:
+    return st.builds(
+        XSpec,
+        shape=st.just(tuple(lead) + (width,)),
+        dtype=st.just(dtype),
+        kind=st.sampled_from(kinds),
+        x_seed=st.integers(0, 2**32 - 1),
+    )
+
+
+# --- a whole case ------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Case:
+    """One drawn call of the contract: what the repro snippet needs to rebuild it."""
+
+    seed: Any
+    features: Any
+    width: int
+    dtype: str
+    x: XSpec
+    device: str
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def seed_int(self) -> int:
+        return int(self.seed)
+
+    @property
+    def features_int(self) -> int:
+        return int(self.features)
+
+    def describe(self) -> str:
+        parts = [
+            f"seed={self.seed!r} ({type(self.seed).__name__})",
+            f"width={self.width}",
+            f"features={self.features!r} ({type(self.features).__name__})",
+            f"dtype={self.dtype}",
+            f"x.shape={self.x.shape}",
+            f"x.kind={self.x.kind}",
+            f"device={self.device}",
+        ]
+        parts += [f"{k}={v!r}" for k, v in self.extra.items()]
+        return ", ".join(parts)
+
+
+def draw_case(
+    data, device: str, *, batched: bool | None = False, dtype_names=config.DTYPES, kinds=X_KINDS, min_cells: int = 1
+) -> Case:
+    """Draw a case with one labelled draw per argument."""
+    seed = data.draw(seeds(), label="seed")
+    width, count = data.draw(shapes(min_cells), label="width, features")
+    feats = as_features(count, data.draw(st.sampled_from(FEATURE_FORMS), label="features passed as"))
+    dtype = data.draw(dtypes(dtype_names), label="dtype")
+    lead = data.draw(batch_shapes(batched), label="batch_shape")
+    xs = data.draw(x_specs(width, dtype, lead, kinds), label="x")
+    return Case(seed=seed, features=feats, width=width, dtype=dtype, x=xs, device=device)

@@ -1,0 +1,1 @@
+"""The contract's properties: ``reference.nnx_inside_linen`` and its one ``nnx.Linear``."""

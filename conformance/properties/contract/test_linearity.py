@@ -1,0 +1,67 @@
+"""Linearity in x: f(a*x + b*y) ~= a*f(x) + b*f(y) for one seed, and f(0) == 0."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance.numerics import errormodel
+from conformance.helpers.harness import affine_bound, given_data, kernel_bias, numerics, observe, place
+from conformance.helpers.hypothesis_helpers import XSpec, draw_case, x_specs
+from conformance.helpers.pytest_helpers import assert_close, assert_equal, reporting
+
+# Inputs on a grid of quarters and small integer coefficients, so that
+# a*x + b*y is exact in every input dtype (bfloat16 included).
+COEFFS = (-3, -2, -1, 1, 2, 3)
+
+
+def _on_grid(spec: XSpec) -> np.ndarray:
+    """The spec's integers, quartered for float dtypes: a*x + b*y stays exact."""
+    v = spec.build()
+    return v if np.issubdtype(v.dtype, np.integer) else (v.astype(np.float64) / 4).astype(v.dtype)
+
+
+@given_data()
+def test_linear_in_x(device, data):
+    case = draw_case(data, device, batched=None, kinds=("integers",))
+    y_spec = data.draw(x_specs(case.width, case.dtype, case.x.shape[:-1], ("integers",)), label="y")
+    a = data.draw(st.sampled_from(COEFFS), label="a")
+    b = data.draw(st.sampled_from(COEFFS), label="b")
+    case.extra.update(y=y_spec.code(), a=a, b=b)
+    xv, yv = _on_grid(case.x), _on_grid(y_spec)
+    exact = a * xv.astype(np.float64) + b * yv.astype(np.float64)
+    zv = exact.astype(xv.dtype)
+    assert np.array_equal(zv.astype(np.float64), exact), "a*x + b*y is not exact in the input dtype"
+    check = f"""
+    a, b = {a}, {b}
+    q = lambda v: v if np.issubdtype(v.dtype, np.integer) else (v.astype(np.float64) / 4).astype(v.dtype)  # the quarter grid
+    xv, yv = q(np.asarray(x)), q({y_spec.code()})
+    zv = (a * xv.astype(np.float64) + b * yv.astype(np.float64)).astype(xv.dtype)  # exact
+    from conformance.helpers.harness import affine_bound
+    f = lambda v: np.asarray(nnx_inside_linen(seed, jax.device_put(v, x.devices().pop()), features), np.float64)
+    k, bias = (np.abs(np.asarray(variables['params']['linear'][n], np.float64)) for n in ('kernel', 'bias'))
+    mag_x, mag_y, mag_z = (np.abs(v.astype(np.float64)) @ k + bias for v in (xv, yv, zv))
+    fx, fy = f(xv), f(yv)
+    bound = (affine_bound(zv, mag_z) + abs(a) * affine_bound(xv, mag_x) + abs(b) * affine_bound(yv, mag_y)
+             + 2 * errormodel.rounding_error("float64", np.abs(a * fx) + np.abs(b * fy)))  # three products, two roundings
+    assert_close("f(a*x + b*y)", f(zv), a * fx + b * fy, bound, "a*f(x) + b*f(y)")
+    """
+    with numerics(case), reporting("linearity in x", case, check):
+        _, vx, fx = observe(case, place(xv, device))
+        _, _, fy = observe(case, place(yv, device))
+        _, _, fz = observe(case, place(zv, device))
+        k, bias = (np.abs(np.asarray(a_, np.float64)) for a_ in kernel_bias(vx))
+        mag_x, mag_y, mag_z = (np.abs(v.astype(np.float64)) @ k + bias for v in (xv, yv, zv))
+        fx64, fy64 = np.asarray(fx, np.float64), np.asarray(fy, np.float64)
+        expected = a * fx64 + b * fy64
+        # f(z) and a*f(x) + b*f(y) are exact in reals (zero bias at init): three products, each
+        # within its own affine error, plus the two float64 roundings of the combination.
+        bound = (affine_bound(zv, mag_z) + abs(a) * affine_bound(xv, mag_x) + abs(b) * affine_bound(yv, mag_y)
+                 + 2 * errormodel.rounding_error("float64", np.abs(a * fx64) + np.abs(b * fy64)))
+        assert_close("f(a*x + b*y)", fz, expected, bound, "a*f(x) + b*f(y)")
+
+
+@given_data(0.5)
+def test_zero_maps_to_zero(device, data):
+    case = draw_case(data, device, batched=None, kinds=("zeros",))
+    with numerics(case), reporting("f(0) == 0", case, "assert (y == 0).all(), y"):
+        _, _, y = observe(case)
+        assert_equal("f(0)", np.asarray(y) == 0, np.ones(y.shape, bool), "all zero")

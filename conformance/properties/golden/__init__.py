@@ -1,0 +1,1 @@
+"""Golden properties: the installed versions against a recorded release."""

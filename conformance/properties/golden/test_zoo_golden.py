@@ -1,0 +1,87 @@
+"""The zoo's golden record: dropout masks bitwise, batch statistics within the error model.
+
+A mask change is a change of RNG routing (flax) or of how jax draws (jax):
+the failure says which committed release records the installed mask matches,
+and whether flipping ``jax_threefry_partitionable`` reproduces the record.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from conformance.numerics import errormodel
+from conformance.golden import zoo as zoo_golden
+from conformance.modules import module_harness as zh
+
+
+@pytest.fixture(scope="module")
+def installed(request):
+    from conformance.modules import declare
+
+    specs = declare.user_specs(request.config.getoption("conformance_modules", None))
+    return zoo_golden.compute(specs)
+
+
+def test_zoo_golden_dropout_masks(installed, record_property):
+    from conformance.numerics import drift
+
+    record_property(drift.FINGERPRINT, zoo_golden.fingerprint(installed))  # which routing, for the gate's bisection
+    path = zoo_golden.chosen_record()
+    want = zoo_golden.load(path)
+    if zoo_golden.same_masks(installed, want):
+        return
+    import jax
+
+    # committed records (a flax release with the jax of its time, or one held fixed) holding the installed masks
+    matches = [zoo_golden.label(r) for r in map(zoo_golden.load, zoo_golden.all_records())
+               if zoo_golden.same_masks(installed, r)]
+    flag = bool(jax.config.jax_threefry_partitionable)
+    jax.config.update("jax_threefry_partitionable", not flag)
+    try:
+        flipped = zoo_golden.compute()
+    finally:
+        jax.config.update("jax_threefry_partitionable", flag)
+    why = (f"jax: with jax_threefry_partitionable={not flag} (installed default {flag}) the record's masks come back"
+           if zoo_golden.same_masks(flipped, want) else "not jax_threefry_partitionable: the bridge routes the key differently")
+    bad = [s for s in want["dropout_masks"] if installed["dropout_masks"].get(s) != want["dropout_masks"][s]]
+    raise AssertionError(
+        f"dropout masks changed against {os.path.basename(path)} ({zoo_golden.label(want)}) for key seeds {bad}: "
+        f"the same apply rng drops other cells; {why}; the installed masks equal the committed records of "
+        f"{', '.join(matches) if matches else 'no committed release'}"
+    )
+
+
+def test_zoo_golden_batch_stats(installed):
+    """One training step's statistics against the record: identical, drift within twice the model's bound, or changed."""
+    from conformance.modules import zoo
+
+    path = zoo_golden.chosen_record()
+    want = zoo_golden.load(path)
+    assert sorted(installed["batch_stats"]) == sorted(want["batch_stats"]), (
+        f"batch_stats paths {sorted(installed['batch_stats'])}, but {os.path.basename(path)} has {sorted(want['batch_stats'])}")
+    e_mean, e_var = errormodel.batch_moments_error(zoo.batchnorm_spec().inputs[0])
+    m = zoo.config.ZOO_BN_MOMENTUM
+    # Each side's update m old + (1 - m) stat is within errormodel.momentum_error of the exact
+    # value; two sides, twice that. old is BatchNorm's initial value (mean 0, var 1),
+    # stat = (new - m old) / (1 - m).
+    for p, e, old in (("batch_stats/bn/mean", e_mean, 0.0), ("batch_stats/bn/var", e_var, 1.0)):
+        w = np.asarray(want["batch_stats"][p])
+        stat = np.abs(w - m * old) / (1 - m)
+        bound = 2 * errormodel.momentum_error(m, old, stat, 0.0, e)
+        zh.within_model(p, np.asarray(installed["batch_stats"][p]), w, bound,
+                        f"{os.path.basename(path)} ({zoo_golden.label(want)})")
+
+
+def test_zoo_golden_declared_modules(installed):
+    """Declared modules present in the record: training-mode output within the composition bound."""
+    want = zoo_golden.load(zoo_golden.chosen_record())
+    common = sorted(set(installed["modules"]) & set(want.get("modules", {})))
+    if not common:
+        pytest.skip("no declared module in the chosen zoo record (python -m conformance record --module ...)")
+    for name in common:
+        got, rec = installed["modules"][name], want["modules"][name]
+        y, w = np.asarray(got["y"]), np.asarray(rec["y"])
+        assert got["shape"] == rec["shape"], f"{name}: output shape {got['shape']}, but the record has {rec['shape']}"
+        bound = errormodel.composition_difference(rec["params"], np.max(np.abs(w)))
+        zh.within_model(f"{name}/y", y, w, np.full(w.shape, bound), f"{zoo_golden.label(want)}'s record")

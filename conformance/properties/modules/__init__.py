@@ -1,0 +1,1 @@
+"""Properties that hold for every declared module: the zoo's and a team's."""

@@ -1,0 +1,188 @@
+"""Generic properties of every declared module: the zoo's and the team's own (``--module``).
+
+Each test runs once per :class:`~conformance.declare.ModuleSpec` (the test id
+names it); the RNG-stream and mutable-state properties skip modules that
+declare none. Two float32 evaluations of the same module (jit and eager, rows
+and batch) are compared with the three-outcome error model (identical, drift
+within the bound, changed).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from conformance.core import config
+from conformance.modules import module_harness as zh
+from conformance.helpers.harness import given_data
+from conformance.helpers.pytest_helpers import assert_equal, tree_paths
+
+SEEDS = st.integers(0, 2**31 - 1)
+
+
+def _draw(data, spec):
+    i = data.draw(st.integers(0, len(spec.inputs) - 1), label="example input")
+    seed = data.draw(SEEDS, label="params seed")
+    key = data.draw(SEEDS, label="stream key seed")
+    return spec.inputs[i], seed, key
+
+
+def _why(spec, text):
+    return f"{spec.name} ({spec.source or 'zoo'}): {text}"
+
+
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
+def test_module_deterministic(spec, data):
+    """Same key, same variables; same variables, input and stream keys, same output and updates."""
+    x, seed, key = _draw(data, spec)
+    v1, v2 = zh.init(spec, seed, x), zh.init(spec, seed, x)
+    zh.assert_same_arrays("variables", v2, v1, _why(spec, "init twice with the same key"))
+    keys = zh.stream_keys(spec, key)
+    y1, u1 = zh.train(spec, v1, x, keys)
+    y2, u2 = zh.train(spec, v1, x, keys)
+    assert_equal("y", y2, y1, _why(spec, "training-mode apply twice with the same keys"))
+    zh.assert_same_arrays("updates", u2, u1, _why(spec, "training-mode apply twice with the same keys"))
+
+
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
+def test_module_distinct_seeds_distinct_params(spec, data):
+    x, seed, _ = _draw(data, spec)
+    other = data.draw(SEEDS.filter(lambda s: s != seed), label="other seed")
+    assert zh.arrays_differ(zh.init(spec, seed, x)["params"], zh.init(spec, other, x)["params"]), _why(
+        spec, f"seeds {seed} and {other} give identical params")
+
+
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
+def test_module_jit_matches_eager(spec, data):
+    x, seed, key = _draw(data, spec)
+    v = zh.init(spec, seed, x)
+    keys = zh.stream_keys(spec, key)
+    y_eager, u_eager = zh.train(spec, v, x, keys)
+    y_jit, u_jit = zh.jit_train(spec)(v, x, keys)
+    bound = zh.composition_bound(spec, v, y_eager)
+    zh.within_model("y", y_jit, y_eager, bound, _why(spec, "jit(apply) against eager apply, training mode"))
+    for path, leaf in tree_paths(u_eager).items():
+        zh.within_model(path, tree_paths(u_jit)[path], leaf, zh.composition_bound(spec, v, leaf),
+                        _why(spec, "updated state, jit against eager"))
+
+
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
+def test_module_vmap_matches_batch(spec, data):
+    """Evaluation mode: vmap over the rows of a batch equals the batched apply (state is not updated)."""
+    batched = [x for x in spec.inputs if x.ndim >= 2]
+    if not batched:
+        pytest.skip(_why(spec, "declares no batched example input"))
+    x = batched[data.draw(st.integers(0, len(batched) - 1), label="batched input")]
+    seed = data.draw(SEEDS, label="params seed")
+    v = zh.init(spec, seed, x)
+    y = zh.jit_evaluate(spec)(v, x)
+    rows = jax.jit(jax.vmap(lambda r: zh.evaluate(spec, v, r)))(x)
+    zh.within_model("y", rows, y, zh.composition_bound(spec, v, y), _why(spec, "vmap over rows against the batch"))
+
+
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
+def test_module_grads(spec, data):
+    """Gradients of a loss through training-mode apply: the params' tree, finite, some non-zero; jit agrees."""
+    x, seed, key = _draw(data, spec)
+    v = zh.init(spec, seed, x)
+    keys = zh.stream_keys(spec, key)
+    rest = {c: t for c, t in v.items() if c != "params"}
+
+    def loss(params):
+        y, _ = zh.train(spec, {**rest, "params": params}, x, keys)
+        return jnp.sum(y ** 2)
+
+    g = jax.grad(loss)(v["params"])
+    gp, pp = tree_paths({"params": g}), tree_paths({"params": v["params"]})
+    assert sorted(gp) == sorted(pp), _why(spec, f"gradient leaves {sorted(gp)}, but should be {sorted(pp)}")
+    for path, leaf in gp.items():
+        assert np.shape(leaf) == np.shape(pp[path]), _why(spec, f"{path}: gradient shape {np.shape(leaf)}, params {np.shape(pp[path])}")
+        assert np.all(np.isfinite(leaf)), _why(spec, f"{path}: gradient has non-finite values")
+    assert any(np.any(np.asarray(a) != 0) for a in gp.values()), _why(spec, "every gradient is zero: apply ignores params")
+    g_jit = jax.jit(jax.grad(loss))(v["params"])
+    for path, leaf in tree_paths({"params": g_jit}).items():
+        zh.within_model(path, leaf, gp[path], zh.composition_bound(spec, v, gp[path]), _why(spec, "jit(grad) against grad"))
+
+
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
+def test_module_apply_uses_given_params(spec, data):
+    """apply answers for the params it is given: another seed's params give another output, its own the same."""
+    x, seed, _ = _draw(data, spec)
+    other = data.draw(SEEDS.filter(lambda s: s != seed), label="other seed")
+    v, w = zh.init(spec, seed, x), zh.init(spec, other, x)
+    mixed = {**v, "params": w["params"]}
+    y_v, y_w, y_mixed = (np.asarray(zh.jit_evaluate(spec)(t, x)) for t in (v, w, mixed))
+    assert_equal("y", y_mixed, y_w, _why(spec, f"apply with seed {other}'s params (and seed {seed}'s other state)"))
+    assert not np.array_equal(y_v, y_w), _why(spec, f"seeds {seed} and {other} give different params but the same output")
+
+
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
+def test_module_apply_is_pure(spec, data):
+    """apply leaves the variables it is given as they were, and evaluation mode ignores stream keys."""
+    x, seed, key = _draw(data, spec)
+    v = zh.init(spec, seed, x)
+    before = {p: a.copy() for p, a in zh.array_leaves(v).items()}
+    zh.train(spec, v, x, zh.stream_keys(spec, key))
+    zh.assert_same_arrays("variables", v, before, _why(spec, "variables after a training-mode apply"))
+    plain = np.asarray(zh.evaluate(spec, v, x))
+    keyed = np.asarray(zh.evaluate(spec, v, x, rngs=zh.stream_keys(spec, key, spec.rng_streams or ("dropout",))))
+    assert_equal("y", keyed, plain, _why(spec, "evaluation mode with and without stream keys"))
+
+
+def test_module_works_as_a_jit_static_argument(spec):
+    m = zh.linen(spec)
+    hash(m)
+    x = spec.inputs[0]
+    v = zh.init(spec, 0, x)
+    y = jax.jit(lambda mod, v, x: mod.apply(v, x, **spec.eval_kwargs), static_argnums=0)(m, v, x)
+    assert_equal("y", y, zh.jit_evaluate(spec)(v, x), _why(spec, "the module as a jit static argument"))
+
+
+def test_module_variables_tree_structure(spec):
+    """init gives exactly params plus the declared mutable collections, as raw arrays; updates match their paths."""
+    from flax.core import meta
+
+    x = spec.inputs[0]
+    v = zh.init(spec, 0, x)
+    assert sorted(v) == sorted(spec.collections), _why(spec, f"collections {sorted(v)}, but should be {sorted(spec.collections)}")
+    flat, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=lambda a: isinstance(a, meta.AxisMetadata))
+    for path, leaf in flat:
+        name = "/".join(str(getattr(k, "key", k)) for k in path)
+        assert isinstance(leaf, jax.Array), _why(spec, f"{name} is a {type(leaf).__name__}, but should be a raw jax.Array")
+    _, upd = zh.train(spec, v, x, zh.stream_keys(spec, 0))
+    assert sorted(upd) == sorted(spec.mutable), _why(spec, f"updated collections {sorted(upd)}, but should be {sorted(spec.mutable)}")
+    for c in spec.mutable:
+        want = {p: np.shape(a) for p, a in tree_paths({c: v[c]}).items()}
+        got = {p: np.shape(a) for p, a in tree_paths({c: upd[c]}).items()}
+        assert got == want, _why(spec, f"updated {c} {got}, but should have the paths and shapes of init's {want}")
+
+
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
+def test_module_stream_keys_drive_randomness(spec, data):
+    """Where the module declares RNG streams: the same key gives the same output, distinct keys distinct ones."""
+    if not spec.rng_streams:
+        pytest.skip(_why(spec, "declares no RNG stream"))
+    x, seed, key = _draw(data, spec)
+    other = data.draw(SEEDS.filter(lambda s: s != key), label="other key seed")
+    v = zh.init(spec, seed, x)
+    y1, _ = zh.jit_train(spec)(v, x, zh.stream_keys(spec, key))
+    y2, _ = zh.jit_train(spec)(v, x, zh.stream_keys(spec, other))
+    assert not np.array_equal(np.asarray(y1), np.asarray(y2)), _why(
+        spec, f"stream keys from seeds {key} and {other} give the same output: the key is ignored")
+
+
+@given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
+def test_module_mutable_state_round_trip(spec, data):
+    """Where the module declares mutable collections: feeding the updates back gives the next step's state."""
+    if not spec.mutable:
+        pytest.skip(_why(spec, "declares no mutable collection"))
+    x, seed, key = _draw(data, spec)
+    v = zh.init(spec, seed, x)
+    keys = zh.stream_keys(spec, key)
+    _, u1 = zh.jit_train(spec)(v, x, keys)
+    assert zh.arrays_differ(u1, {c: v[c] for c in spec.mutable}), _why(spec, "a training step must update the state")
+    v1 = {**v, **u1}
+    _, u2 = zh.jit_train(spec)(v1, x, keys)
+    # The second step starts from the first's state: applying it to the initial state would give u1 again.
+    assert zh.arrays_differ(u2, u1), _why(spec, "the second step must start from the first step's state")

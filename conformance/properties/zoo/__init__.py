@@ -1,0 +1,1 @@
+"""The zoo's own properties: dropout streams, batch statistics, constructor keywords."""

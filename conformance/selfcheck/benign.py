@@ -1,0 +1,249 @@
+"""A corpus of benign perturbations: numerically legitimate changes a correct gate must accept.
+
+Beside the fault corpus (conformance/selfcheck/contract_faults.py): each perturbation imitates
+what a new flax, jax or device may legitimately do — compile the sampler
+differently, sum the product in another order, fuse a multiply-add, round a
+batched kernel differently — and stays inside the error model
+(docs/error-model.md). ``python -m conformance selfcheck`` runs the suite
+under each one and requires it to pass, with the change seen as drift.
+
+    pytest --pyargs conformance -p conformance.benign --perturb NAME
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import pytest
+
+from conformance.core import jax_setup as _setup
+
+PERTURBATIONS: dict[str, "Perturbation"] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Perturbation:
+    name: str
+    description: str
+    sampler: Callable | None = None  # (key) -> bool: nudge lecun_normal's uniform draw by one ulp
+    apply: Callable | None = None  # (base_apply, self, variables, x) -> y, as the fault hooks
+
+
+def perturbation(description: str):
+    def register(fn):
+        PERTURBATIONS[fn.__name__] = Perturbation(fn.__name__, description, **fn())
+        return fn
+
+    return register
+
+
+# --- where a computation runs -------------------------------------------------------------------
+
+
+def _traced(x) -> bool:
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+def _on_other_device(x) -> bool:
+    """True when ``x`` (or, while tracing, the scope's default device) is not the first device."""
+    import jax
+
+    from conformance.helpers.harness import all_devices
+
+    first = all_devices()[0]
+    if not _traced(x) and hasattr(x, "devices"):
+        return set(x.devices()) != {first}
+    where = jax.config.jax_default_device
+    return where is not None and where != first
+
+
+def _linear_params(v):
+    from reference import _compat
+
+    lin = _compat.unbox(v).get("params", {}).get("linear", {})
+    return lin.get("kernel"), lin.get("bias")
+
+
+def _alternate_ulp(y):
+    """``y`` moved one ulp up at even flat indices and one down at odd ones."""
+    import jax.numpy as jnp
+
+    idx = jnp.arange(y.size).reshape(y.shape) % 2
+    return jnp.where(idx == 0, jnp.nextafter(y, jnp.inf), jnp.nextafter(y, -jnp.inf)).astype(y.dtype)
+
+
+def _numerics(fn):
+    """An apply hook that keeps flax's own apply (errors, warnings, purity) and replaces only its numbers."""
+
+    def apply(base, self, v, x):
+        y = base(self, v, x)
+        if getattr(getattr(self, "nnx_class", None), "__module__", "") != "reference":
+            return y  # the zoo's and a team's modules: their output is not x @ kernel + bias
+        kernel, bias = _linear_params(v)
+        if kernel is None or bias is None:
+            return y
+        out = fn(x, kernel, bias, y)
+        return y if out is None else out.astype(y.dtype)
+
+    return apply
+
+
+# --- the sampler ----------------------------------------------------------------------------------
+
+
+def _nudged_truncated_normal(original, when):
+    """jax.random.truncated_normal whose uniform draw is one ulp off wherever ``when(key)`` holds.
+
+    The same draw as jax's (uniform over (erf(lower/sqrt2), erf(upper/sqrt2)), then
+    sqrt2 * erfinv, clipped to the open interval), except for the nudge.
+    """
+
+    def truncated_normal(key, lower, upper, shape=None, dtype=float, **kw):
+        if not when(key):
+            return original(key, lower, upper, shape, dtype, **kw)
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+        from jax import lax
+
+        dtype = jnp.dtype(dtype) if dtype is not float else jnp.result_type(float)
+        sqrt2 = np.array(np.sqrt(2), dtype)
+        lo, hi = lax.convert_element_type(lower, dtype), lax.convert_element_type(upper, dtype)
+        u = jax.random.uniform(key, shape, dtype, minval=lax.erf(lo / sqrt2), maxval=lax.erf(hi / sqrt2))
+        out = sqrt2 * lax.erf_inv(_alternate_ulp(u))
+        return jnp.clip(out, lax.nextafter(lo, np.array(np.inf, dtype)), lax.nextafter(hi, np.array(-np.inf, dtype)))
+
+    return truncated_normal
+
+
+def _patch_sampler(when) -> None:
+    import jax
+    import jax._src.random as jrandom
+
+    original = getattr(jrandom, "_conformance_real_truncated_normal", jrandom.truncated_normal)
+    jrandom._conformance_real_truncated_normal = original
+    patched = _nudged_truncated_normal(original, when)
+    jrandom.truncated_normal = patched  # what jax.nn.initializers calls
+    jax.random.truncated_normal = patched
+
+
+# --- the corpus -------------------------------------------------------------------------------------
+
+
+@perturbation("under jit only, lecun_normal's uniform draw is one ulp off (a sampler compiled differently)")
+def sampler_ulp_under_jit():
+    return dict(sampler=_traced)
+
+
+@perturbation("everywhere, lecun_normal's uniform draw is one ulp off (a new release drifting from the record)")
+def sampler_ulp_everywhere():
+    return dict(sampler=lambda key: True)
+
+
+@perturbation("under jit only, the product is summed in another order (two halves, then the bias)")
+def product_reordered_under_jit():
+    def reorder(x, kernel, bias, y):
+
+        if not _traced(x) or x.shape[-1] < 2:
+            return None
+        r = y.dtype
+        h = x.shape[-1] // 2
+        xs, k = x.astype(r), kernel.astype(r)
+        return bias.astype(r) + (xs[..., h:] @ k[h:] + xs[..., :h] @ k[:h])
+
+    return dict(apply=_numerics(reorder))
+
+
+def _fused_bias(x, kernel, bias, y, halves: bool = False):
+    """``x @ K + b`` with the last product fused into the bias add, as an FMA does: exact, then one rounding less.
+
+    Dekker's exact product a * c = p + e (Veltkamp splitting) stands in for the
+    FMA's unrounded product. Exact results stay exact (zeros map to zeros), and
+    gradients flow through the arithmetic unchanged (d(p + e)/da = c).
+    """
+    import jax.numpy as jnp
+    import numpy as np
+
+    r = y.dtype
+    xs, k, b = x.astype(r), kernel.astype(r), bias.astype(r)
+    n = x.shape[-1] - 1
+    if n == 0:
+        rest = jnp.zeros_like(y)
+    elif halves and n > 1:  # another summation order too: the second half first
+        rest = xs[..., n // 2:n] @ k[n // 2:n] + xs[..., :n // 2] @ k[:n // 2]
+    else:
+        rest = xs[..., :n] @ k[:n]
+    a, c = xs[..., -1:], k[-1]
+    split = np.array(2.0 ** -(-(np.finfo(r).nmant + 1) // 2) + 1, r)
+    p = a * c
+    a_hi = split * a - (split * a - a)
+    c_hi = split * c - (split * c - c)
+    a_lo, c_lo = a - a_hi, c - c_hi
+    e = ((a_hi * c_hi - p) + a_hi * c_lo + a_lo * c_hi) + a_lo * c_lo
+    return ((rest + b) + p) + e
+
+
+@perturbation("compiled batched inputs take another kernel than rows and eager calls (summed in halves, the bias fused)")
+def batched_last_bit():
+    def batched(x, kernel, bias, y):
+        return _fused_bias(x, kernel, bias, y, True) if x.ndim > 1 and _traced(x) else None
+
+    return dict(apply=_numerics(batched))
+
+
+@perturbation("devices after the first round differently: the sampler's draw one ulp off, the bias add fused")
+def second_device_rounds_differently():
+    return dict(
+        sampler=_on_other_device,
+        apply=_numerics(lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _on_other_device(x) else None),
+    )
+
+
+@perturbation("under jit only, the last product is fused with the bias add (an exact product, one rounding less)")
+def bias_fma_under_jit():
+    return dict(apply=_numerics(lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _traced(x) else None))
+
+
+# --- installing one -----------------------------------------------------------------------------------
+
+
+def install(name: str) -> None:
+    """Apply the perturbation ``name`` to jax's sampler and/or flax's bridge."""
+    if name not in PERTURBATIONS:
+        raise ValueError(f"--perturb must be one of {sorted(PERTURBATIONS)}; got {name!r}")
+    p = PERTURBATIONS[name]
+    if p.sampler:
+        _patch_sampler(p.sampler)
+    if p.apply:
+        from flax.nnx import bridge
+
+        from conformance.selfcheck import faults
+
+        real = getattr(bridge, "_conformance_real_to_linen", bridge.to_linen)
+        bridge._conformance_real_to_linen = real
+        bridge.to_linen = faults.broken_to_linen(real, faults.Fault(name, "benign", p.description, apply=p.apply))
+
+
+# --- pytest plugin ---------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    parser.addoption("--perturb", default=None,
+                     help=f"apply a benign perturbation (the suite must still pass): one of {', '.join(sorted(PERTURBATIONS))}")
+
+
+def pytest_configure(config):
+    name = config.getoption("--perturb")
+    if name and name not in PERTURBATIONS:
+        raise pytest.UsageError(f"--perturb must be one of {', '.join(sorted(PERTURBATIONS))}; got {name!r}")
+    if name and _setup.role(config) != "controller":
+        install(name)  # in each process that runs tests (the xdist controller runs none, nor imports jax)
+
+
+def pytest_report_header(config):
+    name = config.getoption("--perturb")
+    if name:
+        return [f"conformance: BENIGN PERTURBATION: {name}: {PERTURBATIONS[name].description}"]

@@ -1,0 +1,140 @@
+"""The pytest plugin that swaps a broken bridge from the fault corpus in.
+
+    pytest --pyargs conformance -p conformance.faults --fault NAME
+
+replaces ``flax.nnx.bridge.to_linen`` (in every xdist worker) with one whose
+module misbehaves as the fault describes. The corpus: ``conformance/selfcheck/contract_faults.py``
+(the contract's faults and the argument checks') and ``conformance/selfcheck/zoo_faults.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from conformance.selfcheck import contract_faults
+from conformance.selfcheck import zoo_faults
+from conformance.selfcheck.fault import FAULTS, Fault
+
+CORPUS = (contract_faults, zoo_faults)  # the modules whose faults FAULTS holds, in this order (importing registers them)
+
+# --- the swap -----------------------------------------------------------------------------------------------
+
+
+def _faulty_init(f: Fault, base, self, key, x, kw):
+    """``f.init`` around the real init; given a key per stream (the zoo's init), it acts on the params key."""
+    if not isinstance(key, dict):
+        return f.init(lambda s, k, x_: base.init(s, k, x_, **kw), self, key, x)
+    return f.init(lambda s, k, x_: base.init(s, {**key, "params": k}, x_, **kw), self, key["params"], x)
+
+
+def _faulty_apply(f: Fault, base, self, v, x, kw):
+    """``f.apply`` around the real apply; under ``mutable=`` it acts on the output and the updates pass through."""
+    if not kw.get("mutable"):
+        return f.apply(lambda s, v_, x_: base.apply(s, v_, x_, **kw), self, v, x)
+    updates = {}
+
+    def output_only(s, v_, x_):
+        y, upd = base.apply(s, v_, x_, **kw)
+        updates["last"] = upd
+        return y
+
+    y = f.apply(output_only, self, v, x)
+    return y, updates["last"]
+
+
+def broken_to_linen(real_to_linen, f: Fault):
+    """A ``to_linen`` whose modules run ``f``'s init and apply hooks around the real ones."""
+    import flax.linen as nn
+
+    def to_linen(cls, *args, **kwargs):
+        if f.kwargs:
+            kwargs = f.kwargs(cls, kwargs)
+        module = real_to_linen(cls, *args, **kwargs)
+        base = type(module)
+        methods = dict(f.attrs or {})
+        if f.init:
+            methods["init"] = lambda self, key, x, **kw: _faulty_init(f, base, self, key, x, kw)
+        if f.apply:
+            methods["apply"] = lambda self, v, x, **kw: _faulty_apply(f, base, self, v, x, kw)
+        if f.apply_kw:
+            methods["apply"] = lambda self, v, x, **kw: f.apply_kw(lambda s, v_, x_, kw_: base.apply(s, v_, x_, **kw_),
+                                                                 self, v, x, dict(kw))
+        faulty = type(f"Faulty_{base.__name__}", (base,), methods)
+        fields = {fl.name: getattr(module, fl.name) for fl in dataclasses.fields(module) if fl.init and fl.name != "parent"}
+        assert isinstance(module, nn.Module)
+        return faulty(**fields)
+
+    return to_linen
+
+
+ACTIVE: str | None = None  # the fault installed in this process: repro snippets re-apply it
+
+
+def unknown_fault_message(name: str) -> str:
+    return f"--fault {name!r} is not a fault of the corpus; one of: {', '.join(sorted(FAULTS))}"
+
+
+def install(name: str) -> None:
+    """Swap ``flax.nnx.bridge.to_linen`` for the broken one named ``name``."""
+    global ACTIVE
+    if name not in FAULTS:
+        raise ValueError(unknown_fault_message(name))
+    from flax.nnx import bridge
+
+    f = FAULTS[name]
+    ACTIVE = name
+    if f.modules:  # a broken user module: declared as a team would, through the environment (xdist workers too)
+        import os
+
+        from conformance.modules import declare
+
+        os.environ[declare.MODULE_ENV] = f.modules
+        return
+    if f.reference:
+        import reference
+
+        f.reference(reference)
+        return
+    real = getattr(bridge, "_conformance_real_to_linen", bridge.to_linen)
+    bridge._conformance_real_to_linen = real
+    bridge.to_linen = broken_to_linen(real, f)
+
+
+# --- pytest plugin ----------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fault", default=None, help=f"swap in a broken bridge: one of {', '.join(sorted(FAULTS))}")
+    parser.addoption("--catchers-first", action="store_true",
+                     help="run the properties that catch most of the corpus first (selfcheck --first-catch)")
+
+
+def catchers_first(items, order) -> list:
+    """``items`` with those whose property is in ``order`` first, in that order; the rest keep theirs."""
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(items, key=lambda item: rank.get(item.originalname or item.name.split("[")[0], len(rank)))
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--catchers-first"):
+        from conformance.core import config as defaults
+
+        items[:] = catchers_first(items, defaults.FIRST_CATCH_ORDER)
+
+
+def pytest_configure(config):
+    import pytest
+
+    name = config.getoption("--fault")
+    if name and name not in FAULTS:
+        raise pytest.UsageError(unknown_fault_message(name))
+    from conformance.core import jax_setup as _setup
+
+    if name and _setup.role(config) != "controller":  # the xdist controller runs no tests and never imports jax
+        install(name)  # in every process that runs tests
+
+
+def pytest_report_header(config):
+    name = config.getoption("--fault")
+    if name:
+        return [f"conformance: FAULT INJECTED: {name}: {FAULTS[name].description}"]

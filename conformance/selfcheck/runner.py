@@ -1,0 +1,171 @@
+"""Self-check: run the suite against every fault of the corpus, every benign perturbation, and neither.
+
+Prints fault -> the properties that caught it (or MISSED), and perturbation ->
+accepted (with the drift it caused) or REJECTED by the properties that failed.
+Exits non-zero if any fault survives, any perturbation is rejected, or the
+clean run fails.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+from conformance.core import deviations
+from conformance.numerics import drift
+from conformance.selfcheck.benign import PERTURBATIONS
+from conformance.selfcheck.faults import FAULTS
+
+CLEAN = "(no fault)"
+
+
+def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], perturb: str | None = None) -> dict:
+    xml = os.path.join(out_dir, f"{fault or perturb or 'clean'}.xml")
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+           f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-p", "conformance.faults", "-p", "conformance.benign"]
+    if fault:
+        cmd += ["--fault", fault]
+    if perturb:
+        cmd += ["--perturb", perturb]
+    start = time.monotonic()
+    proc = subprocess.run(cmd + extra, cwd=out_dir, capture_output=True, text=True)
+    elapsed = time.monotonic() - start
+    failed, errored, drift_records, total = set(), set(), {}, 0
+    if os.path.exists(xml):
+        for case in ET.parse(xml).iter("testcase"):
+            total += 1
+            name = case.get("name").split("[")[0]
+            if case.find("failure") is not None:
+                failed.add(name)
+            elif case.find("error") is not None:  # a fixture's error: the run is red, the property proved nothing
+                errored.add(name)
+            props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
+            record = drift.from_properties(props)
+            if record:
+                drift_records[f"{case.get('classname')}::{case.get('name')}"] = record
+    return {"fault": fault or (f"~{perturb}" if perturb else CLEAN), "perturbation": perturb,
+            "caught_by": sorted(failed | errored), "failed": sorted(failed), "errored": sorted(errored - failed),
+            "drifted": sorted({t.split("::")[-1].split("[")[0] for t in drift_records}), "drift": drift_records,
+            "tests": total, "returncode": proc.returncode, "seconds": round(elapsed, 1),
+            "tail": proc.stdout[-2000:] if proc.returncode not in (0, 1) or not total else ""}
+
+
+def seen_in(run: dict, clean: dict) -> list[str]:
+    """Properties whose drift under a perturbation differs from the clean run's: where it was seen.
+
+    A test that drifts the same way without the perturbation (a module's jit
+    against eager gradients, say) says nothing about it.
+    """
+    base = clean.get("drift", {})
+    return sorted({t.split("::")[-1].split("[")[0] for t, rec in run.get("drift", {}).items() if base.get(t) != rec})
+
+
+def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=(), json_path: str | None = None,
+        first_catch: bool = False, perturbations=None) -> int:
+    """Run the suite per fault and per benign perturbation; ``first_catch`` stops each fault's run at its first catch."""
+    names = list(FAULTS if faults is None else faults)
+    benign = list(PERTURBATIONS if perturbations is None else perturbations)
+    fault_extra = list(extra) + (["--maxfail=1", "--catchers-first"] if first_catch else [])
+    jobs = jobs or os.cpu_count() or 1
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(_pytest, None, profile, out_dir, list(extra))]
+        futures += [pool.submit(_pytest, None, profile, out_dir, list(extra), p) for p in benign]
+        futures += [pool.submit(_pytest, f, profile, out_dir, fault_extra) for f in names]
+        results = []
+        for fut in concurrent.futures.as_completed(futures):
+            r = fut.result()
+            results.append(r)
+            good = not r["caught_by"] if r["fault"] == CLEAN or r["perturbation"] else bool(r["caught_by"])
+            print(f"  [{len(results)}/{len(futures)}] {'ok' if good else '!!'} {r['fault']} ({r['seconds']} s)",
+                  file=sys.stderr, flush=True)
+    wall = time.monotonic() - start
+    by_name = {r["fault"]: r for r in results}
+    clean = by_name[CLEAN]
+    missed = [n for n in names if not by_name[n]["caught_by"]]
+    if names:
+        width = max(len(n) for n in names)
+        print(f"\n{'fault'.ljust(width)}  caught by")
+        print(f"{'-' * width}  ---------")
+        for n in names:
+            print(f"{n.ljust(width)}  {_caught(by_name[n], '{}')}")
+    rejected = [p for p in benign if not _accepted(by_name[f"~{p}"])]
+    # A perturbation no property saw proves nothing: it must show up as drift the clean run does not have.
+    for p in benign:
+        by_name[f"~{p}"]["seen_in"] = seen_in(by_name[f"~{p}"], clean)
+    unseen = [p for p in benign if p not in rejected and not by_name[f"~{p}"]["seen_in"]]
+    if benign:
+        width = max(len(p) for p in benign)
+        print(f"\n{'benign perturbation'.ljust(width)}  verdict")
+        print(f"{'-' * width}  -------")
+        for p in benign:
+            r = by_name[f"~{p}"]
+            if p in rejected:
+                verdict = "REJECTED by " + (", ".join(r["caught_by"]) or f"pytest exit {r['returncode']}")
+            elif p in unseen:
+                verdict = "NOT SEEN: no property drifted, so its acceptance proves nothing"
+            else:
+                verdict = f"accepted; drift seen in {', '.join(r['seen_in'])}"
+            print(f"{p.ljust(width)}  {verdict}")
+    clean_ok = _accepted(clean)
+    print(f"\nclean run: {'passed' if clean_ok else 'FAILED: ' + ', '.join(clean['caught_by'])} ({clean['tests']} tests)")
+    # What each property proved: the faults under which its own body failed (fixture errors excluded).
+    coverage: dict[str, list[str]] = {}
+    for n in names:
+        for prop in by_name[n]["failed"]:
+            coverage.setdefault(prop, []).append(n)
+    print(f"faults caught: {len(names) - len(missed)} of {len(names)}; benign perturbations accepted: "
+          f"{len(benign) - len(rejected) - len(unseen)} of {len(benign)}; wall {wall:.0f} s with {jobs} jobs, profile {profile!r}")
+    for r in results:
+        if r["tail"]:
+            print(f"\n--- {r['fault']}: pytest exited {r['returncode']}\n{r['tail']}")
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump({"profile": profile, "wall_seconds": round(wall, 1), "jobs": jobs, "results": results,
+                       "properties": coverage, "missed": missed, "rejected": rejected, "unseen": unseen, "clean_passed": clean_ok}, fh, indent=2)
+    return 0 if clean_ok and not missed and not rejected and not unseen else 1
+
+
+def _caught(r: dict, fmt: str) -> str:
+    """The properties that failed, then those whose fixture errored (the run is red either way)."""
+    failed, errored = r.get("failed", r["caught_by"]), r.get("errored", [])
+    text = ", ".join(fmt.format(p) for p in failed)
+    if errored:
+        text += ("; " if text else "") + "fixture errors in " + ", ".join(fmt.format(p) for p in errored)
+    return text or "MISSED"
+
+
+def _accepted(r: dict) -> bool:
+    """A run that must pass: exit 0 with tests run and none failed."""
+    return r["returncode"] == 0 and r["tests"] > 0 and not r["caught_by"]
+
+
+def markdown(report: dict) -> str:
+    """The fault and benign tables of a ``--json`` report, as docs/selfcheck.md shows them."""
+    from conformance.selfcheck.benign import PERTURBATIONS
+    from conformance.selfcheck.faults import FAULTS
+
+    by_name = {r["fault"]: r for r in report["results"]}
+    lines = ["| fault | area | imitates | caught by |", "|---|---|---|---|"]
+    for name, f in FAULTS.items():
+        if name in by_name:
+            lines.append(f"| `{name}` | {f.area} | {f.description} | {_caught(by_name[name], '`{}`')} |")
+    lines += ["", "| benign perturbation | imitates | verdict | seen as drift in |", "|---|---|---|---|"]
+    for name, p in PERTURBATIONS.items():
+        r = by_name.get(f"~{name}")
+        if r:
+            verdict = "accepted" if name not in report.get("rejected", []) + report.get("unseen", []) else "**REJECTED**"
+            seen = r.get("seen_in", r["drifted"])
+            lines.append(f"| `{name}` | {p.description} | {verdict} | " + ", ".join(f"`{t}`" for t in seen) + " |")
+    lines += ["", "| property | faults caught |", "|---|---|"]
+    coverage = report.get("properties", {})
+    for prop in sorted(deviations.suite_test_names()):
+        caught = coverage.get(prop, [])
+        lines.append(f"| `{prop}` | {len(caught)}: {', '.join(caught) or '—'} |")
+    return "\n".join(lines) + "\n"

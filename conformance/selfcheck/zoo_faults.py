@@ -1,0 +1,68 @@
+"""The zoo's faults (conformance/modules/zoo.py) and a team's broken module, registered in the same corpus."""
+
+from __future__ import annotations
+
+from conformance.selfcheck.fault import _jax, fault
+
+
+@fault("zoo: dropout", "apply replaces every stream key it is given with PRNGKey(0): the same mask every step")
+def dropout_key_ignored():
+    def apply_kw(base, self, v, x, kw):
+        if kw.get("rngs"):
+            jax = _jax()[0]
+            kw["rngs"] = {name: jax.random.PRNGKey(0) for name in kw["rngs"]}
+        return base(self, v, x, kw)
+
+    return dict(apply_kw=apply_kw)
+
+
+@fault("zoo: dropout", "init without a key for a stream the module draws from fails with an error that does not name it")
+def init_error_hides_missing_stream():
+    def init(base, self, key, x):
+        try:
+            return base(self, key, x)
+        except Exception:  # noqa: BLE001 - the regression: whatever flax raised, the stream's name is lost
+            raise RuntimeError("to_linen: init failed (an RNG key is missing)") from None
+
+    return dict(init=init)
+
+
+@fault("zoo: batch stats", "apply(mutable=[...]) returns the state it was given instead of the updated state")
+def batch_stats_not_updated():
+    def apply_kw(base, self, v, x, kw):
+        out = base(self, v, x, kw)
+        if kw.get("mutable") and isinstance(out, tuple):
+            y, updates = out
+            return y, {c: v[c] if c in v else t for c, t in updates.items()}
+        return out
+
+    return dict(apply_kw=apply_kw)
+
+
+@fault("zoo: kwargs", "to_linen grows a keyword parameter dtype= and consumes it silently")
+def kwarg_dtype_swallowed():
+    return dict(kwargs=lambda cls, kw: {k: v for k, v in kw.items() if k != "dtype"})
+
+
+@fault("user module", "a team's module whose apply ignores its params (declared through --module)")
+def user_module_ignores_params():
+    return dict(modules="conformance.selfcheck.zoo_faults:params_ignoring_modules")
+
+
+def params_ignoring_modules():
+    """A team's declaration whose module computes with a constant instead of its kernel."""
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+
+    from conformance.modules.declare import ModuleSpec
+
+    class IgnoresParams(nnx.Module):
+        def __init__(self, width: int, features: int, rngs):
+            self.linear = nnx.Linear(width, features, rngs=rngs)
+
+        def __call__(self, x):
+            return jnp.tanh(x @ jnp.full(self.linear.kernel.shape, 0.1, x.dtype))
+
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 8)).astype(np.float32)
+    return ModuleSpec(name="user_ignores_params", nnx_class=IgnoresParams, kwargs=dict(width=8, features=5), inputs=(x,))
