@@ -48,8 +48,12 @@ FEATURES_MAX = 2**31 - 1
 # --- strategies: compile-aware shape menus -----------------------------------
 # JAX compiles once per shape and dtype, so draws come from small menus that
 # still hold the edges (1, a prime, powers of two, just above 64, 256).
-# (width, features) pairs rather than their product: 8 shapes, not 36.
-SHAPES = ((1, 1), (1, 65), (2, 5), (3, 256), (17, 2), (64, 64), (256, 1), (256, 256))
+# (width, features) pairs rather than their product: 8 shapes, not 36. The first
+# is every property's first draw (Hypothesis tries its simplest example first):
+# 64 x 64 outputs, where another summation order or a fused multiply-add shows
+# in the bits, so a benign perturbation confined to one transform is seen even
+# in the self-check's two examples of a property.
+SHAPES = ((64, 64), (1, 1), (1, 65), (2, 5), (3, 256), (17, 2), (256, 1), (256, 256))
 # Profiles that also draw shapes off the menu (any width and feature count up
 # to OFF_MENU_MAX): the error model is exercised beyond the shapes it was tuned
 # on, at one compile per new shape. The gate keeps its menu.
