@@ -55,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--first-catch", action="store_true", help="stop each fault's run at its first catch (faster)")
     sub.add_parser("faults", help=COMMANDS["faults"])
     rec = sub.add_parser("record", help=COMMANDS["record"])
-    rec.add_argument("--out", default=None, help="file to write (default: conformance/records/flax-V_jax-V.json)")
-    rec.add_argument("--zoo-out", default=None, help="zoo record to write (default: conformance/records/zoo/flax-V_jax-V.json)")
+    rec.add_argument("--out", default=None,
+                     help="file to write (default: records/flax-V_jax-V.json under the cache directory, "
+                          "$CONFORMANCE_CACHE_DIR or ~/.cache/flax-bridge-conformance; never the installed package)")
+    rec.add_argument("--zoo-out", default=None, help="zoo record to write (default: records/zoo/flax-V_jax-V.json beside it)")
     rec.add_argument("--module", action="append", default=[], metavar="PACKAGE.MODULE:FACTORY",
                      help="also record a team's declared modules in the zoo record (repeatable)")
     gate_parser = sub.add_parser("gate", help=COMMANDS["gate"], epilog=GATE_EPILOG,
@@ -304,8 +306,8 @@ def _run(args) -> int:
         except (ValueError, TypeError) as exc:
             print(f"python -m conformance record: {exc}", file=sys.stderr)
             return 2
-        print(golden.record(args.out))
-        print(zoo_golden.record(args.zoo_out, specs))
+        print(f"contract's golden record written to {golden.record(args.out)}")
+        print(f"zoo's golden record written to {zoo_golden.record(args.zoo_out, specs)}")
         return 0
     from conformance.selfcheck.faults import FAULTS
 

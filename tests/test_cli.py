@@ -62,3 +62,20 @@ def test_unknown_fault_under_pytest_is_a_usage_error(tmp_path):
     assert "ERROR: --fault 'no_such_fault' is not a fault of the corpus; one of: " in out
     assert len(out.splitlines()) <= 2, out
     assert os.listdir(tmp_path) == []
+
+
+def test_record_writes_under_the_cache_directory_and_says_where(tmp_path):
+    """Without --out, record never writes into the installed package: the committed records stay as they are."""
+    from conformance.core import config
+
+    committed = {n: os.path.getmtime(os.path.join(config.RECORDS_DIR, n)) for n in os.listdir(config.RECORDS_DIR)
+                 if n.endswith(".json")}
+    env = {**os.environ, config.CACHE_DIR_ENV: str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "conformance", "record"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = [line.rsplit(" written to ", 1)[1] for line in proc.stdout.splitlines() if " written to " in line]
+    assert len(written) == 2, proc.stdout
+    for path in written:
+        assert path.startswith(str(tmp_path / "cache" / "records")) and os.path.isfile(path), path
+    assert {n: os.path.getmtime(os.path.join(config.RECORDS_DIR, n)) for n in committed} == committed

@@ -4,6 +4,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import ml_dtypes
 import numpy as np
 import pytest
 from scipy import special
@@ -169,3 +170,25 @@ def test_ulps_count_the_values_between_across_zero_and_in_every_dtype():
     assert errormodel.ulps(1.0078125, 1.0, "bfloat16") == 1.0
     # float64 values of opposite sign near the ends: about 2**64 values apart, not a wrapped int64
     assert errormodel.ulps(-1e300, 1e300, np.float64) > 2.0**63
+
+
+@pytest.mark.parametrize("leaf", [np.int32(7), np.array(True), np.array(3, np.int64), np.zeros((), np.float32),
+                                  np.array([1.5, -2.0], ml_dtypes.bfloat16), np.arange(4, dtype=np.int8)])
+def test_every_leaf_kind_compares_without_a_crash(leaf):
+    """0-d, integer, boolean and bfloat16 leaves: identical to themselves, changed when they differ."""
+    a = np.asarray(leaf)
+    assert assert_within_model("leaf", a, a.copy(), np.zeros(a.shape)) == "identical"
+    other = (~a if a.dtype == bool else (a + 1).astype(a.dtype))
+    with pytest.raises(AssertionError, match="changed beyond the error model"):
+        assert_within_model("leaf", other, a, np.zeros(a.shape))
+
+
+def test_drift_counts_in_the_dtype_computed_in():
+    """A float32 neighbour read back from a float64 record is 1 ulp when compared in float32, not ~5e8."""
+    drift.reset()
+    y = np.float32([0.1, 3.0])
+    moved = np.nextafter(y, np.float32(np.inf))
+    assert assert_within_model("y", moved, y, np.abs(y) * 1e-6) == "drift"
+    assert drift.summary()["max_ulps"] == pytest.approx(1.0)
+    ulps64 = errormodel.ulps(moved.astype(np.float64), y.astype(np.float64), np.float64).max()
+    assert ulps64 > 1e8  # what a float64 count would have said

@@ -290,3 +290,16 @@ def test_junit_report_fails_only_changes_not_accepted(accept_file):
     assert failing == ["test_f"] and "pass on the baseline, fail on cand (now fails): boom" in \
         root.find("testcase[@name='test_f']/failure").get("message")
     assert json.loads(json.dumps(gate_reports.to_json(m, v)))["comparisons"][0]["accepted"][0]["property"] == "test_b"
+
+
+def test_the_report_opens_with_the_verdict_and_names_failures_on_every_side():
+    """test_d fails on both sides: no change, yet the summary names it; the matrix comes after the verdict."""
+    m, v = decide(BASE.replace(ok("test_a[cpu:1]"), failed("test_a[cpu:1]", "y differs on cpu:1")))
+    md = gate_reports.to_markdown(m, v)
+    first = md.splitlines()[0]
+    assert first == "Verdict: exit 1, a candidate changes or regresses.", first
+    assert "- fails `test_d` on base, cand (every side: present before the upgrade too)" in md
+    assert "- fails `test_a` on cand" in md
+    assert md.index("CHANGE `test_a`") < md.index("| property |") < md.index("Exit code: 1")
+    _, same = decide(BASE)
+    assert "fails `test_d` on base, cand" in gate_reports.to_markdown(*decide(BASE)) and same["exit_code"] == 0

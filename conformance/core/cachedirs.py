@@ -5,8 +5,9 @@
     ~/.cache/flax-bridge-conformance        (otherwise)
 
 holds ``jax/`` (the persistent compilation cache), ``envs/`` (the gate's
-environments), ``wheels/`` (the suite's wheel built for them) and
-``hypothesis/`` (Hypothesis' storage directory). Read at call time, so a
+environments), ``wheels/`` (the suite's wheel built for them),
+``hypothesis/`` (Hypothesis' storage directory) and ``records/`` (golden
+records written by ``python -m conformance record`` without ``--out``). Read at call time, so a
 variable set after import still counts.
 """
 

@@ -129,7 +129,7 @@ CACHE_DIR_NAME = "flax-bridge-conformance"
 # Its parts: JAX's persistent compilation cache (shared by xdist workers), the
 # gate's environments, the suite's wheel built for them, Hypothesis' storage
 # directory (its constants cache; the profiles keep no example database).
-CACHE_PARTS = {"jax": "jax", "envs": "envs", "wheels": "wheels", "hypothesis": "hypothesis"}
+CACHE_PARTS = {"jax": "jax", "envs": "envs", "wheels": "wheels", "hypothesis": "hypothesis", "records": "records"}
 # Per-part overrides: the compilation cache ("off" disables it), the gate's environments.
 COMPILATION_CACHE_ENV = "CONFORMANCE_COMPILATION_CACHE"
 GATE_CACHE_ENV = "CONFORMANCE_GATE_CACHE"

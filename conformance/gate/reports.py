@@ -71,8 +71,61 @@ def origin_lines(comp: dict) -> list[str]:
     return lines
 
 
-def to_markdown(matrix: dict, result: dict, headers: dict[str, str] | None = None) -> str:
-    headers = headers or {}
+EXIT_MEANING = {0: "safe: no candidate behaves worse than the baseline", 1: "a candidate changes or regresses",
+                2: "no verdict"}
+
+
+def failing_anywhere(matrix: dict, headers: dict[str, str]) -> list[str]:
+    """Every property that fails on some side, changed or not: a defect present on both sides is no change, yet real."""
+    lines = []
+    for p in matrix["properties"]:
+        where = [headers.get(e, e) for e in matrix["envs"] if matrix["cells"][e][p].outcome == FAIL]
+        if where:
+            every = len(where) == len(matrix["envs"])
+            lines.append(f"- fails `{p}` on {', '.join(where)}" + (" (every side: present before the upgrade too)"
+                                                                     if every else ""))
+    return lines
+
+
+def summary_lines(matrix: dict, result: dict, headers: dict[str, str]) -> list[str]:
+    """The verdict, each candidate's changes with their origins, every failing property, then the rest."""
+    envs = matrix["envs"]
+    code = result["exit_code"]
+    lines = [f"Verdict: exit {code}, {EXIT_MEANING.get(code, '?')}.", ""]
+    for e, err in result["errors"].items():
+        lines.append(f"- **{headers.get(e, e)}: no verdict**: {_md(err)}")
+    for c in result["comparisons"]:
+        name = headers.get(c["candidate"], c["candidate"])
+        state = (f"CHANGES ({len(c['changes'])} not accepted)" if c["regressed"] else "no change in behaviour"
+                 + (f" ({len(c['accepted'])} accepted)" if c["accepted"] else ""))
+        lines.append(f"- **{name}** vs baseline: {state}")
+        lines += [_change_line(r, "CHANGE") for r in c["changes"]]
+        lines += [_change_line(r, "accepted") for r in c["accepted"]]
+        lines += origin_lines(c)
+        for r in c["improvements"]:
+            lines.append(f"  - improvement `{r['property']}`: {r['baseline']} -> {r['candidate']}"
+                         + (f" (was: {_md(r['message'])})" if r.get("message") else ""))
+        for d in c["drift"]:
+            lines.append(f"  - drift `{d['property']}` (baseline {d['baseline']}): {_md(_drift_size(d['drift']))}")
+        for d in c["fixed"]:
+            lines.append(f"  - fixed `{d['property']}` (update known_deviations.txt): {_md(d['message'])}")
+    lines += failing_anywhere(matrix, headers)
+    for a in result.get("unmatched_accepts", []):
+        lines.append(f"- warning: accept entry matched no change: {_md(a)}")
+    skips = {}
+    for e in envs:
+        for p in matrix["properties"]:
+            cell = matrix["cells"][e][p]
+            if cell.outcome == SKIPPED:
+                skips.setdefault((p, cell.message), []).append(headers.get(e, e))
+    for (p, msg), where in skips.items():
+        lines.append(f"- skipped `{p}` on {', '.join(where)}: {_md(msg)}")
+    if result.get("golden_reference"):
+        lines += ["", f"Golden properties compared against {_md(result['golden_reference'])}."]
+    return lines
+
+
+def matrix_lines(matrix: dict, result: dict, headers: dict[str, str]) -> list[str]:
     envs, baseline = matrix["envs"], result["baseline"]
     changed = {(c["candidate"], r["property"]) for c in result["comparisons"] for r in c["changes"]}
     accepted = {(c["candidate"], r["property"]) for c in result["comparisons"] for r in c["accepted"]}
@@ -89,42 +142,18 @@ def to_markdown(matrix: dict, result: dict, headers: dict[str, str] | None = Non
             row.append(text)
         lines.append(f"| `{p}` | " + " | ".join(row) + " |")
     lines.append("")
-    lines.append("Cells: pass; drift (passes within the error model, size below); skip (with reason, below); "
+    lines.append("Cells: pass; drift (passes within the error model, size above); skip (with reason, above); "
                  "deviation (a recorded known deviation, xfailed); FIXED (a recorded deviation no longer deviates); "
                  "FAIL. CHANGE: worse than on the baseline, not accepted: the gate fails.")
-    lines.append("")
-    if result.get("golden_reference"):
-        lines.append(f"Golden properties compared against {_md(result['golden_reference'])}.")
-        lines.append("")
-    for e, err in result["errors"].items():
-        lines.append(f"- **{headers.get(e, e)}: no verdict**: {_md(err)}")
-    for c in result["comparisons"]:
-        name = headers.get(c["candidate"], c["candidate"])
-        state = (f"CHANGES ({len(c['changes'])} not accepted)" if c["regressed"] else "no change in behaviour"
-                 + (f" ({len(c['accepted'])} accepted)" if c["accepted"] else ""))
-        lines.append(f"- **{name}** vs baseline: {state}")
-        lines += [_change_line(r, "CHANGE") for r in c["changes"]]
-        lines += [_change_line(r, "accepted") for r in c["accepted"]]
-        for r in c["improvements"]:
-            lines.append(f"  - improvement `{r['property']}`: {r['baseline']} -> {r['candidate']}"
-                         + (f" (was: {_md(r['message'])})" if r.get("message") else ""))
-        for d in c["drift"]:
-            lines.append(f"  - drift `{d['property']}` (baseline {d['baseline']}): {_md(_drift_size(d['drift']))}")
-        for d in c["fixed"]:
-            lines.append(f"  - fixed `{d['property']}` (update known_deviations.txt): {_md(d['message'])}")
-        lines += origin_lines(c)
-    for a in result.get("unmatched_accepts", []):
-        lines.append(f"- warning: accept entry matched no change: {_md(a)}")
-    skips = {}
-    for e in envs:
-        for p in matrix["properties"]:
-            cell = matrix["cells"][e][p]
-            if cell.outcome == SKIPPED:
-                skips.setdefault((p, cell.message), []).append(headers.get(e, e))
-    for (p, msg), where in skips.items():
-        lines.append(f"- skipped `{p}` on {', '.join(where)}: {_md(msg)}")
-    lines.append("")
-    lines.append(f"Exit code: {result['exit_code']}")
+    return lines
+
+
+def to_markdown(matrix: dict, result: dict, headers: dict[str, str] | None = None) -> str:
+    """The verdict and its changes first (with origins), every failing property, then the whole matrix."""
+    headers = headers or {}
+    lines = summary_lines(matrix, result, headers)
+    lines += ["", "Every property on every side:", ""] + matrix_lines(matrix, result, headers)
+    lines += ["", f"Exit code: {result['exit_code']}"]
     return "\n".join(lines) + "\n"
 
 

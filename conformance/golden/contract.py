@@ -64,7 +64,7 @@ def record(path: str | None = None) -> str:
                      "jax_default_matmul_precision": config.MATMUL_PRECISION},
         "cases": compute(),
     }
-    return records.write_record(data, path, RECORDS)
+    return records.write_record(data, path, records.written_dir())
 
 
 def chosen_record() -> str:

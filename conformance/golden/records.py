@@ -6,7 +6,16 @@ import json
 import os
 import re
 
-from conformance.core import config
+from conformance.core import cachedirs, config
+
+
+def written_dir() -> str:
+    """Where ``record`` writes without ``--out``: the user's cache directory, never the installed package.
+
+    The committed records (``config.RECORDS_DIR``) change only by a deliberate
+    ``--out`` into a checkout, so a run never overwrites them silently.
+    """
+    return cachedirs.part("records")
 
 
 def write_record(data: dict, path: str | None, records: str) -> str:

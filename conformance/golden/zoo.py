@@ -55,6 +55,7 @@ def compute(specs=None) -> dict:
         vs = zh.init(spec, PARAMS_SEED, xs)
         y, u = zh.jit_train(spec)(vs, xs, zh.stream_keys(spec, 0))
         out["modules"][spec.name] = {"y": np.asarray(y, np.float64).ravel().tolist(), "shape": list(np.shape(y)),
+                                     "dtype": str(np.asarray(y).dtype),  # drift counts in the dtype computed in
                                      "params": zh.param_count(vs),
                                      "updates": {p: np.asarray(a, np.float64).ravel().tolist() for p, a in tree_paths(u).items()}}
     return out
@@ -67,7 +68,7 @@ def record(path: str | None = None, specs=None) -> str:
     data = {"versions": {"flax": flax.__version__, "jax": jax.__version__},
             "settings": {"jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable)},
             **compute(specs)}
-    return records.write_record(data, path, RECORDS)
+    return records.write_record(data, path, os.path.join(records.written_dir(), "zoo"))
 
 
 def all_records() -> list[str]:

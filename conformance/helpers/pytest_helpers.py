@@ -36,6 +36,11 @@ def assert_on_device(name: str, arr, device):
     assert got == {device}, f"{name} is on {sorted(map(str, got))}, but should be on {device}"
 
 
+def _bytes(a: np.ndarray) -> np.ndarray:
+    """The bytes of ``a``, any rank (a 0-d array cannot change its dtype's itemsize in a view)."""
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
 def _worst(err, bound):
     ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err > 0, np.inf, 0))
     return np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else (), ratio
@@ -71,7 +76,7 @@ def assert_within_model(name: str, actual, expected, bound, what: str = "expecte
     __tracebackhide__ = True
     a, e = np.asarray(actual), np.asarray(expected)
     assert a.shape == e.shape, f"{name}.shape={a.shape}, but should be {e.shape} ({what})"
-    if a.dtype == e.dtype and (a.size == 0 or np.array_equal(a.view(np.uint8), e.view(np.uint8))):
+    if a.dtype == e.dtype and (a.size == 0 or np.array_equal(_bytes(a), _bytes(e))):
         drift.record(name, False)
         return "identical"
     try:
@@ -93,7 +98,7 @@ def assert_equal(name: str, actual, expected, what: str = "expected"):
     a, e = np.asarray(actual), np.asarray(expected)
     assert a.shape == e.shape, f"{name}.shape={a.shape}, but should be {e.shape} ({what})"
     assert a.dtype == e.dtype, f"{name}.dtype={a.dtype.name}, but should be {e.dtype.name} ({what})"
-    same = a.view(np.uint8) == e.view(np.uint8) if a.size else np.ones(0, bool)
+    same = _bytes(a) == _bytes(e) if a.size else np.ones(0, bool)
     if not np.all(same):
         diff = np.argwhere(a != e)
         idx = tuple(diff[0]) if len(diff) else ()

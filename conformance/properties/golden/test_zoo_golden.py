@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conformance.numerics import errormodel
+from conformance.numerics.dtypes import np_dtype
 from conformance.golden import zoo as zoo_golden
 from conformance.modules import module_harness as zh
 
@@ -69,7 +70,8 @@ def test_zoo_golden_batch_stats(installed):
         w = np.asarray(want["batch_stats"][p])
         stat = np.abs(w - m * old) / (1 - m)
         bound = 2 * errormodel.momentum_error(m, old, stat, 0.0, e)
-        zh.within_model(p, np.asarray(installed["batch_stats"][p]), w, bound,
+        # Compared (and drift counted) in float32, the dtype the zoo's BatchNorm computes in.
+        zh.within_model(p, np.asarray(installed["batch_stats"][p], np.float32), w.astype(np.float32), bound,
                         f"{os.path.basename(path)} ({zoo_golden.label(want)})")
 
 
@@ -81,7 +83,9 @@ def test_zoo_golden_declared_modules(installed):
         pytest.skip("no declared module in the chosen zoo record (python -m conformance record --module ...)")
     for name in common:
         got, rec = installed["modules"][name], want["modules"][name]
-        y, w = np.asarray(got["y"]), np.asarray(rec["y"])
+        # Stored as float64; compared (and drift counted) in the dtype the module computed in.
+        dtype = np_dtype(rec.get("dtype") or got.get("dtype") or "float32")
+        y, w = np.asarray(got["y"], np.float64).astype(dtype), np.asarray(rec["y"], np.float64).astype(dtype)
         assert got["shape"] == rec["shape"], f"{name}: output shape {got['shape']}, but the record has {rec['shape']}"
         bound = errormodel.composition_difference(rec["params"], np.max(np.abs(w)))
         zh.within_model(f"{name}/y", y, w, np.full(w.shape, bound), f"{zoo_golden.label(want)}'s record")
