@@ -30,12 +30,21 @@ def _bits(mask) -> str:
     return np.packbits(np.asarray(mask, bool).ravel()).tobytes().hex()
 
 
-def compute(specs=None) -> dict:
-    """Masks per key seed, batch statistics after one step, and each declared module's training output."""
+def _leaves(arrays: dict) -> dict:
+    """``{path: {"values", "shape", "dtype"}}``: values stored as float64, compared in the dtype computed in."""
+    return {p: {"values": np.asarray(a, np.float64).ravel().tolist(), "shape": list(np.shape(a)), "dtype": str(a.dtype)}
+            for p, a in arrays.items()}
+
+
+def compute(specs=None, real_layers: bool = True) -> dict:
+    """Masks per key seed, batch statistics after one step, and each module's training output and updates.
+
+    Modules: the zoo's real-layer tier (``real_layers``) and the declared ``specs``.
+    """
 
     from conformance.modules import module_harness as zh
     from conformance.helpers.pytest_helpers import tree_paths
-    from conformance.modules import zoo
+    from conformance.modules import zoo, zoo_layers
 
     d = zoo.dropout_spec()
     x = d.inputs[0]
@@ -50,14 +59,12 @@ def compute(specs=None) -> dict:
     _, upd = zh.jit_train(b)(vb, xb, zh.stream_keys(b, 0))
     stats = {p: np.asarray(a, np.float64).tolist() for p, a in tree_paths(upd).items()}
     out = {"dropout_masks": masks, "batch_stats": stats, "modules": {}}
-    for spec in specs or []:
-        xs = spec.inputs[0]
-        vs = zh.init(spec, PARAMS_SEED, xs)
-        y, u = zh.jit_train(spec)(vs, xs, zh.stream_keys(spec, 0))
-        out["modules"][spec.name] = {"y": np.asarray(y, np.float64).ravel().tolist(), "shape": list(np.shape(y)),
-                                     "dtype": str(np.asarray(y).dtype),  # drift counts in the dtype computed in
-                                     "params": zh.param_count(vs),
-                                     "updates": {p: np.asarray(a, np.float64).ravel().tolist() for p, a in tree_paths(u).items()}}
+    for spec in [*(zoo_layers.real_layer_specs() if real_layers else ()), *(specs or [])]:
+        call = spec.calls[0]
+        vs = zh.init(spec, PARAMS_SEED, call)
+        y, u = zh.jit_train(spec)(vs, call, zh.stream_keys(spec, 0))
+        out["modules"][spec.name] = {"outputs": _leaves(zh.array_leaves(y)), "params": zh.param_count(vs),
+                                     "updates": _leaves(zh.array_leaves(u))}
     return out
 
 

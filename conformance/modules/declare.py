@@ -30,6 +30,38 @@ MODULE_ENV = "CONFORMANCE_MODULES"  # space-separated factories: how xdist worke
 _SPEC_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One example call: positional and keyword arguments, each any pytree (tuple, list, dict, None) of NumPy arrays.
+
+    Any dtype: integer and boolean leaves (token ids, masks) take part in every
+    property except those that differentiate or perturb inputs. Flags that pick
+    a code path (``train``, ``deterministic``) are not inputs: declare them in
+    ``ModuleSpec.init_kwargs`` / ``train_kwargs`` / ``eval_kwargs``.
+    """
+
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def leaves(self) -> list[tuple[str, Any]]:
+        """``[("args[0]", array), ("kwargs['mask']", array), ...]``: every leaf, named as the declaration names it."""
+        out: list = []
+        _walk(tuple(self.args), "args", out)
+        _walk(dict(self.kwargs), "kwargs", out)
+        return out
+
+
+def _walk(node, where: str, out: list) -> None:
+    if isinstance(node, (tuple, list)):
+        for i, v in enumerate(node):
+            _walk(v, f"{where}[{i}]", out)
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            _walk(v, f"{where}[{k!r}]", out)
+    elif node is not None:
+        out.append((where, node))
+
+
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a cache key for compiled calls
 class ModuleSpec:
     """One NNX class as a Linen pipeline uses it through ``to_linen``.
@@ -37,13 +69,25 @@ class ModuleSpec:
     name: the id in test names (letters, digits, ``_``, ``.``, ``-``).
     nnx_class: the NNX class; ``to_linen(nnx_class, *args, **kwargs)`` wraps it.
     args, kwargs: its constructor arguments (``rngs`` is the bridge's to give).
-    inputs: example inputs, NumPy arrays; the properties apply the module to each.
+    inputs: example calls; each a NumPy array (the call's one positional
+      argument) or a :class:`Call` (any positional and keyword arguments, any
+      pytrees of arrays of any dtype). The properties apply the module to each.
+    method: the NNX method to call (``"encode"``); None: ``__call__``.
+    batch_axis: the axis of every input array that holds independent rows the
+      layer also accepts one at a time (the vmap property maps over it); None
+      when the layer needs its batch axis (convolutions, RNNs over (batch,
+      time, ...)) or has none: the property then maps over a new leading axis
+      of whole example calls.
     rng_streams: the RNG streams ``apply`` needs in training mode (``("dropout",)``).
-    mutable: the collections ``apply`` updates in training mode (``("batch_stats",)``).
-    train_kwargs / eval_kwargs: call keywords of the training and evaluation
-      modes (``{"deterministic": False}`` / ``{"deterministic": True}``).
-    accumulation: the longest sum any output element passes through (for
-      numerical bounds); None = the module's parameter count, an upper bound.
+    mutable: the collections ``apply`` updates in training mode
+      (``("batch_stats",)``). A team's own ``nnx.Variable`` subclass lives in
+      a collection named after the class (``class Count(nnx.Variable)`` ->
+      ``"Count"``), or the name given to ``nnx.register_variable_name``.
+    init_kwargs / train_kwargs / eval_kwargs: call keywords of ``init`` and of
+      the training and evaluation modes (``{"deterministic": True}`` /
+      ``{"deterministic": False}`` / ``{"deterministic": True}``).
+    accumulation: the longest sum any output element passes through (the
+      golden record's bound); None = the module's parameter count, an upper bound.
     """
 
     name: str
@@ -57,29 +101,49 @@ class ModuleSpec:
     eval_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     accumulation: int | None = None
     source: str = ""  # where the declaration came from (factory path or entry point)
+    method: str | None = None
+    batch_axis: int | None = 0
+    init_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        import numpy as np
-
         where = f"ModuleSpec {self.name!r}" + (f" (from {self.source})" if self.source else "")
         if not isinstance(self.name, str) or not re.fullmatch(r"[\w.\-]+", self.name):
             raise ValueError(f"{where}: name must be a non-empty string of letters, digits, '_', '.', '-'")
         if not callable(self.nnx_class):
             raise TypeError(f"{where}: nnx_class must be an NNX Module class; got {self.nnx_class!r}")
-        if not self.inputs:
-            raise ValueError(f"{where}: inputs must hold at least one example input (a NumPy array)")
-        for i, x in enumerate(self.inputs):
-            if not isinstance(x, np.ndarray) or x.ndim == 0 or not np.issubdtype(x.dtype, np.floating):
-                raise TypeError(f"{where}: inputs[{i}] must be a floating NumPy array with at least one axis; "
-                                f"got {type(x).__name__} {getattr(x, 'dtype', '')}")
+        if isinstance(self.inputs, (str, bytes)) or not isinstance(self.inputs, (tuple, list)) or not self.inputs:
+            raise ValueError(f"{where}: inputs must be a non-empty tuple of example calls (NumPy arrays or Call(...)); "
+                             f"got {type(self.inputs).__name__}")
+        for i, call in enumerate(self.calls):
+            _check_call(where, i, call, self.batch_axis)
         for field in ("rng_streams", "mutable"):
             value = getattr(self, field)
             if isinstance(value, str) or not all(isinstance(s, str) and s for s in value):
                 raise TypeError(f"{where}: {field} must be a tuple of names, e.g. ('dropout',); got {value!r}")
         if "params" in self.mutable:
             raise ValueError(f"{where}: mutable must not name 'params' (the optimizer owns them)")
+        for field in ("kwargs", "init_kwargs", "train_kwargs", "eval_kwargs"):
+            value = getattr(self, field)
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                raise TypeError(f"{where}: {field} must be a dict of keyword arguments; got {value!r}")
+        if self.method is not None and (not isinstance(self.method, str) or not callable(
+                getattr(self.nnx_class, self.method, None))):
+            raise ValueError(f"{where}: method must name a method of {getattr(self.nnx_class, '__name__', '?')}; "
+                             f"got {self.method!r}")
+        if self.batch_axis is not None and (isinstance(self.batch_axis, bool) or not isinstance(self.batch_axis, int)
+                                            or self.batch_axis < 0):
+            raise ValueError(f"{where}: batch_axis must be a non-negative int or None; got {self.batch_axis!r}")
         if self.accumulation is not None and (not isinstance(self.accumulation, int) or self.accumulation < 1):
             raise ValueError(f"{where}: accumulation must be a positive int or None; got {self.accumulation!r}")
+
+    @property
+    def calls(self) -> tuple:
+        """The example calls, each a :class:`Call` (a bare array is the call's one positional argument)."""
+        return tuple(c if isinstance(c, Call) else Call(args=(c,)) for c in self.inputs)
+
+    def declared(self) -> str:
+        """How failures name the declaration: ``ModuleSpec 'name' (from pkg.mod:factory)``."""
+        return f"ModuleSpec {self.name!r}" + (f" (from {self.source})" if self.source else "")
 
     @property
     def collections(self) -> tuple:
@@ -151,3 +215,23 @@ def user_specs(cli: list[str] | None = None) -> list[ModuleSpec]:
             raise ValueError(f"{MODULE_OPTION}: module names must be unique; {dup} declared twice")
         _LOADED[key] = specs
     return _LOADED[key]
+
+
+def _check_call(where: str, i: int, call, batch_axis) -> None:
+    import numpy as np
+
+    if not isinstance(call, Call):
+        raise TypeError(f"{where}: inputs[{i}] must be a NumPy array or a Call(args=..., kwargs=...); "
+                        f"got {type(call).__name__}")
+    if not isinstance(call.args, (tuple, list)) or not isinstance(call.kwargs, Mapping):
+        raise TypeError(f"{where}: inputs[{i}] must have a tuple of args and a dict of kwargs")
+    leaves = call.leaves()
+    if not leaves:
+        raise ValueError(f"{where}: inputs[{i}] holds no array")
+    for name, leaf in leaves:
+        if not isinstance(leaf, (np.ndarray, np.generic)):
+            raise TypeError(f"{where}: inputs[{i}].{name} must be a NumPy array (or a tuple, list or dict of them); "
+                            f"got {type(leaf).__name__}")
+        if batch_axis is not None and np.ndim(leaf) <= batch_axis:
+            raise ValueError(f"{where}: inputs[{i}].{name} has shape {np.shape(leaf)}, no axis {batch_axis} for "
+                             f"batch_axis={batch_axis}; declare batch_axis=None if the layer has no batch axis of rows")

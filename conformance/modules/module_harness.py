@@ -1,29 +1,49 @@
-"""What the zoo and module properties run: a declared module's init and apply, cached and compiled.
+"""What the zoo and module properties run: a declared module's init and apply, cached and compiled, and its bounds.
 
 Everything is keyed by the :class:`~conformance.declare.ModuleSpec` (hashed by
-identity), so each declared module compiles once per input shape and mode.
+identity), so each declared module compiles once per input shape and mode. An
+example call is a :class:`~conformance.declare.Call`, a pytree jit passes through.
+An error the layer raises names the declaration field that would fix it
+(:func:`explained`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from conformance.modules.declare import ModuleSpec
+from conformance.helpers.pytest_helpers import assert_equal, assert_within_model, tree_paths
+from conformance.modules.declare import Call, ModuleSpec
+from conformance.numerics import errormodel, running_error
 from reference import _compat
 
-from conformance.numerics import errormodel
-from conformance.helpers.pytest_helpers import assert_within_model
+jax.tree_util.register_pytree_node(Call, lambda c: ((tuple(c.args), dict(c.kwargs)), None),
+                                   lambda _, children: Call(*children))
 
-# --- bounds: the error model's (conformance/numerics/errormodel.py) ------------------------------------------------
+# --- bounds: the error model's (conformance/numerics/errormodel.py, running_error.py) ----------------------------
 
 
 def within_model(name: str, actual, expected, bound, what: str) -> str:
     """Two computations of the same values: identical, drift within ``bound`` (recorded), or changed (fails)."""
     __tracebackhide__ = True
     return assert_within_model(name, actual, expected, bound, what)
+
+
+def trees_within_model(name: str, actual, expected, bound, what: str) -> None:
+    """Every leaf of two output pytrees: same paths; floats within their leaf's bound, other leaves bitwise equal."""
+    __tracebackhide__ = True
+    a, e, b = array_leaves(actual), array_leaves(expected), array_leaves(bound)
+    assert a.keys() == e.keys(), f"{name} leaves {sorted(a)}, but should be {sorted(e)} ({what})"
+    for path, want in e.items():
+        label = f"{name}/{path}" if path else name
+        if np.issubdtype(want.dtype, np.inexact):
+            within_model(label, a[path], want, b.get(path, np.zeros(want.shape)), what)
+        else:
+            assert_equal(label, a[path], want, what)
 
 
 def param_count(variables) -> int:
@@ -41,6 +61,17 @@ def composition_bound(spec: ModuleSpec, variables, y) -> np.ndarray:
     return np.full(np.shape(y), errormodel.composition_difference(accumulation(spec, variables), scale))
 
 
+def difference_bound(fn, *args):
+    """Bound on two evaluations of ``fn(*args)`` (jit and eager, rows and batch, two devices): per output leaf.
+
+    Each evaluation is within the running-error bound E of the exact value
+    (running_error.py, first order); two differ by at most 2 E, times the
+    first-order slack (errormodel.running_difference).
+    """
+    _, e = running_error.jit_value_and_bound(fn)(*args)
+    return jax.tree_util.tree_map(lambda b: errormodel.running_difference(np.asarray(b, np.float64)), e)
+
+
 # --- the Linen module and its calls ---------------------------------------------------------------------
 
 
@@ -48,6 +79,10 @@ def composition_bound(spec: ModuleSpec, variables, y) -> np.ndarray:
 def linen(spec: ModuleSpec):
     """``to_linen(spec.nnx_class, *spec.args, **spec.kwargs)``, looked up at call time (faults see it)."""
     return _compat.to_linen(spec.nnx_class, *spec.args, **spec.kwargs)
+
+
+def _method(spec: ModuleSpec) -> dict:
+    return {"nnx_method": spec.method} if spec.method else {}
 
 
 def stream_keys(spec: ModuleSpec, seed, streams=None) -> dict:
@@ -61,22 +96,33 @@ def init_rngs(spec: ModuleSpec, seed) -> dict:
     return {"params": jax.random.PRNGKey(seed), **stream_keys(spec, seed)}
 
 
+def as_call(x) -> Call:
+    return x if isinstance(x, Call) else Call(args=(x,))
+
+
 @functools.lru_cache(maxsize=None)
 def jit_init(spec: ModuleSpec):
     m = linen(spec)
-    return jax.jit(lambda seed, x: m.init(init_rngs(spec, seed), x))
+
+    def init_fn(seed, call):
+        return m.init(init_rngs(spec, seed), *call.args, **call.kwargs, **spec.init_kwargs, **_method(spec))
+
+    return jax.jit(init_fn)
 
 
 def init(spec: ModuleSpec, seed: int, x):
-    return jit_init(spec)(np.int32(seed), x)
+    with explained(spec, "init"):
+        return jit_init(spec)(np.int32(seed), as_call(x))
 
 
 def train(spec: ModuleSpec, variables, x, rngs):
     """Training-mode apply: ``(y, updates)``; updates is ``{}`` when nothing is mutable."""
-    m = linen(spec)
-    if spec.mutable:
-        return m.apply(variables, x, rngs=rngs, mutable=list(spec.mutable), **spec.train_kwargs)
-    return m.apply(variables, x, rngs=rngs, **spec.train_kwargs), {}
+    m, call = linen(spec), as_call(x)
+    with explained(spec, "training-mode apply"):
+        if spec.mutable:
+            return m.apply(variables, *call.args, rngs=rngs, mutable=list(spec.mutable), **call.kwargs,
+                           **spec.train_kwargs, **_method(spec))
+        return m.apply(variables, *call.args, rngs=rngs, **call.kwargs, **spec.train_kwargs, **_method(spec)), {}
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,12 +133,62 @@ def jit_train(spec: ModuleSpec):
 def evaluate(spec: ModuleSpec, variables, x, rngs=None):
     """Evaluation-mode apply: no state updated; ``rngs`` only to show it is ignored."""
     kw = {"rngs": rngs} if rngs else {}
-    return linen(spec).apply(variables, x, **kw, **spec.eval_kwargs)
+    call = as_call(x)
+    with explained(spec, "evaluation-mode apply"):
+        return linen(spec).apply(variables, *call.args, **kw, **call.kwargs, **spec.eval_kwargs, **_method(spec))
 
 
 @functools.lru_cache(maxsize=None)
 def jit_evaluate(spec: ModuleSpec):
     return jax.jit(functools.partial(evaluate, spec))
+
+
+# --- functions of the module the properties and their bounds share (cached: one trace per spec) -------------
+
+
+@functools.lru_cache(maxsize=None)
+def train_fn(spec: ModuleSpec):
+    return functools.partial(train, spec)
+
+
+@functools.lru_cache(maxsize=None)
+def evaluate_fn(spec: ModuleSpec):
+    return functools.partial(evaluate, spec)
+
+
+def float_leaves(tree) -> list:
+    return [a for a in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(jnp.result_type(a), jnp.floating)]
+
+
+@functools.lru_cache(maxsize=None)
+def loss_grad_fn(spec: ModuleSpec):
+    """``grad`` of a training-mode loss (the sum of squares of every float output) with respect to the params."""
+
+    def loss(params, rest, x, keys):
+        y, _ = train(spec, {**rest, "params": params}, x, keys)
+        return sum(jnp.sum(jnp.square(a.astype(jnp.float32))) for a in float_leaves(y))
+
+    return jax.grad(loss)
+
+
+# --- batches: rows along the declared batch axis, or whole calls along a new one -----------------------------
+
+
+def row_calls(spec: ModuleSpec) -> list[Call]:
+    """Calls the vmap property can map over: along ``batch_axis`` every leaf keeps an axis; any call when None."""
+    if spec.batch_axis is None:
+        return list(spec.calls)
+    return [c for c in spec.calls if all(np.ndim(a) >= spec.batch_axis + 2 for _, a in c.leaves())]
+
+
+def stacked(call: Call) -> tuple[Call, list[Call]]:
+    """Two whole calls stacked on a new leading axis, and the two: the call, and one with floats negated and ids reversed."""
+    other = jax.tree_util.tree_map(
+        lambda a: -a if np.issubdtype(np.asarray(a).dtype, np.floating) else (np.flip(a, 0) if np.ndim(a) else a), call)
+    return jax.tree_util.tree_map(lambda a, b: np.stack([np.asarray(a), np.asarray(b)]), call, other), [call, other]
+
+
+# --- leaves ------------------------------------------------------------------------------------------------------
 
 
 def array_leaves(tree) -> dict:
@@ -101,8 +197,6 @@ def array_leaves(tree) -> dict:
     Other leaves (flax < 0.10.6 keeps a graphdef in an 'nnx' collection) are
     not numbers; they are compared by the tree-structure property instead.
     """
-    from conformance.helpers.pytest_helpers import tree_paths
-
     out = {}
     for path, leaf in tree_paths(tree).items():
         if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
@@ -115,14 +209,53 @@ def array_leaves(tree) -> dict:
 def assert_same_arrays(name: str, actual, expected, what: str):
     """Bitwise-equal array leaves at the same paths; the message names the leaf."""
     __tracebackhide__ = True
-    from conformance.helpers.pytest_helpers import assert_equal
-
     a, e = array_leaves(actual), array_leaves(expected)
     assert a.keys() == e.keys(), f"{name} leaves {sorted(a)}, but should be {sorted(e)} ({what})"
     for path in e:
-        assert_equal(f"{name}/{path}", a[path], e[path], what)
+        assert_equal(f"{name}/{path}" if path else name, a[path], e[path], what)
 
 
 def arrays_differ(a, b) -> bool:
     pa, pb = array_leaves(a), array_leaves(b)
     return any(k in pb and (pa[k].shape != pb[k].shape or not np.array_equal(pa[k], pb[k])) for k in pa)
+
+
+# --- errors the layer raises, explained by the declaration field that would fix them ----------------------------
+
+HINTS = (
+    (("deterministic", "missing 1 required positional argument", "missing required", "unexpected keyword argument",
+      "got an unexpected keyword"),
+     "declare the call's keywords: init_kwargs (init), train_kwargs and eval_kwargs (the two apply modes), e.g. "
+     "init_kwargs={'deterministic': True}; inputs that are arrays go in Call(args=..., kwargs=...)"),
+    (("rng", "stream", "prngkey", "random key"),
+     "declare the RNG streams apply needs in training mode: rng_streams=('dropout',)"),
+    (("not mutable", "immutable", "cannot update variable", "mutable"),
+     "declare the collections apply updates: mutable=('batch_stats',); a Variable subclass's collection is named "
+     "after the class (class Count(nnx.Variable) -> 'Count') or the name given to nnx.register_variable_name"),
+    (("dot_general requires contracting", "conv", "rank", "ndim", "dimension"),
+     "if the layer needs its batch axis (convolutions, RNNs), declare batch_axis=None: the vmap property then maps "
+     "over a new leading axis of whole calls"),
+    (("nnx_method",), "method= needs a flax whose to_linen modules take nnx_method (flax >= 0.10)"),
+)
+
+
+def hint_for(message: str) -> str | None:
+    low = message.lower()
+    for needles, hint in HINTS:
+        if any(n.lower() in low for n in needles):
+            return hint
+    return None
+
+
+@contextlib.contextmanager
+def explained(spec: ModuleSpec, what: str):
+    """Any error the layer raises inside gets a note naming the declaration and the field that would fix it."""
+    try:
+        yield
+    except Exception as exc:
+        if hasattr(exc, "add_note") and not getattr(exc, "_conformance_explained", False):
+            exc._conformance_explained = True
+            hint = hint_for(f"{type(exc).__name__}: {exc}")
+            exc.add_note(f"raised by the layer during {what} of {spec.declared()}"
+                         + (f"; {hint}" if hint else "") + " (README: 'Declaring real layers')")
+        raise

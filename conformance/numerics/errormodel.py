@@ -253,6 +253,19 @@ def composition_difference(n: int, scale: float, dtype="float32") -> float:
     return 2 * (gamma(n, dtype) * float(scale) + n * floor(dtype))
 
 
+def running_difference(bound):
+    """Two evaluations of one computation (jit and eager, rows and batch), each within ``bound`` of the exact value.
+
+    ``bound`` is the first-order running-error bound E of running_error.py,
+    evaluated at one side's computed values. Each side is within E + O(u^2)
+    of the exact value, so the two differ by at most 2 E, times the slack
+    config.RUNNING_ERROR_SLACK for the dropped second-order terms and E's own
+    rounding: both are relative O(n u) of E, under 1/2 while n u < 1/4 (the
+    contraction lengths of the suite's layers keep n u below 1e-3).
+    """
+    return 2 * config.RUNNING_ERROR_SLACK * np.asarray(bound, np.float64)
+
+
 def ulps(actual, expected, dtype):
     """How many ``dtype`` values lie from ``expected`` to ``actual`` (1: neighbours), for reports.
 

@@ -40,7 +40,7 @@ def test_zoo_golden_dropout_masks(installed, record_property):
     flag = bool(jax.config.jax_threefry_partitionable)
     jax.config.update("jax_threefry_partitionable", not flag)
     try:
-        flipped = zoo_golden.compute()
+        flipped = zoo_golden.compute(real_layers=False)
     finally:
         jax.config.update("jax_threefry_partitionable", flag)
     why = (f"jax: with jax_threefry_partitionable={not flag} (installed default {flag}) the record's masks come back"
@@ -75,17 +75,35 @@ def test_zoo_golden_batch_stats(installed):
                         f"{os.path.basename(path)} ({zoo_golden.label(want)})")
 
 
+def _module_leaves(rec: dict) -> dict:
+    """A module's record as ``{path: array}`` in the dtype it was computed in (older records: one float32 output)."""
+    if "outputs" in rec:
+        return {p: np.asarray(v["values"], np.float64).astype(np_dtype(v["dtype"])).reshape(v["shape"])
+                for p, v in rec["outputs"].items()}
+    dtype = np_dtype(rec.get("dtype") or "float32")
+    return {"": np.asarray(rec["y"], np.float64).astype(dtype).reshape(rec["shape"])}
+
+
 def test_zoo_golden_declared_modules(installed):
-    """Declared modules present in the record: training-mode output within the composition bound."""
+    """Modules in the record (the real-layer tier, declared ones): training-mode outputs within the composition bound.
+
+    Params come from each release's own init, so the bound is the composition
+    model's (errormodel.composition_difference); integer outputs must be identical.
+    """
     want = zoo_golden.load(zoo_golden.chosen_record())
     common = sorted(set(installed["modules"]) & set(want.get("modules", {})))
     if not common:
-        pytest.skip("no declared module in the chosen zoo record (python -m conformance record --module ...)")
+        pytest.skip("no module of the zoo's tier or declared ones in the chosen zoo record (python -m conformance record)")
     for name in common:
-        got, rec = installed["modules"][name], want["modules"][name]
-        # Stored as float64; compared (and drift counted) in the dtype the module computed in.
-        dtype = np_dtype(rec.get("dtype") or got.get("dtype") or "float32")
-        y, w = np.asarray(got["y"], np.float64).astype(dtype), np.asarray(rec["y"], np.float64).astype(dtype)
-        assert got["shape"] == rec["shape"], f"{name}: output shape {got['shape']}, but the record has {rec['shape']}"
-        bound = errormodel.composition_difference(rec["params"], np.max(np.abs(w)))
-        zh.within_model(f"{name}/y", y, w, np.full(w.shape, bound), f"{zoo_golden.label(want)}'s record")
+        got, rec = _module_leaves(installed["modules"][name]), _module_leaves(want["modules"][name])
+        assert sorted(got) == sorted(rec), f"{name}: output leaves {sorted(got)}, but the record has {sorted(rec)}"
+        for path, w in rec.items():
+            y = got[path]
+            assert y.shape == w.shape, f"{name}/{path}: output shape {y.shape}, but the record has {w.shape}"
+            label = f"{name}/{path}" if path else f"{name}/y"
+            if not np.issubdtype(w.dtype, np.inexact):
+                zh.assert_same_arrays(label, y, w, f"{zoo_golden.label(want)}'s record")
+                continue
+            scale = float(np.max(np.abs(w.astype(np.float64)))) if w.size else 0.0
+            bound = errormodel.composition_difference(want["modules"][name]["params"], scale)
+            zh.within_model(label, y, w, np.full(w.shape, bound), f"{zoo_golden.label(want)}'s record")
