@@ -102,8 +102,17 @@ def _gamma(n: int, dtype) -> float:
 # --- one equation -------------------------------------------------------------------------------
 
 
+def bind_params(eqn):
+    """``(subfuns, params)`` to re-bind ``eqn``, as jax's own evaluator does (older jax: custom calls carry functions)."""
+    got = eqn.primitive.get_bind_params(eqn.params)
+    if isinstance(got, tuple) and len(got) == 2 and isinstance(got[1], dict):
+        return got
+    return (), got
+
+
 def _bind(eqn, vals):
-    out = eqn.primitive.bind(*vals, **eqn.params)
+    subfuns, params = bind_params(eqn)
+    out = eqn.primitive.bind(*subfuns, *vals, **params)
     return list(out) if eqn.primitive.multiple_results else [out]
 
 
@@ -349,6 +358,18 @@ def _cond(eqn, vals, errs):
     return list(outs), list(oerrs)
 
 
+def _live(jaxpr):
+    """``jaxpr`` without the equations no output depends on (flax >= 0.11 re-runs initializers in apply,
+    then overwrites them: dead code XLA removes, the analysis need not trace). Unchanged where jax has no DCE."""
+    try:
+        from jax._src.interpreters import partial_eval as pe
+
+        live, _ = pe.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars), instantiate=True)
+        return live
+    except Exception:  # noqa: BLE001 - an internal API: without it the analysis is the same, only slower
+        return jaxpr
+
+
 # --- the entry point --------------------------------------------------------------------------------
 
 
@@ -360,7 +381,7 @@ def value_and_bound(fn, *args):
     """
     closed = jax.make_jaxpr(fn)(*args)
     flat_args = jax.tree_util.tree_leaves(args)
-    outs, errs = _eval_jaxpr(closed.jaxpr, closed.consts, flat_args, [None] * len(flat_args))
+    outs, errs = _eval_jaxpr(_live(closed.jaxpr), closed.consts, flat_args, [None] * len(flat_args))
     out_tree = jax.tree_util.tree_structure(jax.eval_shape(fn, *args))
     return jax.tree_util.tree_unflatten(out_tree, outs), jax.tree_util.tree_unflatten(
         out_tree, [e if e is not None else jnp.zeros(jnp.shape(o), _err_dtype()) for o, e in zip(outs, errs)])

@@ -28,6 +28,7 @@ class Perturbation:
     description: str
     sampler: Callable | None = None  # (key) -> bool: nudge lecun_normal's uniform draw by one ulp
     apply: Callable | None = None  # (base_apply, self, variables, x) -> y, as the fault hooks
+    apply_kw: Callable | None = None  # (base_apply, self, variables, x, kwargs) -> apply's result
 
 
 def perturbation(description: str):
@@ -89,6 +90,72 @@ def _numerics(fn):
         return y if out is None else out.astype(y.dtype)
 
     return apply
+
+
+# --- the real-layer tier: every product of a layer summed in another order ------------------------------------
+
+
+def _split_dot(eqn, vals):
+    """``dot_general`` as two partial products over halves of its first contracting axis, then their sum."""
+    import jax
+
+    (lc, rc), _ = eqn.params["dimension_numbers"]
+    a, b = vals
+    if not lc or a.shape[lc[0]] < 2:
+        return eqn.primitive.bind(a, b, **eqn.params)
+    h = a.shape[lc[0]] // 2
+    a1, a2 = jax.lax.slice_in_dim(a, 0, h, axis=lc[0]), jax.lax.slice_in_dim(a, h, a.shape[lc[0]], axis=lc[0])
+    b1, b2 = jax.lax.slice_in_dim(b, 0, h, axis=rc[0]), jax.lax.slice_in_dim(b, h, b.shape[rc[0]], axis=rc[0])
+    return eqn.primitive.bind(a2, b2, **eqn.params) + eqn.primitive.bind(a1, b1, **eqn.params)
+
+
+def _eval_reordered(jaxpr, consts, args):
+    """Evaluate ``jaxpr`` with every ``dot_general`` (nested calls included) summed as two halves, second first."""
+    from jax.extend import core as jcore
+
+    from conformance.numerics.running_error import bind_params
+
+    env = {}
+
+    def read(v):
+        return v.val if isinstance(v, jcore.Literal) else env[v]
+
+    for v, c in zip(jaxpr.constvars, consts):
+        env[v] = c
+    for v, a in zip(jaxpr.invars, args):
+        env[v] = a
+    for eqn in jaxpr.eqns:
+        vals = [read(v) for v in eqn.invars]
+        name = eqn.primitive.name
+        if name == "dot_general":
+            outs = [_split_dot(eqn, vals)]
+        elif name in ("pjit", "jit", "closed_call") and "jaxpr" in eqn.params:
+            inner = eqn.params["jaxpr"]
+            outs = _eval_reordered(inner.jaxpr, inner.consts, vals)
+        else:
+            subfuns, params = bind_params(eqn)
+            out = eqn.primitive.bind(*subfuns, *vals, **params)
+            outs = list(out) if eqn.primitive.multiple_results else [out]
+        for v, o in zip(eqn.outvars, outs):
+            env[v] = o
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _modules_reordered(when):
+    """An apply hook for the zoo's and a team's modules: where ``when(x)``, their products in another order."""
+
+    def apply_kw(base, self, v, x, kw):
+        if getattr(getattr(self, "nnx_class", None), "__module__", "") == "reference" or not when(x):
+            return base(self, v, x, kw)
+        import jax
+
+        closed = jax.make_jaxpr(lambda v_, x_: base(self, v_, x_, kw))(v, x)
+        flat = jax.tree_util.tree_leaves((v, x))
+        out = _eval_reordered(closed.jaxpr, closed.consts, flat)
+        shape = jax.eval_shape(lambda v_, x_: base(self, v_, x_, kw), v, x)
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), out)
+
+    return apply_kw
 
 
 # --- the sampler ----------------------------------------------------------------------------------
@@ -154,7 +221,7 @@ def product_reordered_under_jit():
         xs, k = x.astype(r), kernel.astype(r)
         return bias.astype(r) + (xs[..., h:] @ k[h:] + xs[..., :h] @ k[:h])
 
-    return dict(apply=_numerics(reorder))
+    return dict(apply=_numerics(reorder), apply_kw=_modules_reordered(_traced))
 
 
 def _fused_bias(x, kernel, bias, y, halves: bool = False):
@@ -199,6 +266,7 @@ def second_device_rounds_differently():
     return dict(
         sampler=_on_other_device,
         apply=_numerics(lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _on_other_device(x) else None),
+        apply_kw=_modules_reordered(_on_other_device),
     )
 
 
@@ -217,14 +285,15 @@ def install(name: str) -> None:
     p = PERTURBATIONS[name]
     if p.sampler:
         _patch_sampler(p.sampler)
-    if p.apply:
+    if p.apply or p.apply_kw:
         from flax.nnx import bridge
 
         from conformance.selfcheck import faults
 
         real = getattr(bridge, "_conformance_real_to_linen", bridge.to_linen)
         bridge._conformance_real_to_linen = real
-        bridge.to_linen = faults.broken_to_linen(real, faults.Fault(name, "benign", p.description, apply=p.apply))
+        bridge.to_linen = faults.broken_to_linen(real, faults.Fault(name, "benign", p.description, apply=p.apply,
+                                                                   apply_kw=p.apply_kw))
 
 
 # --- pytest plugin ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ class Fault:
     reference: Callable | None = None  # (reference module) -> None: breaks the reference's own checks
     apply_kw: Callable | None = None  # (base_apply, self, variables, x, kw) -> out: sees rngs= and mutable=
     modules: str | None = None  # a factory 'package.module:function' declaring broken user modules
+    patch: Callable | None = None  # () -> None: breaks a flax layer the bridge wraps (a regression inside it)
 
 
 def fault(area: str, description: str):

@@ -20,26 +20,39 @@ CORPUS = (contract_faults, zoo_faults)  # the modules whose faults FAULTS holds,
 # --- the swap -----------------------------------------------------------------------------------------------
 
 
-def _faulty_init(f: Fault, base, self, key, x, kw):
+def _split(xs: tuple):
+    """A call's first positional argument (what the hooks see as ``x``) and the rest (passed on unchanged)."""
+    return (xs[0], xs[1:]) if xs else (None, ())
+
+
+def _faulty_init(f: Fault, base, self, key, xs, kw):
     """``f.init`` around the real init; given a key per stream (the zoo's init), it acts on the params key."""
+    x, rest = _split(xs)
     if not isinstance(key, dict):
-        return f.init(lambda s, k, x_: base.init(s, k, x_, **kw), self, key, x)
-    return f.init(lambda s, k, x_: base.init(s, {**key, "params": k}, x_, **kw), self, key["params"], x)
+        return f.init(lambda s, k, x_: base.init(s, k, x_, *rest, **kw), self, key, x)
+    return f.init(lambda s, k, x_: base.init(s, {**key, "params": k}, x_, *rest, **kw), self, key["params"], x)
 
 
-def _faulty_apply(f: Fault, base, self, v, x, kw):
+def _faulty_apply(f: Fault, base, self, v, xs, kw):
     """``f.apply`` around the real apply; under ``mutable=`` it acts on the output and the updates pass through."""
+    x, rest = _split(xs)
     if not kw.get("mutable"):
-        return f.apply(lambda s, v_, x_: base.apply(s, v_, x_, **kw), self, v, x)
+        return f.apply(lambda s, v_, x_: base.apply(s, v_, x_, *rest, **kw), self, v, x)
     updates = {}
 
     def output_only(s, v_, x_):
-        y, upd = base.apply(s, v_, x_, **kw)
+        y, upd = base.apply(s, v_, x_, *rest, **kw)
         updates["last"] = upd
         return y
 
     y = f.apply(output_only, self, v, x)
     return y, updates["last"]
+
+
+def _faulty_apply_kw(f: Fault, inner, self, v, xs, kw):
+    """``f.apply_kw`` around ``inner(self, v, xs, kw)``: the real apply, or ``f.apply``'s hook around it."""
+    x, rest = _split(xs)
+    return f.apply_kw(lambda s, v_, x_, kw_: inner(s, v_, (x_, *rest), kw_), self, v, x, dict(kw))
 
 
 def broken_to_linen(real_to_linen, f: Fault):
@@ -53,12 +66,13 @@ def broken_to_linen(real_to_linen, f: Fault):
         base = type(module)
         methods = dict(f.attrs or {})
         if f.init:
-            methods["init"] = lambda self, key, x, **kw: _faulty_init(f, base, self, key, x, kw)
+            methods["init"] = lambda self, key, *xs, **kw: _faulty_init(f, base, self, key, xs, kw)
         if f.apply:
-            methods["apply"] = lambda self, v, x, **kw: _faulty_apply(f, base, self, v, x, kw)
+            methods["apply"] = lambda self, v, *xs, **kw: _faulty_apply(f, base, self, v, xs, kw)
         if f.apply_kw:
-            methods["apply"] = lambda self, v, x, **kw: f.apply_kw(lambda s, v_, x_, kw_: base.apply(s, v_, x_, **kw_),
-                                                                 self, v, x, dict(kw))
+            inner = ((lambda s, v_, xs_, kw_: _faulty_apply(f, base, s, v_, xs_, kw_)) if f.apply
+                     else (lambda s, v_, xs_, kw_: base.apply(s, v_, *xs_, **kw_)))
+            methods["apply"] = lambda self, v, *xs, **kw: _faulty_apply_kw(f, inner, self, v, xs, kw)
         faulty = type(f"Faulty_{base.__name__}", (base,), methods)
         fields = {fl.name: getattr(module, fl.name) for fl in dataclasses.fields(module) if fl.init and fl.name != "parent"}
         assert isinstance(module, nn.Module)
@@ -94,6 +108,9 @@ def install(name: str) -> None:
         import reference
 
         f.reference(reference)
+        return
+    if f.patch:
+        f.patch()
         return
     real = getattr(bridge, "_conformance_real_to_linen", bridge.to_linen)
     bridge._conformance_real_to_linen = real

@@ -1,4 +1,4 @@
-"""The zoo's faults (conformance/modules/zoo.py) and a team's broken module, registered in the same corpus."""
+"""The zoo's faults (conformance/modules/zoo.py), its real-layer tier's (zoo_layers.py), and a team's broken module."""
 
 from __future__ import annotations
 
@@ -42,6 +42,65 @@ def batch_stats_not_updated():
 @fault("zoo: kwargs", "to_linen grows a keyword parameter dtype= and consumes it silently")
 def kwarg_dtype_swallowed():
     return dict(kwargs=lambda cls, kw: {k: v for k, v in kw.items() if k != "dtype"})
+
+
+@fault("zoo: real layers", "attention dropout ignores the key it is given: the same attention mask every step")
+def attention_dropout_key_ignored():
+    def patch():
+        from flax import nnx
+
+        cls = nnx.MultiHeadAttention
+        real = getattr(cls, "_conformance_real_call", cls.__call__)
+        cls._conformance_real_call = real
+
+        def call(self, *args, **kwargs):
+            kwargs["rngs"] = nnx.Rngs(dropout=0)  # a fixed stream instead of the one the bridge routes
+            return real(self, *args, **kwargs)
+
+        cls.__call__ = call
+
+    return dict(patch=patch)
+
+
+@fault("zoo: real layers", "a recurrent cell's carry is reset to zeros at every step")
+def recurrent_carry_reset():
+    def patch():
+        from flax import nnx
+
+        jax, jnp = _jax()
+        cls = nnx.LSTMCell
+        real = getattr(cls, "_conformance_real_call", cls.__call__)
+        cls._conformance_real_call = real
+        cls.__call__ = lambda self, carry, x, *a, **k: real(self, jax.tree.map(jnp.zeros_like, carry), x, *a, **k)
+
+    return dict(patch=patch)
+
+
+@fault("zoo: real layers", "apply looks embeddings up one row off (the table shifted by one row)")
+def embedding_row_shifted():
+    def shifted(tree):
+        _, jnp = _jax()
+        if isinstance(tree, dict):
+            return {k: (jnp.roll(v, 1, axis=0) if k == "embedding" and hasattr(v, "shape") else shifted(v))
+                    for k, v in tree.items()}
+        return tree
+
+    def apply_kw(base, self, v, x, kw):
+        return base(self, {c: (shifted(t) if c == "params" else t) for c, t in v.items()}, x, kw)
+
+    return dict(apply_kw=apply_kw)
+
+
+@fault("zoo: real layers", "apply(mutable=[...]) never writes back a collection of a team's own Variable type")
+def custom_collection_not_written_back():
+    def apply_kw(base, self, v, x, kw):
+        out = base(self, v, x, kw)
+        if kw.get("mutable") and isinstance(out, tuple):
+            y, updates = out
+            return y, {c: t for c, t in updates.items() if c in ("params", "batch_stats", "intermediates")}
+        return out
+
+    return dict(apply_kw=apply_kw)
 
 
 @fault("user module", "a team's module whose apply ignores its params (declared through --module)")
