@@ -36,15 +36,12 @@ def _leaves(arrays: dict) -> dict:
             for p, a in arrays.items()}
 
 
-def compute(specs=None, real_layers: bool = True) -> dict:
-    """Masks per key seed, batch statistics after one step, and each module's training output and updates.
-
-    Modules: the zoo's real-layer tier (``real_layers``) and the declared ``specs``.
-    """
+def compute(specs=None) -> dict:
+    """Masks per key seed, batch statistics after one step, and each declared module's training output and updates."""
 
     from conformance.modules import module_harness as zh
     from conformance.helpers.pytest_helpers import tree_paths
-    from conformance.modules import zoo, zoo_layers
+    from conformance.modules import zoo
 
     d = zoo.dropout_spec()
     x = d.inputs[0]
@@ -59,7 +56,7 @@ def compute(specs=None, real_layers: bool = True) -> dict:
     _, upd = zh.jit_train(b)(vb, xb, zh.stream_keys(b, 0))
     stats = {p: np.asarray(a, np.float64).tolist() for p, a in tree_paths(upd).items()}
     out = {"dropout_masks": masks, "batch_stats": stats, "modules": {}}
-    for spec in [*(zoo_layers.real_layer_specs() if real_layers else ()), *(specs or [])]:
+    for spec in specs or []:
         call = spec.calls[0]
         vs = zh.init(spec, PARAMS_SEED, call)
         y, u = zh.jit_train(spec)(vs, call, zh.stream_keys(spec, 0))

@@ -147,10 +147,8 @@ def batchnorm_spec(width: int = config.ZOO_WIDTH, features: int = config.ZOO_FEA
 
 
 def zoo_specs() -> list[ModuleSpec]:
-    """The zoo's blocks, then its real-layer tier (zoo_layers.py)."""
-    from conformance.modules import zoo_layers
-
-    return [dropout_spec(), batchnorm_spec(), *zoo_layers.real_layer_specs()]
+    """The zoo's blocks; its real-layer tier (zoo_layers.py) is declared like a team's layers (``--module``)."""
+    return [dropout_spec(), batchnorm_spec()]
 
 
 def zoo_and_user_specs(cli: list[str] | None = None) -> list[ModuleSpec]:

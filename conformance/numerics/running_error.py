@@ -49,7 +49,7 @@ EXACT_LINEAR = {
     "concatenate", "pad", "squeeze", "expand_dims", "rev", "select_n", "copy", "copy_p", "reduce_max", "reduce_min",
     "max", "min", "clamp", "sort", "stop_gradient", "optimization_barrier", "convert_element_type", "real", "imag",
     "reduce_precision", "cumsum", "cummax", "cummin", "reduce_sum", "add", "add_any", "scatter-add", "scatter_add",
-    "scatter", "split", "squeeze", "device_put", "sharding_constraint", "mesh_cast", "pvary", "pbroadcast",
+    "scatter", "split", "reduce_window_sum", "reduce_window_max", "device_put", "sharding_constraint", "mesh_cast", "pvary", "pbroadcast",
 }
 # Exact results whose derivative may be negative (so each input's bound is propagated by its own JVP).
 EXACT_OTHER = {"neg", "abs", "sign", "floor", "ceil", "round", "nextafter", "is_finite", "argmax", "argmin",
@@ -61,7 +61,7 @@ TRANSCENDENTAL = {"exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "e
                   "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "pow", "rsqrt",
                   "cbrt", "lgamma", "digamma", "igamma", "igammac", "bessel_i0e", "bessel_i1e", "logaddexp"}
 CONTRACTIONS = {"dot_general", "conv_general_dilated"}
-SUMS = {"reduce_sum": "axes", "cumsum": "axis", "cumlogsumexp": "axis"}
+SUMS = {"reduce_sum": "axes", "cumsum": "axis", "cumlogsumexp": "axis", "reduce_window_sum": "window_dimensions"}
 PASS_THROUGH = {"stop_gradient", "optimization_barrier"}
 INLINED = {"pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call", "custom_vjp_call",
            "custom_vjp_call_jaxpr", "custom_lin", "remat2"}
@@ -219,6 +219,8 @@ def _contraction_length(eqn, vals) -> int:
 def _sum_length(eqn, x) -> int:
     if eqn.primitive.name == "reduce_sum":
         return max(1, int(np.prod([x.shape[a] for a in eqn.params["axes"]], dtype=np.int64)))
+    if eqn.primitive.name == "reduce_window_sum":
+        return max(1, int(np.prod(eqn.params["window_dimensions"], dtype=np.int64)))
     return max(1, x.shape[eqn.params["axis"]])
 
 

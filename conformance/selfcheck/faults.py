@@ -103,7 +103,8 @@ def install(name: str) -> None:
         from conformance.modules import declare
 
         os.environ[declare.MODULE_ENV] = f.modules
-        return
+        if not (f.patch or f.apply_kw or f.apply or f.init):
+            return
     if f.reference:
         import reference
 

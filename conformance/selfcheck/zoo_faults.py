@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from conformance.selfcheck.fault import _jax, fault
 
+TIER = "conformance.modules.zoo_layers:real_layer_specs"  # the real-layer tier's factory (declared for these faults)
+
 
 @fault("zoo: dropout", "apply replaces every stream key it is given with PRNGKey(0): the same mask every step")
 def dropout_key_ignored():
@@ -59,7 +61,7 @@ def attention_dropout_key_ignored():
 
         cls.__call__ = call
 
-    return dict(patch=patch)
+    return dict(patch=patch, modules=TIER)
 
 
 @fault("zoo: real layers", "a recurrent cell's carry is reset to zeros at every step")
@@ -73,7 +75,7 @@ def recurrent_carry_reset():
         cls._conformance_real_call = real
         cls.__call__ = lambda self, carry, x, *a, **k: real(self, jax.tree.map(jnp.zeros_like, carry), x, *a, **k)
 
-    return dict(patch=patch)
+    return dict(patch=patch, modules=TIER)
 
 
 @fault("zoo: real layers", "apply looks embeddings up one row off (the table shifted by one row)")
@@ -88,7 +90,7 @@ def embedding_row_shifted():
     def apply_kw(base, self, v, x, kw):
         return base(self, {c: (shifted(t) if c == "params" else t) for c, t in v.items()}, x, kw)
 
-    return dict(apply_kw=apply_kw)
+    return dict(apply_kw=apply_kw, modules=TIER)
 
 
 @fault("zoo: real layers", "apply(mutable=[...]) never writes back a collection of a team's own Variable type")
@@ -100,7 +102,7 @@ def custom_collection_not_written_back():
             return y, {c: t for c, t in updates.items() if c in ("params", "batch_stats", "intermediates")}
         return out
 
-    return dict(apply_kw=apply_kw)
+    return dict(apply_kw=apply_kw, modules=TIER)
 
 
 @fault("user module", "a team's module whose apply ignores its params (declared through --module)")

@@ -40,7 +40,7 @@ def test_zoo_golden_dropout_masks(installed, record_property):
     flag = bool(jax.config.jax_threefry_partitionable)
     jax.config.update("jax_threefry_partitionable", not flag)
     try:
-        flipped = zoo_golden.compute(real_layers=False)
+        flipped = zoo_golden.compute()
     finally:
         jax.config.update("jax_threefry_partitionable", flag)
     why = (f"jax: with jax_threefry_partitionable={not flag} (installed default {flag}) the record's masks come back"
