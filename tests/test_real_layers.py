@@ -1,0 +1,145 @@
+"""Real layers: declarations that fit what teams write, errors that name the field, and the zoo's real-layer tier.
+
+The tier (conformance/modules/zoo_layers.py: attention, a CNN with BatchNorm,
+an LSTM, a gated MLP, a custom Variable type, bf16 params, token ids, init
+keywords, a Linen-style train flag) runs here through every module property,
+its golden record and its faults, and under the benign reordering of every
+product; the default run leaves it out (eager applies of real layers compile
+hundreds of small XLA programs).
+"""
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from conformance.modules import declare
+from conformance.modules.declare import Call, ModuleSpec
+
+TIER = "conformance.modules.zoo_layers:real_layer_specs"
+
+
+def _suite(tmp_path, *args, profile="selfcheck"):
+    xml = tmp_path / "out.xml"
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+           f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-W", "ignore::DeprecationWarning", *args]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    cases = list(ET.parse(xml).getroot().iter("testcase")) if xml.exists() else []
+    return proc, cases
+
+
+def _outcome(case) -> str:
+    for tag in ("failure", "error", "skipped"):
+        if case.find(tag) is not None:
+            return tag
+    return "passed"
+
+
+# --- declarations ----------------------------------------------------------------------------------
+
+
+def _layer():
+    from conformance.modules.zoo_layers import MHADropout
+
+    return MHADropout
+
+
+def test_a_call_takes_any_pytree_of_any_dtype():
+    ids, mask = np.zeros((2, 5), np.int32), np.ones((2, 1, 5, 5), bool)
+    spec = ModuleSpec(name="m", nnx_class=_layer(), inputs=(Call(args=(ids,), kwargs={"mask": mask}), ids))
+    assert [c.leaves()[0][0] for c in spec.calls] == ["args[0]", "args[0]"]
+    assert [n for n, _ in spec.calls[0].leaves()] == ["args[0]", "kwargs['mask']"]
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(inputs=(Call(args=([1.0],)),)), TypeError, r"inputs\[0\]\.args\[0\]\[0\] must be a NumPy array"),
+    (dict(inputs=(Call(kwargs={"mask": "yes"}),)), TypeError, r"inputs\[0\]\.kwargs\['mask'\] must be a NumPy array"),
+    (dict(inputs=(np.float32(1.0),)), ValueError, r"inputs\[0\]\.args\[0\] has shape \(\), no axis 0 .*batch_axis=None"),
+    (dict(inputs=(np.ones((2, 3), np.float32),), batch_axis=-1), ValueError, "batch_axis must be a non-negative int or None"),
+    (dict(inputs=(np.ones((2, 3), np.float32),), method="nope"), ValueError, "method must name a method of MHADropout"),
+    (dict(inputs=(np.ones((2, 3), np.float32),), init_kwargs=[("deterministic", True)]), TypeError,
+     "init_kwargs must be a dict of keyword arguments"),
+    (dict(inputs=(Call(),)), ValueError, r"inputs\[0\] holds no array"),
+])
+def test_declaration_errors_name_the_field(kw, error, match):
+    with pytest.raises(error, match=match):
+        ModuleSpec(name="m", nnx_class=_layer(), **kw)
+
+
+def test_a_scalar_input_is_declarable_without_a_batch_axis():
+    spec = ModuleSpec(name="m", nnx_class=_layer(), inputs=(np.float32(1.0),), batch_axis=None)
+    assert spec.calls[0].args[0].shape == ()
+
+
+def test_an_error_of_the_layer_names_the_declaration_field_that_fixes_it():
+    """nnx.MultiHeadAttention with dropout cannot init without `deterministic`: the note says init_kwargs."""
+    from conformance.modules import module_harness as zh
+
+    q = np.ones((2, 5, 8), np.float32)
+    spec = ModuleSpec(name="mha_without_init_kwargs", nnx_class=_layer(), kwargs=dict(width=8, heads=2),
+                      inputs=(Call(args=(q, q)),), rng_streams=("dropout",))
+    with pytest.raises(Exception) as info:
+        zh.init(spec, 0, spec.calls[0])
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "ModuleSpec 'mha_without_init_kwargs'" in notes and "init_kwargs" in notes, notes
+
+
+def test_the_tier_factory_is_the_one_the_faults_declare():
+    from conformance.modules import zoo_layers
+    from conformance.selfcheck import zoo_faults
+
+    assert zoo_layers.TIER == zoo_faults.TIER == TIER
+    specs = declare.load_factory(TIER)
+    assert {s.name for s in specs} == {"real_attention", "real_cnn", "real_lstm", "real_gated_mlp", "real_counter",
+                                       "real_bf16_params", "real_token_classifier", "real_mha_dropout", "real_train_flag"}
+
+
+# --- the tier through the suite ----------------------------------------------------------------------
+
+
+def test_the_tier_passes_every_module_property_and_its_golden_record(tmp_path):
+    """Every module property and the golden record on each real layer, flax 0.12.8: no failure.
+
+    Skips only where the declaration says so: no RNG stream, or no mutable collection.
+    """
+    proc, cases = _suite(tmp_path, "--module", TIER, "-k", "real_ or declared_modules")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    outcomes = {c.get("name"): _outcome(c) for c in cases}
+    assert sum(1 for n in outcomes if n.startswith("test_module_")) == 9 * 11, sorted(outcomes)
+    skipped = {n for n, o in outcomes.items() if o == "skipped"}
+    allowed = ("test_module_stream_keys_drive_randomness", "test_module_mutable_state_round_trip")
+    assert all(n.split("[")[0] in allowed for n in skipped), sorted(skipped)
+    assert outcomes["test_zoo_golden_declared_modules"] == "passed", outcomes
+
+
+@pytest.mark.parametrize("perturbation", ["product_reordered_under_jit"])
+def test_the_tier_accepts_its_products_summed_in_another_order(tmp_path, perturbation):
+    """Every dot product of each layer summed as two halves under jit: accepted, and seen as drift."""
+    proc, cases = _suite(tmp_path, "--module", TIER, "-p", "conformance.benign", "--perturb", perturbation,
+                         "-k", "real_ and (jit_matches_eager or grads)")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    drifted = [c.get("name") for c in cases if any(p.get("name") == "conformance_drift" for p in c.iter("property"))]
+    assert drifted, "no property of the tier drifted: the perturbation changed nothing it could see"
+
+
+@pytest.mark.parametrize("fault, prop", [
+    ("attention_dropout_key_ignored", "test_module_stream_keys_drive_randomness and real_attention"),
+    ("recurrent_carry_reset", "test_zoo_golden_declared_modules"),
+    ("embedding_row_shifted", "test_zoo_golden_declared_modules"),
+    ("custom_collection_not_written_back", "test_module_mutable_state_round_trip and real_counter"),
+])
+def test_the_tiers_faults_are_caught(tmp_path, fault, prop):
+    """Each fault of the tier fails the property that guards against it (the fault declares the tier itself)."""
+    proc, cases = _suite(tmp_path, "-p", "conformance.faults", "--fault", fault, "-k", prop)
+    assert proc.returncode == 1 and any(_outcome(c) == "failure" for c in cases), proc.stdout[-4000:]
+
+
+@pytest.mark.skipif(os.environ.get("CONFORMANCE_RANDOM_TIER") is None,
+                    reason="ten runs of the random profile over the tier take minutes: set CONFORMANCE_RANDOM_TIER=1")
+@pytest.mark.parametrize("run", range(10))
+def test_the_tier_never_cries_wolf_under_random_draws(tmp_path, run):
+    proc, _ = _suite(tmp_path, "--module", TIER, "-k", "real_", profile="random")
+    assert proc.returncode == 0, proc.stdout[-4000:]

@@ -1,0 +1,84 @@
+"""The running-error analysis (conformance/numerics/running_error.py): its bounds hold, and scale with what cancels."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from conformance.modules import module_harness as zh
+from conformance.modules import zoo_layers
+from conformance.numerics import errormodel, running_error
+
+U32 = 2.0 ** -24
+
+
+def bound(fn, *args):
+    return running_error.value_and_bound(fn, *args)
+
+
+def test_a_dot_product_gets_gamma_n_of_its_absolute_terms():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 40)).astype(np.float32), rng.normal(size=(40, 2)).astype(np.float32)
+    y, e = bound(lambda a, b: a @ b, a, b)
+    want = errormodel.gamma(40, "float32") * (np.abs(a).astype(np.float64) @ np.abs(b))
+    assert np.allclose(np.asarray(e), want, rtol=1e-4, atol=1e-30), (np.asarray(e), want)
+
+
+def test_the_bound_scales_with_the_terms_that_cancelled():
+    """(a + b) - a with a = 1e4, b = 1e-3: the result is ~1e-3, its error ~u * 1e4: the bound says so."""
+    a, b = np.float32(1e4), np.float32(1e-3)
+    y, e = bound(lambda a, b: (a + b) - a, a, b)
+    assert float(e) >= abs(float(y) - 1e-3) and float(e) >= U32 * 1e4 and float(e) < 1e4 * 4 * U32
+
+
+def test_a_gradient_zero_by_symmetry_gets_a_positive_bound_that_holds():
+    """d/dx sum(softmax(x)) is 0 for every x: the computed gradient is rounding noise, inside the bound."""
+    x = np.random.default_rng(1).normal(size=(16,)).astype(np.float32) * 4
+    g, e = bound(jax.grad(lambda x: jnp.sum(jax.nn.softmax(x))), x)
+    assert np.all(np.asarray(e) > 0)
+    assert np.all(np.abs(np.asarray(g, np.float64)) <= np.asarray(e)), (np.asarray(g), np.asarray(e))
+
+
+def test_a_scan_carries_its_bound():
+    x = np.random.default_rng(2).uniform(-1, 1, size=(50,)).astype(np.float32)
+
+    def running(x):
+        return lax.scan(lambda c, xi: (c + xi, c + xi), np.float32(0), x)[1]
+
+    y, e = bound(running, x)
+    exact = np.cumsum(x.astype(np.float64))
+    assert np.all(np.abs(np.asarray(y, np.float64) - exact) <= np.asarray(e))
+    assert np.asarray(e)[-1] > np.asarray(e)[0]  # the bound grows along the loop
+
+
+def _widened(tree):
+    return jax.tree_util.tree_map(
+        lambda a: np.asarray(a, np.float64) if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a), tree)
+
+
+@pytest.mark.parametrize("name", ["real_attention", "real_cnn", "real_gated_mlp", "real_token_classifier"])
+def test_real_layers_in_float32_are_within_the_bound_of_their_float64_values(name):
+    """Evaluation mode and its gradient, float32 against the same layer in float64 (params and inputs widened).
+
+    Evaluation mode: training mode's dropout masks come from uniform draws of
+    the dtype, so a float64 run would drop other cells.
+    """
+    spec = {s.name: s for s in zoo_layers.real_layer_specs()}[name]
+    call = spec.calls[0]
+    v = zh.init(spec, 0, call)
+    rest = {c: t for c, t in v.items() if c != "params"}
+
+    def loss(params, rest, call):
+        out = zh.evaluate(spec, {**rest, "params": params}, call)
+        return sum(jnp.sum(jnp.square(a)) for a in zh.float_leaves(out))
+
+    y, e = running_error.jit_value_and_bound(zh.evaluate_fn(spec))(v, call)
+    g, ge = running_error.value_and_bound(jax.grad(loss), v["params"], rest, call)
+    with jax.enable_x64(True):
+        y64 = jax.jit(zh.evaluate_fn(spec))(_widened(v), _widened(call))
+        g64 = jax.jit(jax.grad(loss))(_widened(v)["params"], _widened(rest), _widened(call))
+    for got, want, b in [(y, y64, e), (g, g64, ge)]:
+        for a, w, bb in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(b)):
+            err = np.abs(np.asarray(a, np.float64) - np.asarray(w, np.float64))
+            assert np.all(err <= np.asarray(bb, np.float64)), f"{name}: error {err.max():.3e} beyond its bound"
