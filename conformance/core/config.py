@@ -181,3 +181,5 @@ ZOO_LEARNING_RATE = 0.1
 # rarely depends on them; an eager apply of a real layer through the bridge costs
 # up to a second (flax >= 0.11 re-runs its initializers). Gate: 64 x 0.05 = 3 examples.
 ZOO_MODULE_EXAMPLE_FRACTION = 0.05
+# Other keys a module's output is compared against before "the key is ignored" (test_module_stream_keys_drive_randomness).
+ZOO_STREAM_KEY_TRIES = 24

@@ -7,6 +7,19 @@ from conformance.selfcheck.fault import _jax, fault
 TIER = "conformance.modules.zoo_layers:real_layer_specs"  # the real-layer tier's factory (declared for these faults)
 
 
+def _rewriting_updates(rewrite):
+    """An apply hook that passes ``rewrite(variables, updates)`` back instead of a mutable apply's updates."""
+
+    def apply_kw(base, self, v, x, kw):
+        out = base(self, v, x, kw)
+        if kw.get("mutable") and isinstance(out, tuple):
+            y, updates = out
+            return y, rewrite(v, updates)
+        return out
+
+    return apply_kw
+
+
 @fault("zoo: dropout", "apply replaces every stream key it is given with PRNGKey(0): the same mask every step")
 def dropout_key_ignored():
     def apply_kw(base, self, v, x, kw):
@@ -31,14 +44,7 @@ def init_error_hides_missing_stream():
 
 @fault("zoo: batch stats", "apply(mutable=[...]) returns the state it was given instead of the updated state")
 def batch_stats_not_updated():
-    def apply_kw(base, self, v, x, kw):
-        out = base(self, v, x, kw)
-        if kw.get("mutable") and isinstance(out, tuple):
-            y, updates = out
-            return y, {c: v[c] if c in v else t for c, t in updates.items()}
-        return out
-
-    return dict(apply_kw=apply_kw)
+    return dict(apply_kw=_rewriting_updates(lambda v, updates: {c: v[c] if c in v else t for c, t in updates.items()}))
 
 
 @fault("zoo: kwargs", "to_linen grows a keyword parameter dtype= and consumes it silently")
@@ -95,14 +101,9 @@ def embedding_row_shifted():
 
 @fault("zoo: real layers", "apply(mutable=[...]) never writes back a collection of a team's own Variable type")
 def custom_collection_not_written_back():
-    def apply_kw(base, self, v, x, kw):
-        out = base(self, v, x, kw)
-        if kw.get("mutable") and isinstance(out, tuple):
-            y, updates = out
-            return y, {c: t for c, t in updates.items() if c in ("params", "batch_stats", "intermediates")}
-        return out
-
-    return dict(apply_kw=apply_kw, modules=TIER)
+    flax_own = ("params", "batch_stats", "intermediates")
+    return dict(apply_kw=_rewriting_updates(lambda v, updates: {c: t for c, t in updates.items() if c in flax_own}),
+                modules=TIER)
 
 
 @fault("user module", "a team's module whose apply ignores its params (declared through --module)")

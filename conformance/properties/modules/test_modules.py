@@ -186,16 +186,28 @@ def test_module_variables_tree_structure(spec):
 
 @given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
 def test_module_stream_keys_drive_randomness(spec, data):
-    """Where the module declares RNG streams: the same key gives the same output, distinct keys distinct ones."""
+    """Where the module declares RNG streams: the output depends on the stream keys.
+
+    Two keys may give the same output by chance: a small layer whose dropout
+    sees few non-zero cells agrees on all of them with probability q (0.68 per
+    cell at rate 0.2). So the key is compared against ZOO_STREAM_KEY_TRIES
+    others and the property fails only if every one gives the same output: a
+    correct bridge then fails with probability q ** tries (below 1e-6 for a
+    layer with two such cells); one that ignores the key fails every time.
+    """
     if not spec.rng_streams:
         pytest.skip(_why(spec, "declares no RNG stream"))
     x, seed, key = _draw(data, spec)
     other = data.draw(SEEDS.filter(lambda s: s != key), label="other key seed")
     v = zh.init(spec, seed, x)
     y1, _ = zh.jit_train(spec)(v, x, zh.stream_keys(spec, key))
-    y2, _ = zh.jit_train(spec)(v, x, zh.stream_keys(spec, other))
-    assert zh.arrays_differ(y1, y2), _why(
-        spec, f"stream keys from seeds {key} and {other} give the same output: the key is ignored")
+    tried = [k for k in ((other + i) % 2**31 for i in range(config.ZOO_STREAM_KEY_TRIES)) if k != key]
+    for k in tried:
+        y2, _ = zh.jit_train(spec)(v, x, zh.stream_keys(spec, k))
+        if zh.arrays_differ(y1, y2):
+            return
+    raise AssertionError(_why(spec, f"stream keys from seed {key} and from each of seeds {tried[0]}..{tried[-1]} "
+                                    "give the same output: the key is ignored"))
 
 
 @given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
