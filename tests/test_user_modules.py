@@ -119,7 +119,7 @@ def test_the_baselines_golden_records_hold_the_declared_modules(tmp_path):
     assert got == {config.GOLDEN_RECORD_ENV: str(tmp_path / "golden" / "contract.json"),
                    config.ZOO_RECORD_ENV: str(tmp_path / "golden" / "zoo.json")}
     zoo = json.loads((tmp_path / "golden" / "zoo.json").read_text())
-    assert sorted(zoo["modules"]) == ["user_resmlp"] and zoo["modules"]["user_resmlp"]["y"]
+    assert sorted(zoo["modules"]) == ["user_resmlp"] and zoo["modules"]["user_resmlp"]["outputs"][""]["values"]
     assert json.loads((tmp_path / "golden" / "contract.json").read_text())["cases"]
 
 
