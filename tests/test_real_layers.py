@@ -22,11 +22,11 @@ from conformance.modules.declare import Call, ModuleSpec
 TIER = "conformance.modules.zoo_layers:real_layer_specs"
 
 
-def _suite(tmp_path, *args, profile="selfcheck"):
+def _suite(tmp_path, *args, profile="selfcheck", env=None):
     xml = tmp_path / "out.xml"
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
            f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-W", "ignore::DeprecationWarning", *args]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1800, env={**os.environ, **(env or {})})
     cases = list(ET.parse(xml).getroot().iter("testcase")) if xml.exists() else []
     return proc, cases
 
@@ -143,3 +143,23 @@ def test_the_tiers_faults_are_caught(tmp_path, fault, prop):
 def test_the_tier_never_cries_wolf_under_random_draws(tmp_path, run):
     proc, _ = _suite(tmp_path, "--module", TIER, "-k", "real_", profile="random")
     assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def test_a_flag_passed_as_an_input_is_pointed_to_the_mode_keywords():
+    with pytest.raises(TypeError, match="a flag that picks a code path goes in init_kwargs, train_kwargs and eval_kwargs"):
+        ModuleSpec(name="m", nnx_class=_layer(), inputs=(Call(args=(np.ones((2, 3), np.float32),), kwargs={"train": True}),))
+
+
+def test_a_wrong_mutable_name_is_named_with_the_collections_init_creates(tmp_path):
+    """The counter's collection is 'CallCount' (its class): declared as 'call_count', the failure says which exist."""
+    factory = tmp_path / "wrong_mutable.py"
+    factory.write_text(
+        "import dataclasses\n"
+        "from conformance.modules import zoo_layers\n"
+        "def specs():\n"
+        "    s = {s.name: s for s in zoo_layers.real_layer_specs()}['real_counter']\n"
+        "    return dataclasses.replace(s, name='counter_wrong', mutable=('call_count',))\n")
+    proc, _ = _suite(tmp_path, "--module", "wrong_mutable:specs", "-k", "mutable_state_round_trip and counter_wrong",
+                     env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 1 and "mutable names ['call_count'], which init does not create" in proc.stdout \
+        and "['CallCount']" in proc.stdout, proc.stdout[-3000:]

@@ -230,8 +230,10 @@ def _check_call(where: str, i: int, call, batch_axis) -> None:
         raise ValueError(f"{where}: inputs[{i}] holds no array")
     for name, leaf in leaves:
         if not isinstance(leaf, (np.ndarray, np.generic)):
+            flag = isinstance(leaf, (bool, int, float, str))
             raise TypeError(f"{where}: inputs[{i}].{name} must be a NumPy array (or a tuple, list or dict of them); "
-                            f"got {type(leaf).__name__}")
+                            f"got {type(leaf).__name__}" + ("; a flag that picks a code path goes in init_kwargs, "
+                                                           "train_kwargs and eval_kwargs" if flag else ""))
         if batch_axis is not None and np.ndim(leaf) <= batch_axis:
             raise ValueError(f"{where}: inputs[{i}].{name} has shape {np.shape(leaf)}, no axis {batch_axis} for "
                              f"batch_axis={batch_axis}; declare batch_axis=None if the layer has no batch axis of rows")

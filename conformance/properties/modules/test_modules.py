@@ -99,6 +99,12 @@ def test_module_vmap_matches_batch(spec, data):
                           _why(spec, f"vmap over the rows of batch_axis={ax} against the batch"))
 
 
+def _collections_hint(spec, v) -> str:
+    return (f"declare mutable= with the collections init creates besides 'params': {sorted(set(v) - {'params'})} "
+            "(a Variable subclass's collection is named after the class, or the name given to "
+            "nnx.register_variable_name)")
+
+
 def _one_copy(spec, mapped, ax):
     """The rows' copies of an output that has no batch axis: all the same, so one of them."""
     copies = np.moveaxis(np.asarray(mapped), ax, 0)
@@ -171,7 +177,8 @@ def test_module_variables_tree_structure(spec):
 
     x = spec.calls[0]
     v = zh.init(spec, 0, x)
-    assert sorted(v) == sorted(spec.collections), _why(spec, f"collections {sorted(v)}, but should be {sorted(spec.collections)}")
+    assert sorted(v) == sorted(spec.collections), _why(spec, f"collections {sorted(v)}, but should be "
+                                                       f"{sorted(spec.collections)}; {_collections_hint(spec, v)}")
     flat, _ = jax.tree_util.tree_flatten_with_path(v, is_leaf=lambda a: isinstance(a, meta.AxisMetadata))
     for path, leaf in flat:
         name = "/".join(str(getattr(k, "key", k)) for k in path)
@@ -207,7 +214,8 @@ def test_module_stream_keys_drive_randomness(spec, data):
         if zh.arrays_differ(y1, y2):
             return
     raise AssertionError(_why(spec, f"stream keys from seed {key} and from each of seeds {tried[0]}..{tried[-1]} "
-                                    "give the same output: the key is ignored"))
+                                    "give the same output: the key is ignored (or training mode draws nothing: "
+                                    f"check train_kwargs, now {dict(spec.train_kwargs)})"))
 
 
 @given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
@@ -217,6 +225,8 @@ def test_module_mutable_state_round_trip(spec, data):
         pytest.skip(_why(spec, "declares no mutable collection"))
     x, seed, key = _draw(data, spec)
     v = zh.init(spec, seed, x)
+    missing = sorted(set(spec.mutable) - set(v))
+    assert not missing, _why(spec, f"mutable names {missing}, which init does not create; {_collections_hint(spec, v)}")
     keys = zh.stream_keys(spec, key)
     _, u1 = zh.jit_train(spec)(v, x, keys)
     assert zh.arrays_differ(u1, {c: v[c] for c in spec.mutable}), _why(spec, "a training step must update the state")
