@@ -55,12 +55,6 @@ def accumulation(spec: ModuleSpec, variables) -> int:
     return spec.accumulation or max(1, param_count(variables))
 
 
-def composition_bound(spec: ModuleSpec, variables, y) -> np.ndarray:
-    """Bound on the difference of two float32 evaluations of the module (errormodel.composition_difference)."""
-    scale = float(np.max(np.abs(np.asarray(y, np.float64)))) if np.size(y) else 0.0
-    return np.full(np.shape(y), errormodel.composition_difference(accumulation(spec, variables), scale))
-
-
 def difference_bound(fn, *args):
     """Bound on two evaluations of ``fn(*args)`` (jit and eager, rows and batch, two devices): per output leaf.
 
