@@ -86,8 +86,9 @@ class ModuleSpec:
     init_kwargs / train_kwargs / eval_kwargs: call keywords of ``init`` and of
       the training and evaluation modes (``{"deterministic": True}`` /
       ``{"deterministic": False}`` / ``{"deterministic": True}``).
-    accumulation: the longest sum any output element passes through (the
-      golden record's bound); None = the module's parameter count, an upper bound.
+    accumulation: accepted from older declarations and checked, no longer
+      used: every bound now comes from the running-error analysis of the
+      computation itself (docs/error-model.md, section 11).
     """
 
     name: str

@@ -50,11 +50,6 @@ def param_count(variables) -> int:
     return int(sum(np.size(v) for v in jax.tree_util.tree_leaves(_compat.unbox(variables.get("params", {})))))
 
 
-def accumulation(spec: ModuleSpec, variables) -> int:
-    """The longest sum an output element passes through: declared, or the parameter count (an upper bound)."""
-    return spec.accumulation or max(1, param_count(variables))
-
-
 def difference_bound(fn, *args):
     """Bound on two evaluations of ``fn(*args)`` (jit and eager, rows and batch, two devices): per output leaf.
 
