@@ -81,3 +81,25 @@ def rebox(old, value):
     if is_variable_state(old):
         return old.replace(value=value)
     return value
+
+
+def lazy_sharding():
+    """Partition annotations kept as metadata, not applied at creation (a Linen pipeline shards through jit).
+
+    flax 0.12 places an annotated variable on creation unless eager sharding
+    is off; earlier releases only record the names.
+    """
+    ctx = getattr(nnx, "use_eager_sharding", None)
+    return ctx(False) if ctx is not None else contextlib.nullcontext()
+
+
+def get_value(variable):
+    """A Variable's value: ``get_value()`` where it exists (``.value`` is deprecated from flax 0.12)."""
+    return variable.get_value() if hasattr(variable, "get_value") else variable.value
+
+
+def set_value(variable, value) -> None:
+    if hasattr(variable, "set_value"):
+        variable.set_value(value)
+    else:
+        variable.value = value

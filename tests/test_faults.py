@@ -18,7 +18,14 @@ def test_corpus_size_and_spread():
     assert AREAS <= {f.area for f in faults.FAULTS.values()}
     for f in faults.FAULTS.values():
         assert f.description and "\n" not in f.description
-        assert f.init or f.apply or f.kwargs or f.attrs or f.reference or f.apply_kw or f.modules
+        assert f.init or f.apply or f.kwargs or f.attrs or f.reference or f.apply_kw or f.modules or f.patch or f.construct
+
+
+def test_pipeline_faults_are_in_the_corpus():
+    pipelines = {n for n, f in faults.FAULTS.items() if f.area.startswith("pipelines")}
+    assert len(pipelines) == 12, sorted(pipelines)
+    assert {"nested_name_dropped", "method_ignored", "partition_names_dropped", "kernel_box_static",
+            "update_collection_dropped"} <= pipelines  # the examples #18 names
 
 
 def test_zoo_faults_are_in_the_corpus():

@@ -40,6 +40,20 @@ SNIPPET_FAULTS = {
     "vmap_only_negated": ["test_vmap_matches_rows_and_batched"],
     "unknown_leaves_dropped": ["test_apply_flags_unknown_leaf"],
     "boxed_leaves": ["test_variables_tree_structure"],
+    # pipelines: one fault reaches many (a wrong shape or fresh params break every later check)
+    "traced_nested_params_ignored": ["test_nested_apply_matches_top_level", "test_scan_matches_python_loop",
+                                     "test_nn_jit_matches_plain_parent", "test_init_with_output_matches_apply",
+                                     "test_method_through_parent", "test_vmap_ensemble_matches_members",
+                                     "test_remat_outputs_and_grads_unchanged"],
+    "positional_args_reversed": ["test_positional_constructor_arguments", "test_tolinen_class_matches_to_linen",
+                                 "test_nested_params_live_under_the_parents_names", "test_abstract_init_matches_init",
+                                 "test_serialization_round_trip", "test_orbax_round_trip",
+                                 "test_restore_into_target_missing_a_leaf_names_it",
+                                 "test_custom_collection_updates_under_mutable", "test_intermediates_only_when_asked",
+                                 "test_partition_spec_top_level", "test_jit_init_places_leaves_as_annotated",
+                                 "test_sharded_apply_matches_unsharded", "test_nnx_method_at_top_level"],
+    "nested_name_dropped": ["test_scan_stacks_params_per_layer"],
+    "instance_accepted": ["test_instance_is_rejected"],
 }
 REPRO = re.compile(r"^E\s+repro:\s*$")
 
@@ -47,12 +61,13 @@ REPRO = re.compile(r"^E\s+repro:\s*$")
 def properties_with_snippets() -> set[str]:
     """Properties whose body reports through ``reporting(...)``: each failure carries a snippet."""
     found = set()
-    for name in os.listdir(SUITE):
-        if name.startswith("test_") and name.endswith(".py"):
-            with open(os.path.join(SUITE, name)) as fh:
-                for func, body in re.findall(r"^def (test_\w+)\(.*?\):\n(.*?)(?=^\S)", fh.read() + "\nEND", re.M | re.S):
-                    if "reporting(" in body:
-                        found.add(func)
+    for root, _, names in os.walk(SUITE):  # properties/<area>/test_*.py
+        for name in names:
+            if name.startswith("test_") and name.endswith(".py"):
+                with open(os.path.join(root, name)) as fh:
+                    for func, body in re.findall(r"^def (test_\w+)\(.*?\):\n(.*?)(?=^\S)", fh.read() + "\nEND", re.M | re.S):
+                        if "reporting(" in body:
+                            found.add(func)
     return found
 
 
@@ -101,7 +116,8 @@ def run_snippet(code: str, cwd) -> subprocess.CompletedProcess:
 
 def test_every_snippet_property_has_a_fault():
     covered = {p for props in SNIPPET_FAULTS.values() for p in props}
-    missing = properties_with_snippets() - covered - deviating_here()
+    every_case_deviates = {d for d in deviating_here() if "[" not in d}  # a property deviating in one case only still needs a fault
+    missing = properties_with_snippets() - covered - every_case_deviates
     assert not missing, f"properties with a repro snippet but no fault in SNIPPET_FAULTS: {sorted(missing)}"
 
 

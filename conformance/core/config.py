@@ -183,3 +183,16 @@ ZOO_LEARNING_RATE = 0.1
 ZOO_MODULE_EXAMPLE_FRACTION = 0.05
 # Other keys a module's output is compared against before "the key is ignored" (test_module_stream_keys_drive_randomness).
 ZOO_STREAM_KEY_TRIES = 24
+
+# --- pipelines (conformance/properties/pipelines) ----------------------------------------------
+# A pipeline's verdict depends on how flax wires the bridged module into Linen, not on the
+# numbers drawn, so each pipeline property runs this fraction of the profile's examples
+# (gate: 64 x 0.05 = 3) over the small shapes below: each new shape costs a compile of the
+# whole pipeline, init and apply.
+PIPELINE_EXAMPLE_FRACTION = 0.05
+PIPELINE_SHAPES = ((2, 5), (17, 2), (3, 3))  # (width, features) from the contract's menu, and a square one
+PIPELINE_LAYERS = (2, 3)  # nn.scan lengths
+PIPELINE_ENSEMBLE = 2  # nn.vmap's mapped size: a mesh axis of the forced CPU devices divides it
+PIPELINE_PARTITION = (None, "model")  # the kernel's annotated names (rows unsharded, columns on 'model')
+PIPELINE_STACK_AXIS = "layers"  # the partition name nn.scan/nn.vmap give the stacked axis
+PIPELINE_MESH_AXES = ("data", "model")  # the mesh over the suite's devices: (1, device count)

@@ -18,6 +18,7 @@ from conformance.core import config
 from conformance.numerics.dtypes import np_dtype
 
 X_KINDS = ("uniform", "integers", "zeros", "one_hot", "tiny", "mixed")
+PIPELINE_X_KINDS = ("uniform", "integers", "one_hot", "mixed")  # no all-zero x: a pipeline check compares outputs that must differ under a fault
 
 
 def make_x(shape, dtype: str, kind: str = "uniform", x_seed: int = 0) -> np.ndarray:
@@ -188,3 +189,17 @@ def draw_case(
     lead = data.draw(batch_shapes(batched), label="batch_shape")
     xs = data.draw(x_specs(width, dtype, lead, kinds), label="x")
     return Case(seed=seed, features=feats, width=width, dtype=dtype, x=xs, device=device)
+
+
+def draw_pipeline_case(data, device: str, *, square: bool = False, features_multiple_of: int = 1) -> Case:
+    """A float32 batch through a pipeline: seed, a small shape (square for stacked layers), x's kind.
+
+    ``features_multiple_of``: a mesh's device count, so the kernel's columns
+    split over every device (the whole menu when no shape allows it).
+    """
+    seed = data.draw(seeds(), label="seed")
+    menu = [s for s in config.PIPELINE_SHAPES if s[0] == s[1] or not square]
+    menu = [s for s in menu if s[1] % features_multiple_of == 0] or menu
+    width, count = data.draw(st.sampled_from(menu), label="width, features")
+    xs = data.draw(x_specs(width, "float32", config.BATCH_SHAPES[0], PIPELINE_X_KINDS), label="x")
+    return Case(seed=seed, features=count, width=width, dtype="float32", x=xs, device=device)

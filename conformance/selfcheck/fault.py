@@ -19,6 +19,7 @@ class Fault:
     description: str
     init: Callable | None = None  # (base_init, self, key, x) -> variables
     apply: Callable | None = None  # (base_apply, self, variables, x) -> y
+    construct: Callable | None = None  # (cls, args, kwargs) -> (cls, args, kwargs) passed on to the real to_linen
     kwargs: Callable | None = None  # (cls, kwargs) -> the kwargs passed on to the real to_linen
     attrs: dict | None = None  # class attributes of the broken module
     reference: Callable | None = None  # (reference module) -> None: breaks the reference's own checks

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 
 from conformance.selfcheck import contract_faults
+from conformance.selfcheck import pipeline_faults
 from conformance.selfcheck import zoo_faults
 from conformance.selfcheck.fault import FAULTS, Fault
 
-CORPUS = (contract_faults, zoo_faults)  # the modules whose faults FAULTS holds, in this order (importing registers them)
+CORPUS = (contract_faults, zoo_faults, pipeline_faults)  # the modules whose faults FAULTS holds, in this order (importing registers them)
 
 # --- the swap -----------------------------------------------------------------------------------------------
 
@@ -55,14 +56,27 @@ def _faulty_apply_kw(f: Fault, inner, self, v, xs, kw):
     return f.apply_kw(lambda s, v_, x_, kw_: inner(s, v_, (x_, *rest), kw_), self, v, x, dict(kw))
 
 
+def _unbound(real_to_linen, cls, args, kwargs):
+    """The real module, built outside any Linen parent: only its broken copy joins the parent (under its name)."""
+    from flax.linen import module as linen_module
+
+    linen_module._context.module_stack.append(None)
+    try:
+        return real_to_linen(cls, *args, **kwargs)
+    finally:
+        linen_module._context.module_stack.pop()
+
+
 def broken_to_linen(real_to_linen, f: Fault):
     """A ``to_linen`` whose modules run ``f``'s init and apply hooks around the real ones."""
     import flax.linen as nn
 
     def to_linen(cls, *args, **kwargs):
+        if f.construct:
+            cls, args, kwargs = f.construct(cls, args, kwargs)
         if f.kwargs:
             kwargs = f.kwargs(cls, kwargs)
-        module = real_to_linen(cls, *args, **kwargs)
+        module = _unbound(real_to_linen, cls, args, kwargs)
         base = type(module)
         methods = dict(f.attrs or {})
         if f.init:

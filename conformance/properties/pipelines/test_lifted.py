@@ -1,0 +1,184 @@
+"""Linen's lifted transforms over a bridged module: ``nn.scan`` over layers, ``nn.vmap``, ``nn.remat``, ``nn.jit``.
+
+Oracles: a Python loop over the stacked slices, the members of the ensemble
+one at a time, the untransformed parent; numbers against float64 with the
+error model (stacked layers: ``pipelines.chain_oracle``, docs/error-model.md).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from conformance.core import config
+from conformance.helpers import pipelines as pl
+from conformance.helpers.harness import case_x, given_data, numerics, place, seed_array, tree_paths
+from conformance.helpers.hypothesis_helpers import draw_pipeline_case
+from conformance.helpers.pytest_helpers import (
+    assert_close, assert_product_close, assert_shape, assert_trees_differ,
+    assert_trees_equal, reporting,
+)
+from conformance.numerics import errormodel
+
+FRACTION = config.PIPELINE_EXAMPLE_FRACTION
+SCAN = """
+    from conformance.helpers import pipelines as pl
+    stack = pl.scanned(x.shape[-1], {layers}, split={split})
+    sv = stack.init(prng_key(seed), x)
+    slices = pl.stacked_slices(sv['params']['layers']['child'], {layers})
+"""
+
+
+def _draw_layers(data):
+    return data.draw(st.sampled_from(config.PIPELINE_LAYERS), label="layers")
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split_rngs", "shared_rngs"])
+@given_data(FRACTION, shrink=False)
+def test_scan_stacks_params_per_layer(device, split, data):
+    case = draw_pipeline_case(data, device, square=True)
+    layers = _draw_layers(data)
+    case.extra["layers"] = layers
+    check = SCAN.format(layers=layers, split=split).rstrip() + """
+    from conformance.helpers.harness import tree_paths
+    top = pl.top_level(x.shape[-1], x.shape[-1]).init(prng_key(seed), x)['params']
+    for i, s in enumerate(slices):
+        assert {{k: a.shape for k, a in tree_paths(s).items()}} == {{k: a.shape for k, a in tree_paths(top).items()}}
+    same = all((np.asarray(a) == np.asarray(b)).all() for a, b in zip(jax.tree.leaves(slices[0]), jax.tree.leaves(slices[1])))
+    assert same != {split}, "layers 0 and 1 have " + ("equal" if same else "distinct") + " params under split_rngs={split}"
+    """.format(split=split)
+    with numerics(case), reporting(f"nn.scan stacks params per layer (split_rngs={split})", case, check):
+        x = case_x(case)
+        sv = pl.jit_init(pl.scanned(case.width, layers, split=split))(seed_array(case.seed_int), x)
+        stacked = sv["params"]["layers"][pl.CHILD]
+        top = tree_paths(pl.jit_init(pl.top_level(case.width, case.width))(seed_array(case.seed_int), x)["params"])
+        for path, leaf in tree_paths(stacked).items():
+            assert_shape(f"params/layers/child/{path}", leaf.shape, (layers, *top[path].shape))
+        first, second = pl.stacked_slices(stacked, layers)[:2]
+        if split:
+            assert_trees_differ("layer 0 vs layer 1", first, second, "split_rngs={'params': True} draws each layer's own")
+        else:
+            assert_trees_equal("layer 1 params", second, first, "layer 0's (split_rngs={'params': False} shares the key)")
+
+
+@given_data(FRACTION, shrink=False)
+def test_scan_matches_python_loop(device, data):
+    case = draw_pipeline_case(data, device, square=True)
+    layers = _draw_layers(data)
+    case.extra["layers"] = layers
+    check = SCAN.format(layers=layers, split=True).rstrip() + """
+    top = pl.top_level(x.shape[-1], x.shape[-1])
+    h = x
+    for s in slices:
+        h = top.apply({'params': s}, h)
+    exact, bound = pl.chain_oracle(x, [s['linear']['kernel'] for s in slices], [s['linear']['bias'] for s in slices], 'float32')
+    assert_close("nn.scan y", jax.jit(stack.apply)(sv, x), exact, bound)
+    assert_close("python loop y", h, exact, bound)
+    """
+    with numerics(case), reporting("nn.scan over layers == a Python loop over the slices", case, check):
+        x = case_x(case)
+        stack = pl.scanned(case.width, layers)
+        sv = pl.jit_init(stack)(seed_array(case.seed_int), x)
+        slices = pl.stacked_slices(sv["params"]["layers"][pl.CHILD], layers)
+        top = pl.top_level(case.width, case.width)
+        h = x
+        for s in slices:
+            h = pl.jit_apply(top)({"params": s}, h)
+        kernels = [s["linear"]["kernel"] for s in slices]
+        biases = [s["linear"]["bias"] for s in slices]
+        exact, bound = pl.chain_oracle(x, kernels, biases, "float32")
+        assert_close("nn.scan y", pl.jit_apply(stack)(sv, x), exact, bound, "the float64 chain of the stacked layers")
+        assert_close("python-loop y", h, exact, bound, "the float64 chain of the stacked layers")
+
+
+@given_data(FRACTION, shrink=False)
+def test_vmap_ensemble_matches_members(device, data):
+    case = draw_pipeline_case(data, device)
+    n = config.PIPELINE_ENSEMBLE
+    check = f"""
+    from conformance.helpers import pipelines as pl
+    ens = pl.vmapped(x.shape[-1], int(features))
+    xe = jnp.stack([x * (i + 1) for i in range({n})])
+    ev = ens.init(prng_key(seed), xe)
+    ye = jax.jit(ens.apply)(ev, xe)
+    for i, s in enumerate(pl.stacked_slices(ev['params']['child'], {n})):
+        assert_product_close(f"member {{i}} y", ye[i], pl.top_level(x.shape[-1], int(features)).apply({{'params': s}}, xe[i]), xe[i], {{'params': s}})
+    """
+    with numerics(case), reporting("nn.vmap(variable_axes={'params': 0}) == its members one at a time", case, check):
+        x = case_x(case)
+        xe = place(np.stack([np.asarray(x) * (i + 1) for i in range(n)]), case.device)
+        ens = pl.vmapped(case.width, case.features_int)
+        ev = pl.jit_init(ens)(seed_array(case.seed_int), xe)
+        ye = pl.jit_apply(ens)(ev, xe)
+        assert_shape("ensemble y", ye.shape, (n, *x.shape[:-1], case.features_int))
+        members = pl.stacked_slices(ev["params"][pl.CHILD], n)
+        assert_trees_differ("member 0 vs member 1", members[0], members[1], "split_rngs={'params': True}")
+        top = pl.top_level(case.width, case.features_int)
+        for i, s in enumerate(members):
+            assert_product_close(f"member {i} y", ye[i], pl.jit_apply(top)({"params": s}, xe[i]), xe[i], {"params": s},
+                                 what="the top-level module applied to member i's slice")
+
+
+def _loss_and_grads(module):
+    """jit(value_and_grad) of sum(y * w) over params: w fixes the cotangent."""
+    return jax.jit(jax.value_and_grad(lambda v, x, w: jnp.sum(module.apply(v, x) * w)))
+
+
+@given_data(FRACTION, shrink=False)
+def test_remat_outputs_and_grads_unchanged(device, data):
+    case = draw_pipeline_case(data, device)
+    check = """
+    from conformance.helpers import pipelines as pl
+    m = pl.wrapped('remat', x.shape[-1], int(features))
+    v = m.init(prng_key(seed), x)
+    w = np.ones(x.shape[:-1] + (int(features),), np.float32)
+    g = jax.grad(lambda v: jnp.sum(m.apply(v, x) * w))(v)['params']['child']['linear']
+    xa = np.asarray(x, np.float64)
+    dk = xa.reshape(-1, xa.shape[-1]).T @ w.reshape(-1, w.shape[-1])
+    bound = errormodel.dot_error(xa.size // xa.shape[-1], 'float32', np.abs(xa.reshape(-1, xa.shape[-1])).T @ np.abs(w.reshape(-1, w.shape[-1])))
+    assert_close("remat grad kernel", g['kernel'], dk, bound)
+    """
+    with numerics(case), reporting("nn.remat: outputs and gradients unchanged", case, check):
+        x = case_x(case)
+        seed = seed_array(case.seed_int)
+        plain, remat = pl.parent("compact_named", case.width, case.features_int), pl.wrapped("remat", case.width, case.features_int)
+        v = pl.jit_init(plain)(seed, x)
+        assert_trees_equal("nn.remat variables", pl.jit_init(remat)(seed, x), v, "the plain parent's (remat changes no init)")
+        w = place(np.ones((*x.shape[:-1], case.features_int), np.float32), case.device)
+        _, grads = _loss_and_grads(remat)(v, x, w)
+        sub = {"params": v["params"][pl.CHILD]}
+        y = pl.jit_apply(remat)(v, x)
+        assert_product_close("nn.remat y", y, pl.jit_apply(plain)(v, x), x, sub, what="the plain parent's y")
+        rows_x = np.asarray(x, np.float64).reshape(-1, case.width)
+        rows_w = np.asarray(w, np.float64).reshape(-1, case.features_int)
+        g = grads["params"][pl.CHILD]["linear"]
+        n_rows = rows_x.shape[0]
+        # d loss/dK = x^T w and d loss/db = sum_rows w: dot products of length n_rows (Higham's gamma_n).
+        assert_close("nn.remat grad kernel", g["kernel"], rows_x.T @ rows_w,
+                     errormodel.dot_error(n_rows, "float32", np.abs(rows_x).T @ np.abs(rows_w)), "x^T w in float64")
+        assert_close("nn.remat grad bias", g["bias"], rows_w.sum(0),
+                     errormodel.dot_error(n_rows, "float32", np.abs(rows_w).sum(0)), "sum over rows of w in float64")
+
+
+@given_data(FRACTION, shrink=False)
+def test_nn_jit_matches_plain_parent(device, data):
+    case = draw_pipeline_case(data, device)
+    check = """
+    from conformance.helpers import pipelines as pl
+    plain, jitted = pl.parent('compact_named', x.shape[-1], int(features)), pl.wrapped('jit', x.shape[-1], int(features))
+    v = plain.init(prng_key(seed), x)
+    assert_product_close("nn.jit y", jitted.apply(v, x), plain.apply(v, x), x, {'params': v['params']['child']})
+    """
+    with numerics(case), reporting("nn.jit: same variables and outputs as the plain parent", case, check):
+        x = case_x(case)
+        plain, jitted = pl.parent("compact_named", case.width, case.features_int), pl.wrapped("jit", case.width, case.features_int)
+        key = jax.random.PRNGKey(case.seed_int)
+        v = pl.init_in(plain, key, x)
+        # nn.jit folds the scope's keys otherwise than a plain call, for Linen's own nn.Dense too: same layout, other draw.
+        layout = {p: a.shape for p, a in tree_paths(v).items()}
+        jv = pl.init_in(jitted, key, x)
+        assert {p: a.shape for p, a in tree_paths(jv).items()} == layout, f"nn.jit variables {tree_paths(jv)}, but should have the layout {layout}"
+        for variables in (v, jv):
+            assert_product_close("nn.jit y", jitted.apply(variables, x), plain.apply(variables, x), x,
+                                 {"params": variables["params"][pl.CHILD]}, what="the plain parent's eager y")
