@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="file to write (default: records/flax-V_jax-V.json under the cache directory, "
                           "$CONFORMANCE_CACHE_DIR or ~/.cache/flax-bridge-conformance; never the installed package)")
     rec.add_argument("--zoo-out", default=None, help="zoo record to write (default: records/zoo/flax-V_jax-V.json beside it)")
+    rec.add_argument("--checkpoint-out", default=None, metavar="DIR",
+                     help="also save every module's variables as orbax checkpoints here, with their outputs "
+                          "(what the gate's baseline gives its candidates to restore)")
     rec.add_argument("--module", action="append", default=[], metavar="PACKAGE.MODULE:FACTORY",
                      help="also record a team's declared modules in the zoo record (repeatable)")
     gate_parser = sub.add_parser("gate", help=COMMANDS["gate"], epilog=GATE_EPILOG,
@@ -308,6 +311,12 @@ def _run(args) -> int:
             return 2
         print(f"contract's golden record written to {golden.record(args.out)}")
         print(f"zoo's golden record written to {zoo_golden.record(args.zoo_out, specs)}")
+        if args.checkpoint_out:
+            from conformance.golden import checkpoints
+            from conformance.modules import zoo
+
+            written = checkpoints.write(args.checkpoint_out, zoo.zoo_specs() + list(specs))
+            print(f"orbax checkpoints of every module's variables written to {written}")
         return 0
     from conformance.selfcheck.faults import FAULTS
 

@@ -148,6 +148,10 @@ LAST_VERIFIED = {"flax": "0.12.8", "jax": "0.10.2"}
 # among the committed records (default: the newest committed one).
 GOLDEN_RECORD_ENV = "CONFORMANCE_RECORD"
 ZOO_RECORD_ENV = "CONFORMANCE_ZOO_RECORD"
+# The baseline's orbax checkpoints of every module's variables (conformance/golden/checkpoints.py):
+# every side restores them into its own init's tree. Unset: each side round-trips its own.
+CHECKPOINT_DIR_ENV = "CONFORMANCE_CHECKPOINT"
+CHECKPOINT_CONTRACT_SHAPES = ((64, 64), (2, 5))  # the contract module's (width, features) checkpointed
 # The gate's golden reference: "baseline" records the baseline side's own
 # golden records and compares every side against them, so a candidate whose
 # numbers differ from the baseline's is a change even where both differ from

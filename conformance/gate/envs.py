@@ -371,18 +371,22 @@ def run_in_env(side: Side, env_python: str, cmd: list[str], timeout: float | Non
 
 def record_golden(side: Side, env_python: str, out_dir: str, modules: list[str], timeout: float | None,
                   logfile) -> dict[str, str]:
-    """The side's own golden records (contract and zoo, declared modules included), written under ``out_dir``.
+    """The side's own golden records (contract and zoo, declared modules included) and checkpoints, under ``out_dir``.
 
     Returns the variables that point every side's golden properties at them;
     raises RuntimeError when the record command fails.
     """
     os.makedirs(out_dir, exist_ok=True)
     contract, zoo = os.path.join(out_dir, "contract.json"), os.path.join(out_dir, "zoo.json")
-    cmd = [env_python, "-m", "conformance", "record", "--out", contract, "--zoo-out", zoo,
+    ckpt = os.path.join(out_dir, "checkpoints")
+    cmd = [env_python, "-m", "conformance", "record", "--out", contract, "--zoo-out", zoo, "--checkpoint-out", ckpt,
            *[a for m in modules for a in ("--module", m)]]
     code = run_in_env(side, env_python, cmd, timeout, logfile)
     if code != 0 or not (os.path.exists(contract) and os.path.exists(zoo)):
         raise RuntimeError(f"python -m conformance record exited {code} in {side.label}")
     from conformance.core import config
 
-    return {config.GOLDEN_RECORD_ENV: contract, config.ZOO_RECORD_ENV: zoo}
+    found = {config.GOLDEN_RECORD_ENV: contract, config.ZOO_RECORD_ENV: zoo}
+    if os.path.isdir(ckpt):  # every side restores the baseline's checkpoints (test_checkpoint_golden.py)
+        found[config.CHECKPOINT_DIR_ENV] = ckpt
+    return found

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 
+from conformance.core import config
 from conformance.core import versions as verified
 from conformance.gate import envs
 from conformance.gate.envs import Side, build_env, log, log_tail, run_suite
@@ -87,6 +88,8 @@ class GoldenReference:
                 v = info.get("versions") or {}
                 self.note = (f"the baseline's own records ({side.label}: flax {v.get('flax')}, jax {v.get('jax')}), "
                              f"{os.path.relpath(self.dir, os.path.dirname(self.dir))}/")
+                if config.CHECKPOINT_DIR_ENV in self.env_vars:
+                    self.note += "; every side restores its orbax checkpoints (test_checkpoint_restores_*)"
         except Exception as exc:  # no verdict is lost: the committed records still judge every side
             self.note = f"the committed records (recording the baseline's failed: {exc})"
             log(f"note: golden reference: {self.note}")
