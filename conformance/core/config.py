@@ -115,6 +115,15 @@ FIRST_CATCH_ORDER = (
     "test_module_apply_uses_given_params", "test_module_works_as_a_jit_static_argument",
     "test_module_mutable_state_round_trip", "test_module_stream_keys_drive_randomness", "test_zoo_golden_declared_modules",
 )
+# A pipeline fault acts only inside a pipeline: its run puts these first instead (one catcher per fault).
+PIPELINE_FIRST_CATCH_ORDER = (
+    "test_nested_params_live_under_the_parents_names", "test_nested_apply_matches_top_level",
+    "test_init_with_output_matches_apply", "test_method_through_parent", "test_scan_stacks_params_per_layer",
+    "test_remat_outputs_and_grads_unchanged", "test_partition_spec_top_level", "test_sharded_apply_matches_unsharded",
+    "test_positional_constructor_arguments", "test_instance_is_rejected", "test_orbax_round_trip",
+    "test_custom_collection_updates_under_mutable", "test_scan_dropout_keys_follow_split_rngs",
+    "test_scan_batch_stats_stacked_and_fed_back",
+)
 
 # --- caches ------------------------------------------------------------------------
 # Every cache of the suite lives under one directory (see conformance/core/cachedirs.py):
@@ -196,6 +205,7 @@ ZOO_STREAM_KEY_TRIES = 24
 PIPELINE_EXAMPLE_FRACTION = 0.05
 PIPELINE_SHAPES = ((2, 5), (17, 2), (3, 3))  # (width, features) from the contract's menu, and a square one
 PIPELINE_LAYERS = (2, 3)  # nn.scan lengths
+PIPELINE_DROPOUT_RATE = 0.5  # a scanned layer's masks: two layers' masks of n cells agree with probability 0.5**n
 PIPELINE_ENSEMBLE = 2  # nn.vmap's mapped size: a mesh axis of the forced CPU devices divides it
 PIPELINE_PARTITION = (None, "model")  # the kernel's annotated names (rows unsharded, columns on 'model')
 PIPELINE_STACK_AXIS = "layers"  # the partition name nn.scan/nn.vmap give the stacked axis

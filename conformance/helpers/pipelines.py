@@ -140,6 +140,48 @@ def scanned(width: int, layers: int, split: bool = True, partitioned: bool = Fal
 
 
 @functools.lru_cache(maxsize=None)
+def stateful_class():
+    """Dropout, then BatchNorm (training mode), then a square Linear: it returns the dropout mask beside its output."""
+    nnx = _compat.nnx
+
+    class Stateful(nnx.Module):
+        def __init__(self, width, *, rngs):
+            self.drop = nnx.Dropout(config.PIPELINE_DROPOUT_RATE, rngs=rngs)
+            self.bn = nnx.BatchNorm(width, use_running_average=False, momentum=config.ZOO_BN_MOMENTUM,
+                                    epsilon=config.ZOO_BN_EPSILON, rngs=rngs)
+            self.linear = nnx.Linear(width, width, rngs=rngs)
+
+        def __call__(self, h):
+            mask = self.drop(jnp.ones_like(h)) != 0
+            return self.linear(self.bn(h)), mask
+
+    return Stateful
+
+
+@functools.lru_cache(maxsize=None)
+def scanned_stateful(width: int, layers: int, split_dropout: bool):
+    """``nn.scan`` of ``stateful_class``: params and batch_stats stacked; dropout keys split per layer or shared."""
+    import flax.linen as nn
+
+    class Layer(nn.Module):
+        @nn.compact
+        def __call__(self, h, _):
+            with _compat.lazy_sharding():
+                block = _compat.to_linen(stateful_class(), int(width), name=CHILD)
+            return block(h)
+
+    stack = nn.scan(Layer, variable_axes={"params": 0, "batch_stats": 0},
+                    split_rngs={"params": True, "dropout": split_dropout}, length=layers)
+
+    class Stack(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return stack(name="layers")(x, None)  # (output, masks stacked per layer)
+
+    return Stack()
+
+
+@functools.lru_cache(maxsize=None)
 def vmapped(width: int, features: int, partitioned: bool = False):
     """``nn.vmap`` over an ensemble axis: params and inputs both mapped on axis 0."""
     import flax.linen as nn

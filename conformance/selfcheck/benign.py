@@ -29,6 +29,7 @@ class Perturbation:
     sampler: Callable | None = None  # (key) -> bool: nudge lecun_normal's uniform draw by one ulp
     apply: Callable | None = None  # (base_apply, self, variables, x) -> y, as the fault hooks
     apply_kw: Callable | None = None  # (base_apply, self, variables, x, kwargs) -> apply's result
+    patch: Callable | None = None  # () -> None: changes the bridge itself (where it runs the NNX module)
 
 
 def perturbation(description: str):
@@ -275,6 +276,49 @@ def bias_fma_under_jit():
     return dict(apply=_numerics(lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _traced(x) else None))
 
 
+def _nested_reordered_patch() -> None:
+    """The bridge's method lookup, wrapped: a traced call of a params-only NNX module sums its products otherwise.
+
+    It reaches the bridged module wherever it runs (inside a Linen parent,
+    under nn.scan, nn.vmap, nn.remat, nn.jit), which a hook on the top-level
+    apply never sees. Modules holding other state (batch statistics, counters,
+    RNG streams) keep their own order: their updates must reach the module.
+    """
+    import jax
+    from flax import nnx
+    from flax.nnx.bridge import wrappers
+
+    real = getattr(wrappers, "_conformance_real_method_benign", wrappers._get_module_method)
+    wrappers._conformance_real_method_benign = real
+
+    def method(module, name):
+        fn = real(module, name)
+
+        def run(m, *args, **kw):
+            if jax.tree_util.tree_leaves(nnx.state(m, nnx.Not(nnx.Param))) or not any(
+                    _traced(a) for a in jax.tree_util.tree_leaves(args)):
+                return fn(m, *args, **kw)
+            graphdef, state = nnx.split(m)
+
+            def pure(state_, *a):
+                return fn(nnx.merge(graphdef, state_), *a, **kw)
+
+            closed = jax.make_jaxpr(pure)(state, *args)
+            out = _eval_reordered(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves((state, args)))
+            shape = jax.eval_shape(pure, state, *args)
+            return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), out)
+
+        return run
+
+    wrappers._get_module_method = method
+
+
+@perturbation("inside Linen pipelines (parents, nn.scan, nn.vmap, nn.remat, nn.jit), under a trace, the bridged "
+              "module's products are summed in another order")
+def nested_products_reordered():
+    return dict(patch=_nested_reordered_patch)
+
+
 # --- installing one -----------------------------------------------------------------------------------
 
 
@@ -283,6 +327,8 @@ def install(name: str) -> None:
     if name not in PERTURBATIONS:
         raise ValueError(f"--perturb must be one of {sorted(PERTURBATIONS)}; got {name!r}")
     p = PERTURBATIONS[name]
+    if p.patch:
+        p.patch()
     if p.sampler:
         _patch_sampler(p.sampler)
     if p.apply or p.apply_kw:

@@ -151,7 +151,11 @@ def pytest_collection_modifyitems(config, items):
     if config.getoption("--catchers-first"):
         from conformance.core import config as defaults
 
-        items[:] = catchers_first(items, defaults.FIRST_CATCH_ORDER)
+        order = defaults.FIRST_CATCH_ORDER
+        name = config.getoption("--fault")
+        if name in FAULTS and FAULTS[name].area.startswith("pipelines"):
+            order = defaults.PIPELINE_FIRST_CATCH_ORDER + order
+        items[:] = catchers_first(items, order)
 
 
 def pytest_configure(config):

@@ -80,7 +80,8 @@ def init_output_from_other_params():
     return dict(attrs={"__call__": call})
 
 
-@fault("pipelines: lifted transforms", "the bridge draws params from a fixed key, not its scope's: siblings and stacked layers get equal params")
+@fault("pipelines: lifted transforms", "the bridge draws from a fixed key, not its scope's: siblings and stacked layers get "
+       "equal params and equal dropout masks")
 def params_from_fixed_key():
     def patch():
         from flax.nnx.bridge import wrappers
@@ -90,9 +91,7 @@ def params_from_fixed_key():
 
         def rngs(module, add_default=False):
             out = real(module, add_default=add_default)
-            if "params" in out and module.is_initializing():
-                out["params"] = _jax()[0].random.PRNGKey(0)
-            return out
+            return {stream: _jax()[0].random.PRNGKey(0) for stream in out}
 
         wrappers.linen_rngs_dict = rngs
 

@@ -182,3 +182,76 @@ def test_nn_jit_matches_plain_parent(device, data):
         for variables in (v, jv):
             assert_product_close("nn.jit y", jitted.apply(variables, x), plain.apply(variables, x), x,
                                  {"params": variables["params"][pl.CHILD]}, what="the plain parent's eager y")
+
+
+STATEFUL = """
+    from conformance.helpers import pipelines as pl
+    stack = pl.scanned_stateful(x.shape[-1], {layers}, {split})
+    keys = {{'params': prng_key(seed), 'dropout': jax.random.fold_in(prng_key(seed), 1)}}
+    sv = stack.init(keys, x)
+    (y, masks), upd = jax.jit(lambda v, x, k: stack.apply(v, x, rngs={{'dropout': k}}, mutable=['batch_stats']))(sv, x, keys['dropout'])
+"""
+
+
+def _stateful(case, layers, split):
+    x = case_x(case)
+    stack = pl.scanned_stateful(case.width, layers, split)
+    key = jax.random.PRNGKey(case.seed_int)
+    keys = {"params": key, "dropout": jax.random.fold_in(key, 1)}
+    sv = jax.jit(stack.init)(keys, x)
+    train = jax.jit(lambda v, x_, k: stack.apply(v, x_, rngs={"dropout": k}, mutable=["batch_stats"]))
+    (_, masks), updates = train(sv, x, keys["dropout"])
+    return x, stack, sv, train, keys, np.asarray(masks), updates
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split_dropout", "shared_dropout"])
+@given_data(FRACTION, shrink=False)
+def test_scan_dropout_keys_follow_split_rngs(device, split, data):
+    case = draw_pipeline_case(data, device, square=True)
+    layers = _draw_layers(data)
+    case.extra["layers"] = layers
+    check = STATEFUL.format(layers=layers, split=split).rstrip() + f"""
+    same = bool((np.asarray(masks[0]) == np.asarray(masks[1])).all())
+    assert same != {split}, "layers 0 and 1 drop " + ("the same" if same else "other") + " cells under split_rngs={{'dropout': {split}}}"
+    """
+    with numerics(case), reporting(f"nn.scan: dropout keys split per layer or shared (split_rngs={split})", case, check):
+        *_, masks, _ = _stateful(case, layers, split)
+        assert_shape("masks", masks.shape, (layers, *case.x.shape))
+        for i in range(1, layers):
+            same = bool((masks[i] == masks[0]).all())
+            if split:
+                assert not same, (f"layer {i} drops the same {masks[0].size} cells as layer 0, but should draw its own "
+                                  "mask (split_rngs={'dropout': True} gives each layer its own key)")
+            else:
+                assert same, (f"layer {i} drops other cells than layer 0 ({int((masks[i] != masks[0]).sum())} differ), "
+                              "but should share its mask (split_rngs={'dropout': False} shares the key)")
+
+
+@given_data(FRACTION, shrink=False)
+def test_scan_batch_stats_stacked_and_fed_back(device, data):
+    case = draw_pipeline_case(data, device, square=True)
+    layers = _draw_layers(data)
+    case.extra["layers"] = layers
+    check = STATEFUL.format(layers=layers, split=True).rstrip() + """
+    mean = np.asarray(jax.tree.leaves(upd['batch_stats']['layers']['child']['bn']['mean'])[0])
+    exact = 0.1 * np.asarray(x, np.float64).mean(0)
+    assert np.allclose(mean[0], exact, rtol=1e-5, atol=1e-6), f"layer 0's updated mean {mean[0]}, but should be {exact}"
+    """
+    with numerics(case), reporting("nn.scan: batch_stats stacked per layer, updated under mutable and fed back", case, check):
+        x, stack, sv, train, keys, _, updates = _stateful(case, layers, True)
+        before = tree_paths(sv["batch_stats"])
+        after = tree_paths(updates.get("batch_stats", {}))
+        assert after.keys() == before.keys(), f"apply(mutable=['batch_stats']) updated {sorted(after)}, but should update {sorted(before)}"
+        for path, leaf in after.items():
+            assert_shape(f"batch_stats/{path}", leaf.shape, (layers, case.width))
+        mean = np.asarray(after[f"layers/{pl.CHILD}/bn/mean"], np.float64)
+        m = config.ZOO_BN_MOMENTUM
+        stat, stat_err = np.asarray(x, np.float64).mean(0), errormodel.batch_moments_error(x)[0]
+        zero = np.zeros_like(stat)
+        assert_close("layer 0's updated mean", mean[0], m * zero + (1 - m) * stat,
+                     errormodel.momentum_error(m, zero, stat, zero, stat_err), "the momentum update of x's batch mean")
+        assert not np.array_equal(mean[1], np.zeros_like(mean[1])), "layer 1's mean was not updated, but every layer's should be"
+        (_, _), again = train({**sv, **updates}, x, keys["dropout"])
+        second = np.asarray(tree_paths(again["batch_stats"])[f"layers/{pl.CHILD}/bn/mean"], np.float64)
+        assert_close("layer 0's mean after a second fed-back step", second[0], m * mean[0] + (1 - m) * stat,
+                     errormodel.momentum_error(m, mean[0], stat, zero, stat_err), "the momentum update of the fed-back mean")
