@@ -83,14 +83,32 @@ def rebox(old, value):
     return value
 
 
+@contextlib.contextmanager
 def lazy_sharding():
     """Partition annotations kept as metadata, not applied at creation (a Linen pipeline shards through jit).
 
     flax 0.12 places an annotated variable on creation unless eager sharding
-    is off; earlier releases only record the names.
+    is off: ``nnx.use_eager_sharding(False)`` from 0.12.1, the
+    ``flax_always_shard_variable`` flag in 0.12.0 (which has no context for
+    it). Earlier releases only record the names.
     """
     ctx = getattr(nnx, "use_eager_sharding", None)
-    return ctx(False) if ctx is not None else contextlib.nullcontext()
+    if ctx is not None:
+        with ctx(False):
+            yield
+        return
+    import flax
+
+    flag = "flax_always_shard_variable"
+    if not hasattr(flax.config, flag):
+        yield
+        return
+    old = getattr(flax.config, flag)
+    flax.config.update(flag, False)
+    try:
+        yield
+    finally:
+        flax.config.update(flag, old)
 
 
 def get_value(variable):

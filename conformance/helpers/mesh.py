@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import numpy as np
 
 from conformance.core import config
-from conformance.helpers.pipelines import PARTITION, STACK_AXIS, jit_init
+from reference import _compat
+from conformance.helpers.pipelines import PARTITION, STACK_AXIS, jit_init, per_module
 
 
 def platform_devices(platform: str) -> list:
@@ -42,8 +42,16 @@ def partition_specs(variables) -> dict:
     import flax.linen as nn
     from jax.sharding import PartitionSpec
 
-    flat, _ = jax.tree_util.tree_flatten_with_path(nn.get_partition_spec(variables), is_leaf=lambda s: isinstance(s, PartitionSpec))
-    return {"/".join(str(getattr(k, "key", k)) for k in path): spec for path, spec in flat}
+    with _compat.lazy_sharding():  # flax 0.12.0 rebuilds an annotated variable to read its spec
+        specs = nn.get_partition_spec(variables)
+    flat, _ = jax.tree_util.tree_flatten_with_path(specs, is_leaf=lambda s: isinstance(s, PartitionSpec))
+    out = {}
+    for path, spec in flat:
+        names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+        if names[-1] == "value":  # flax 0.9 keeps each leaf in a VariableState: its spec sits at .value
+            names = names[:-1]
+        out["/".join(names)] = spec
+    return out
 
 
 def expected_spec(path: str, stacked: bool = False) -> tuple:
@@ -53,7 +61,7 @@ def expected_spec(path: str, stacked: bool = False) -> tuple:
     return ()
 
 
-@functools.lru_cache(maxsize=None)
+@per_module
 def sharded_init(module, mesh):
     """``jit(init, out_shardings=...)`` with the shardings read off the abstract init's partition specs."""
     import flax.linen as nn
@@ -62,7 +70,9 @@ def sharded_init(module, mesh):
 
     def run(seed, x):
         abstract = jax.eval_shape(init, seed, x)
-        return jax.jit(init, out_shardings=shardings(mesh, nn.get_partition_spec(abstract)))(seed, x)
+        with _compat.lazy_sharding():
+            specs = nn.get_partition_spec(abstract)
+        return jax.jit(init, out_shardings=shardings(mesh, specs))(seed, x)
 
     return run
 
@@ -71,7 +81,9 @@ def place_sharded(variables, mesh):
     """``variables`` placed on ``mesh`` as their partition specs say."""
     import flax.linen as nn
 
-    return jax.device_put(variables, shardings(mesh, nn.get_partition_spec(variables)))
+    with _compat.lazy_sharding():
+        specs = nn.get_partition_spec(variables)
+    return jax.device_put(variables, shardings(mesh, specs))
 
 
 def replicated(x, mesh):

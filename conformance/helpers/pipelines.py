@@ -27,12 +27,11 @@ NESTING_FORMS = ("setup", "compact_named", "auto")
 def affine_class(partitioned: bool = False):
     """An NNX module holding one Linear; ``negated`` is a second method, ``partitioned`` annotates the kernel."""
     nnx = _compat.nnx
+    # One initializer per class: before flax 0.10.6 the variables hold a graphdef that names it, and two inits must agree.
+    kw = {"kernel_init": nnx.with_partitioning(nnx.initializers.lecun_normal(), PARTITION)} if partitioned else {}
 
     class Affine(nnx.Module):
         def __init__(self, width, features, *, rngs):
-            kw = {}
-            if partitioned:
-                kw["kernel_init"] = nnx.with_partitioning(nnx.initializers.lecun_normal(), PARTITION)
             self.linear = nnx.Linear(width, features, rngs=rngs, **kw)
 
         def __call__(self, x):
@@ -235,10 +234,27 @@ def chain_oracle(x, kernels, biases, dtype):
     return e, delta
 
 
-def stacked_slices(stacked_params: dict, layers: int) -> list:
-    """The per-layer params of a stacked subtree, unboxed."""
-    un = _compat.unbox(stacked_params)
-    return [jax.tree_util.tree_map(lambda a, i=i: a[i], un) for i in range(layers)]
+def child(variables, *names) -> dict:
+    """What a parent holds for its child at ``names``, in every collection (flax < 0.10.6 keeps a graphdef in 'nnx')."""
+    out = {}
+    for col, tree in variables.items():
+        for name in names:
+            tree = tree.get(name) if hasattr(tree, "get") else None
+        if tree is not None:
+            out[col] = tree
+    return out
+
+
+def stacked_slices(child_variables: dict, layers: int) -> list:
+    """Each layer's variables of a stacked child: params sliced on the stacked axis (unboxed), other collections as held."""
+    params = _compat.unbox(child_variables["params"])
+    rest = {c: t for c, t in child_variables.items() if c != "params"}
+    return [{"params": jax.tree_util.tree_map(lambda a, i=i: a[i], params), **rest} for i in range(layers)]
+
+
+def array_layout(tree) -> dict:
+    """``{path: (shape, dtype)}`` of the array leaves (a graphdef's leaves are not arrays)."""
+    return {p: (tuple(a.shape), str(a.dtype)) for p, a in tree_paths(tree).items() if hasattr(a, "shape")}
 
 
 def zeros(shape, dtype=jnp.float32):
@@ -248,7 +264,25 @@ def zeros(shape, dtype=jnp.float32):
 # --- compiled entry points (cached per module: one compile per shape and device) ---------------------
 
 
-@functools.lru_cache(maxsize=None)
+def per_module(fn):
+    """``functools.lru_cache`` keyed by the module's identity: a ToLinen module is unhashable before flax 0.10.2.
+
+    The builders above are cached, so a module's identity is stable; the cache
+    keeps the module alive, so its id is never reused.
+    """
+    cache: dict = {}
+
+    @functools.wraps(fn)
+    def cached(module, *args):
+        key = (id(module), *args)
+        if key not in cache:
+            cache[key] = (module, fn(module, *args))
+        return cache[key][1]
+
+    return cached
+
+
+@per_module
 def jit_init(module):
     """``jit(module.init)`` with the seed traced; partition annotations kept as metadata."""
     from reference import prng_key
@@ -262,7 +296,7 @@ def apply_in(module, variables, *xs, **kw):
         return module.apply(variables, *xs, **kw)
 
 
-@functools.lru_cache(maxsize=None)
+@per_module
 def jit_apply(module, method: str | None = None):
     if method is None:
         return jax.jit(lambda v, x: apply_in(module, v, x))
@@ -279,7 +313,7 @@ def _top(width, features):
     return bridged(width, features)
 
 
-@functools.lru_cache(maxsize=None)
+@per_module
 def jit_init_with_output(module):
     from reference import prng_key
 
@@ -290,7 +324,7 @@ def jit_init_with_output(module):
     return jax.jit(run)
 
 
-@functools.lru_cache(maxsize=None)
+@per_module
 def jit_apply_nnx_method(module, name: str):
     return jax.jit(lambda v, x: apply_in(module, v, x, nnx_method=name))
 
@@ -347,8 +381,14 @@ def _counting(width, features, cls):
     return _compat.to_linen(cls, width, features)
 
 
-def collection_of(variable_type) -> str:
-    """The Linen collection the bridge files a Variable subclass under (flax registers it by class name)."""
-    from flax.nnx import variablelib
+def custom_collection(variables) -> str:
+    """The collection init filed the call count under: the Variable subclass's name in every release (``CallCount``).
 
-    return variablelib.variable_name_from_type(variable_type, allow_register=True)
+    Read off the variables, not from flax's private registry (its API moved
+    between releases); an init that files it nowhere, or twice, is named.
+    """
+    cls_name = counting_class()[1].__name__
+    found = [c for c in variables if c not in ("params", "nnx")]
+    assert found == [cls_name], (f"init's variables hold the collections {sorted(variables)}, but should hold the call "
+                                 f"count under its own collection {cls_name!r} beside params")
+    return found[0]

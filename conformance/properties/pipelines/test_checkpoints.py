@@ -113,7 +113,7 @@ def test_restore_into_target_missing_a_leaf_names_it(device, library, data):
     check = ANNOTATED.rstrip() + f"""
     import tempfile, os
     target = jax.eval_shape(lambda: pl.init_in(m, prng_key(seed), x))
-    target = {{'params': {{'linear': {{'kernel': target['params']['linear']['kernel']}}}}}}  # bias left out
+    target = {{**target, 'params': {{**target['params'], 'linear': {{'kernel': target['params']['linear']['kernel']}}}}}}  # bias left out
     try:
         checkpoints.restore_with({library!r}, pv, target, os.path.join(tempfile.mkdtemp(), 'ckpt'))
     except Exception as exc:
@@ -124,7 +124,7 @@ def test_restore_into_target_missing_a_leaf_names_it(device, library, data):
     with numerics(case), reporting(f"{library}: restoring into a target that lacks a leaf names it", case, check):
         x, m, pv = _setup(case)
         target = jax.eval_shape(pl.jit_init(m), pl.seed_of(case), x)
-        target = {"params": {"linear": {"kernel": target["params"]["linear"]["kernel"]}}}
+        target = {**target, "params": {**target["params"], "linear": {"kernel": target["params"]["linear"]["kernel"]}}}
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 back = checkpoints.restore_with(library, pv, target, os.path.join(tmp, "ckpt"))

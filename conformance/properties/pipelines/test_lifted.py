@@ -26,7 +26,7 @@ SCAN = """
     from conformance.helpers import pipelines as pl
     stack = pl.scanned(x.shape[-1], {layers}, split={split})
     sv = stack.init(prng_key(seed), x)
-    slices = pl.stacked_slices(sv['params']['layers']['child'], {layers})
+    slices = pl.stacked_slices(pl.child(sv, 'layers', 'child'), {layers})
 """
 
 
@@ -44,18 +44,18 @@ def test_scan_stacks_params_per_layer(device, split, data):
     from conformance.helpers.harness import tree_paths
     top = pl.top_level(x.shape[-1], x.shape[-1]).init(prng_key(seed), x)['params']
     for i, s in enumerate(slices):
-        assert {{k: a.shape for k, a in tree_paths(s).items()}} == {{k: a.shape for k, a in tree_paths(top).items()}}
-    same = all((np.asarray(a) == np.asarray(b)).all() for a, b in zip(jax.tree.leaves(slices[0]), jax.tree.leaves(slices[1])))
+        assert {{k: a.shape for k, a in tree_paths(s['params']).items()}} == {{k: a.shape for k, a in tree_paths(top).items()}}
+    same = all((np.asarray(a) == np.asarray(b)).all() for a, b in zip(jax.tree.leaves(slices[0]['params']), jax.tree.leaves(slices[1]['params'])))
     assert same != {split}, "layers 0 and 1 have " + ("equal" if same else "distinct") + " params under split_rngs={split}"
     """.format(split=split)
     with numerics(case), reporting(f"nn.scan stacks params per layer (split_rngs={split})", case, check):
         x = case_x(case)
         sv = pl.jit_init(pl.scanned(case.width, layers, split=split))(seed_array(case.seed_int), x)
-        stacked = sv["params"]["layers"][pl.CHILD]
+        stacked = pl.child(sv, "layers", pl.CHILD)
         top = tree_paths(pl.jit_init(pl.top_level(case.width, case.width))(seed_array(case.seed_int), x)["params"])
-        for path, leaf in tree_paths(stacked).items():
+        for path, leaf in tree_paths(stacked["params"]).items():
             assert_shape(f"params/layers/child/{path}", leaf.shape, (layers, *top[path].shape))
-        first, second = pl.stacked_slices(stacked, layers)[:2]
+        first, second = (s["params"] for s in pl.stacked_slices(stacked, layers)[:2])
         if split:
             assert_trees_differ("layer 0 vs layer 1", first, second, "split_rngs={'params': True} draws each layer's own")
         else:
@@ -71,8 +71,8 @@ def test_scan_matches_python_loop(device, data):
     top = pl.top_level(x.shape[-1], x.shape[-1])
     h = x
     for s in slices:
-        h = top.apply({'params': s}, h)
-    exact, bound = pl.chain_oracle(x, [s['linear']['kernel'] for s in slices], [s['linear']['bias'] for s in slices], 'float32')
+        h = top.apply(s, h)
+    exact, bound = pl.chain_oracle(x, [s['params']['linear']['kernel'] for s in slices], [s['params']['linear']['bias'] for s in slices], 'float32')
     assert_close("nn.scan y", jax.jit(stack.apply)(sv, x), exact, bound)
     assert_close("python loop y", h, exact, bound)
     """
@@ -80,13 +80,13 @@ def test_scan_matches_python_loop(device, data):
         x = case_x(case)
         stack = pl.scanned(case.width, layers)
         sv = pl.jit_init(stack)(seed_array(case.seed_int), x)
-        slices = pl.stacked_slices(sv["params"]["layers"][pl.CHILD], layers)
+        slices = pl.stacked_slices(pl.child(sv, "layers", pl.CHILD), layers)
         top = pl.top_level(case.width, case.width)
         h = x
         for s in slices:
-            h = pl.jit_apply(top)({"params": s}, h)
-        kernels = [s["linear"]["kernel"] for s in slices]
-        biases = [s["linear"]["bias"] for s in slices]
+            h = pl.jit_apply(top)(s, h)
+        kernels = [s["params"]["linear"]["kernel"] for s in slices]
+        biases = [s["params"]["linear"]["bias"] for s in slices]
         exact, bound = pl.chain_oracle(x, kernels, biases, "float32")
         assert_close("nn.scan y", pl.jit_apply(stack)(sv, x), exact, bound, "the float64 chain of the stacked layers")
         assert_close("python-loop y", h, exact, bound, "the float64 chain of the stacked layers")
@@ -102,8 +102,8 @@ def test_vmap_ensemble_matches_members(device, data):
     xe = jnp.stack([x * (i + 1) for i in range({n})])
     ev = ens.init(prng_key(seed), xe)
     ye = jax.jit(ens.apply)(ev, xe)
-    for i, s in enumerate(pl.stacked_slices(ev['params']['child'], {n})):
-        assert_product_close(f"member {{i}} y", ye[i], pl.top_level(x.shape[-1], int(features)).apply({{'params': s}}, xe[i]), xe[i], {{'params': s}})
+    for i, s in enumerate(pl.stacked_slices(pl.child(ev, 'child'), {n})):
+        assert_product_close(f"member {{i}} y", ye[i], pl.top_level(x.shape[-1], int(features)).apply(s, xe[i]), xe[i], s)
     """
     with numerics(case), reporting("nn.vmap(variable_axes={'params': 0}) == its members one at a time", case, check):
         x = case_x(case)
@@ -112,11 +112,11 @@ def test_vmap_ensemble_matches_members(device, data):
         ev = pl.jit_init(ens)(seed_array(case.seed_int), xe)
         ye = pl.jit_apply(ens)(ev, xe)
         assert_shape("ensemble y", ye.shape, (n, *x.shape[:-1], case.features_int))
-        members = pl.stacked_slices(ev["params"][pl.CHILD], n)
-        assert_trees_differ("member 0 vs member 1", members[0], members[1], "split_rngs={'params': True}")
+        members = pl.stacked_slices(pl.child(ev, pl.CHILD), n)
+        assert_trees_differ("member 0 vs member 1", members[0]["params"], members[1]["params"], "split_rngs={'params': True}")
         top = pl.top_level(case.width, case.features_int)
         for i, s in enumerate(members):
-            assert_product_close(f"member {i} y", ye[i], pl.jit_apply(top)({"params": s}, xe[i]), xe[i], {"params": s},
+            assert_product_close(f"member {i} y", ye[i], pl.jit_apply(top)(s, xe[i]), xe[i], s,
                                  what="the top-level module applied to member i's slice")
 
 
@@ -147,12 +147,12 @@ def test_remat_outputs_and_grads_unchanged(device, data):
         assert_trees_equal("nn.remat variables", pl.jit_init(remat)(seed, x), v, "the plain parent's (remat changes no init)")
         w = place(np.ones((*x.shape[:-1], case.features_int), np.float32), case.device)
         _, grads = _loss_and_grads(remat)(v, x, w)
-        sub = {"params": v["params"][pl.CHILD]}
+        sub = pl.child(v, pl.CHILD)
         y = pl.jit_apply(remat)(v, x)
         assert_product_close("nn.remat y", y, pl.jit_apply(plain)(v, x), x, sub, what="the plain parent's y")
         rows_x = np.asarray(x, np.float64).reshape(-1, case.width)
         rows_w = np.asarray(w, np.float64).reshape(-1, case.features_int)
-        g = grads["params"][pl.CHILD]["linear"]
+        g = pl.unboxed(grads)["params"][pl.CHILD]["linear"]
         n_rows = rows_x.shape[0]
         # d loss/dK = x^T w and d loss/db = sum_rows w: dot products of length n_rows (Higham's gamma_n).
         assert_close("nn.remat grad kernel", g["kernel"], rows_x.T @ rows_w,
@@ -168,7 +168,7 @@ def test_nn_jit_matches_plain_parent(device, data):
     from conformance.helpers import pipelines as pl
     plain, jitted = pl.parent('compact_named', x.shape[-1], int(features)), pl.wrapped('jit', x.shape[-1], int(features))
     v = plain.init(prng_key(seed), x)
-    assert_product_close("nn.jit y", jitted.apply(v, x), plain.apply(v, x), x, {'params': v['params']['child']})
+    assert_product_close("nn.jit y", jitted.apply(v, x), plain.apply(v, x), x, pl.child(v, 'child'))
     """
     with numerics(case), reporting("nn.jit: same variables and outputs as the plain parent", case, check):
         x = case_x(case)
@@ -176,12 +176,12 @@ def test_nn_jit_matches_plain_parent(device, data):
         key = jax.random.PRNGKey(case.seed_int)
         v = pl.init_in(plain, key, x)
         # nn.jit folds the scope's keys otherwise than a plain call, for Linen's own nn.Dense too: same layout, other draw.
-        layout = {p: a.shape for p, a in tree_paths(v).items()}
+        layout = pl.array_layout(v)
         jv = pl.init_in(jitted, key, x)
-        assert {p: a.shape for p, a in tree_paths(jv).items()} == layout, f"nn.jit variables {tree_paths(jv)}, but should have the layout {layout}"
+        assert pl.array_layout(jv) == layout, f"nn.jit variables {pl.array_layout(jv)}, but should have the layout {layout}"
         for variables in (v, jv):
             assert_product_close("nn.jit y", jitted.apply(variables, x), plain.apply(variables, x), x,
-                                 {"params": variables["params"][pl.CHILD]}, what="the plain parent's eager y")
+                                 pl.child(variables, pl.CHILD), what="the plain parent's eager y")
 
 
 STATEFUL = """

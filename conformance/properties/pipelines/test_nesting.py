@@ -11,7 +11,7 @@ import pytest
 
 from conformance.core import config
 from conformance.helpers import pipelines as pl
-from conformance.helpers.harness import case_x, given_data, numerics, outputs_same_params, seed_array, tree_paths
+from conformance.helpers.harness import case_x, given_data, numerics, outputs_same_params, seed_array
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import assert_product_close, assert_trees_differ, assert_within_model, reporting
 
@@ -24,10 +24,6 @@ PREAMBLE = """
 """
 
 
-def _layout(tree):
-    return {p: (tuple(a.shape), str(a.dtype)) for p, a in tree_paths(tree).items()}
-
-
 @pytest.mark.parametrize("form", FORMS)
 @given_data(FRACTION, shrink=False)
 def test_nested_params_live_under_the_parents_names(device, form, data):
@@ -35,10 +31,9 @@ def test_nested_params_live_under_the_parents_names(device, form, data):
     check = PREAMBLE.format(form=form).rstrip() + """
     names = pl.expected_child_names({form!r})
     assert sorted(pv['params']) == sorted(names), f"params hold {{sorted(pv['params'])}}, but should hold {{sorted(names)}}"
-    from conformance.helpers.harness import tree_paths
-    top = {{p: a.shape for p, a in tree_paths(variables).items()}}
+    top = pl.array_layout(variables)
     for n in names:
-        sub = {{p: a.shape for p, a in tree_paths({{'params': pv['params'][n]}}).items()}}
+        sub = pl.array_layout(pl.child(pv, n))
         assert sub == top, f"params/{{n}} holds {{sub}}, but should hold the top-level tree {{top}}"
     """.format(form=form)
     with numerics(case), reporting(f"nested ({form}): params under the parent's names", case, check):
@@ -47,9 +42,9 @@ def test_nested_params_live_under_the_parents_names(device, form, data):
         names = pl.expected_child_names(form)
         got = sorted(pv["params"])
         assert got == sorted(names), f"params hold {got}, but should hold {sorted(names)} (the parent's names for the child)"
-        top = _layout(pl.jit_init(pl.top_level(case.width, case.features_int))(seed_array(case.seed_int), x))
+        top = pl.array_layout(pl.jit_init(pl.top_level(case.width, case.features_int))(seed_array(case.seed_int), x))
         for name in names:
-            sub = _layout({"params": pv["params"][name]})
+            sub = pl.array_layout(pl.child(pv, name))
             assert sub == top, f"params/{name} holds {sub}, but should hold the top-level tree {top}"
         if form == "siblings":
             assert_trees_differ("params/first vs params/second", pv["params"]["first"], pv["params"]["second"],
@@ -63,7 +58,7 @@ def test_nested_apply_matches_top_level(device, form, data):
     check = PREAMBLE.format(form=form).rstrip() + """
     y_nested = jax.jit(parent.apply)(pv, x)
     for i, n in enumerate(pl.expected_child_names({form!r})):
-        sub = {{'params': pv['params'][n]}}
+        sub = pl.child(pv, n)
         y_top = jax.jit(pl.top_level(x.shape[-1], int(features)).apply)(sub, x)
         got = y_nested[i] if {form!r} == 'siblings' else y_nested
         assert_product_close(f"nested y of params/{{n}}", got, y_top, x, sub)
@@ -75,7 +70,7 @@ def test_nested_apply_matches_top_level(device, form, data):
         y = pl.jit_apply(m)(pv, x)
         top = pl.top_level(case.width, case.features_int)
         for i, name in enumerate(pl.expected_child_names(form)):
-            sub = {"params": pv["params"][name]}
+            sub = pl.child(pv, name)
             got = y[i] if form == "siblings" else y
             assert_product_close(f"nested y of params/{name}", got, pl.jit_apply(top)(sub, x), x, sub,
                                  what="the top-level module applied to the same subtree")
@@ -88,13 +83,13 @@ def test_init_with_output_matches_apply(device, form, data):
     check = PREAMBLE.format(form=form).rstrip() + """
     y0, v0 = parent.init_with_output(prng_key(seed), x)
     n = pl.expected_child_names({form!r})[0]
-    assert_product_close("init_with_output y", y0, jax.jit(parent.apply)(v0, x), x, {{'params': v0['params'][n]}})
+    assert_product_close("init_with_output y", y0, jax.jit(parent.apply)(v0, x), x, pl.child(v0, n))
     """.format(form=form)
     with numerics(case), reporting(f"nested ({form}) init_with_output == apply", case, check):
         x = case_x(case)
         m = pl.parent(form, case.width, case.features_int)
         y0, v0 = pl.jit_init_with_output(m)(seed_array(case.seed_int), x)
-        sub = {"params": v0["params"][pl.expected_child_names(form)[0]]}
+        sub = pl.child(v0, pl.expected_child_names(form)[0])
         assert_product_close("init_with_output y", y0, pl.jit_apply(m)(v0, x), x, sub,
                              what="apply on the variables init_with_output returned")
 
@@ -105,7 +100,7 @@ def test_method_through_parent(device, data):
     check = PREAMBLE.format(form="setup").rstrip() + """
     y = jax.jit(parent.apply)(pv, x)
     y_neg = jax.jit(lambda v, x: parent.apply(v, x, method='negated'))(pv, x)
-    assert_product_close("apply(method='negated')", y_neg, -y, x, {'params': pv['params']['child']})
+    assert_product_close("apply(method='negated')", y_neg, -y, x, pl.child(pv, 'child'))
     """
     with numerics(case), reporting("apply(method=...) through a parent reaches the NNX method", case, check):
         x = case_x(case)
@@ -113,7 +108,7 @@ def test_method_through_parent(device, data):
         pv = pl.jit_init(m)(seed_array(case.seed_int), x)
         y = pl.jit_apply(m)(pv, x)
         y_neg = pl.jit_apply(m, "negated")(pv, x)
-        assert_product_close("apply(method='negated')", y_neg, -y, x, {"params": pv["params"][pl.CHILD]},
+        assert_product_close("apply(method='negated')", y_neg, -y, x, pl.child(pv, pl.CHILD),
                              what="minus apply's output (the NNX method negated)")
 
 

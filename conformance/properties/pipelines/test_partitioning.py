@@ -100,7 +100,7 @@ def test_jit_init_places_leaves_as_annotated(mesh_platform, data):
         x = case_x(case)
         m = pl.bridged(case.width, case.features_int, partitioned=True)
         grid = mesh.mesh_for(mesh_platform, case.features_int)
-        sv = mesh.sharded_init(m, grid)(pl.seed_of(case), x)
+        sv = mesh.sharded_init(m, grid)(pl.seed_of(case), mesh.replicated(x, grid))  # the batch on the same mesh
         for path, leaf in pl.tree_paths(sv).items():
             spec = tuple(leaf.sharding.spec)
             want = mesh.expected_spec(path)
