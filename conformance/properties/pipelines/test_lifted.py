@@ -30,16 +30,17 @@ SCAN = """
 """
 
 
-def _draw_layers(data):
-    return data.draw(st.sampled_from(config.PIPELINE_LAYERS), label="layers")
+def _draw_stack(data, device):
+    """A square case and a scan length (labelled, and named in the failure's inputs)."""
+    case = draw_pipeline_case(data, device, square=True)
+    case.extra["layers"] = data.draw(st.sampled_from(config.PIPELINE_LAYERS), label="layers")
+    return case, case.extra["layers"]
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["split_rngs", "shared_rngs"])
 @given_data(FRACTION, shrink=False)
 def test_scan_stacks_params_per_layer(device, split, data):
-    case = draw_pipeline_case(data, device, square=True)
-    layers = _draw_layers(data)
-    case.extra["layers"] = layers
+    case, layers = _draw_stack(data, device)
     check = SCAN.format(layers=layers, split=split).rstrip() + """
     from conformance.helpers.harness import tree_paths
     top = pl.top_level(x.shape[-1], x.shape[-1]).init(prng_key(seed), x)['params']
@@ -64,9 +65,7 @@ def test_scan_stacks_params_per_layer(device, split, data):
 
 @given_data(FRACTION, shrink=False)
 def test_scan_matches_python_loop(device, data):
-    case = draw_pipeline_case(data, device, square=True)
-    layers = _draw_layers(data)
-    case.extra["layers"] = layers
+    case, layers = _draw_stack(data, device)
     check = SCAN.format(layers=layers, split=True).rstrip() + """
     top = pl.top_level(x.shape[-1], x.shape[-1])
     h = x
@@ -207,9 +206,7 @@ def _stateful(case, layers, split):
 @pytest.mark.parametrize("split", [True, False], ids=["split_dropout", "shared_dropout"])
 @given_data(FRACTION, shrink=False)
 def test_scan_dropout_keys_follow_split_rngs(device, split, data):
-    case = draw_pipeline_case(data, device, square=True)
-    layers = _draw_layers(data)
-    case.extra["layers"] = layers
+    case, layers = _draw_stack(data, device)
     check = STATEFUL.format(layers=layers, split=split).rstrip() + f"""
     same = bool((np.asarray(masks[0]) == np.asarray(masks[1])).all())
     assert same != {split}, "layers 0 and 1 drop " + ("the same" if same else "other") + " cells under split_rngs={{'dropout': {split}}}"
@@ -229,9 +226,7 @@ def test_scan_dropout_keys_follow_split_rngs(device, split, data):
 
 @given_data(FRACTION, shrink=False)
 def test_scan_batch_stats_stacked_and_fed_back(device, data):
-    case = draw_pipeline_case(data, device, square=True)
-    layers = _draw_layers(data)
-    case.extra["layers"] = layers
+    case, layers = _draw_stack(data, device)
     check = STATEFUL.format(layers=layers, split=True).rstrip() + """
     mean = np.asarray(jax.tree.leaves(upd['batch_stats']['layers']['child']['bn']['mean'])[0])
     exact = 0.1 * np.asarray(x, np.float64).mean(0)

@@ -34,6 +34,12 @@ def _assert_specs(name, specs: dict, shapes: dict, stacked: bool):
             f"{name}: the spec of {path} names {len(tuple(spec))} axes, but the leaf has rank {len(shapes[path])}")
 
 
+def _mesh_case(data, platform: str):
+    """A case on the platform's first device, its feature count divisible by the platform's device count."""
+    devices = mesh.platform_devices(platform)
+    return draw_pipeline_case(data, device_id(devices[0]), features_multiple_of=len(devices))
+
+
 def _shapes(tree) -> dict:
     return {p: tuple(a.shape) for p, a in pl.tree_paths(tree).items()}
 
@@ -87,11 +93,11 @@ def test_partition_spec_under_lifted_transforms(device, transform, data):
 
 @given_data(FRACTION, shrink=False)
 def test_jit_init_places_leaves_as_annotated(mesh_platform, data):
-    devices = mesh.platform_devices(mesh_platform)
-    case = draw_pipeline_case(data, device_id(devices[0]), features_multiple_of=len(devices))
+    case = _mesh_case(data, mesh_platform)
     check = ANNOTATED.rstrip() + """
     grid = mesh.mesh_for(jax.devices()[0].platform, int(features))
-    specs = jax.tree.map(lambda s: s, __import__('flax.linen').linen.get_partition_spec(jax.eval_shape(lambda: pl.init_in(m, prng_key(seed), x))))
+    import flax.linen as nn
+    specs = nn.get_partition_spec(jax.eval_shape(lambda: pl.init_in(m, prng_key(seed), x)))
     sv = jax.jit(lambda: pl.init_in(m, prng_key(seed), x), out_shardings=mesh.shardings(grid, specs))()
     for p, a in pl.tree_paths(sv).items():
         assert tuple(a.sharding.spec) == mesh.expected_spec(p), f"{p} placed as {a.sharding.spec}, but should be {mesh.expected_spec(p)}"
@@ -110,8 +116,7 @@ def test_jit_init_places_leaves_as_annotated(mesh_platform, data):
 
 @given_data(FRACTION, shrink=False)
 def test_sharded_apply_matches_unsharded(mesh_platform, data):
-    devices = mesh.platform_devices(mesh_platform)
-    case = draw_pipeline_case(data, device_id(devices[0]), features_multiple_of=len(devices))
+    case = _mesh_case(data, mesh_platform)
     check = ANNOTATED.rstrip() + """
     import flax.linen as nn
     grid = mesh.mesh_for(jax.devices()[0].platform, int(features))
