@@ -117,9 +117,12 @@ def test_the_baselines_golden_records_hold_the_declared_modules(tmp_path):
     with open(tmp_path / "log", "w") as log:
         got = envs.record_golden(side, sys.executable, str(tmp_path / "golden"), [FACTORY], 600, log)
     assert got == {config.GOLDEN_RECORD_ENV: str(tmp_path / "golden" / "contract.json"),
-                   config.ZOO_RECORD_ENV: str(tmp_path / "golden" / "zoo.json")}
+                   config.ZOO_RECORD_ENV: str(tmp_path / "golden" / "zoo.json"),
+                   config.CHECKPOINT_DIR_ENV: str(tmp_path / "golden" / "checkpoints")}
     zoo = json.loads((tmp_path / "golden" / "zoo.json").read_text())
     assert sorted(zoo["modules"]) == ["user_resmlp"] and zoo["modules"]["user_resmlp"]["outputs"][""]["values"]
+    saved = json.loads((tmp_path / "golden" / "checkpoints" / "manifest.json").read_text())
+    assert "user_resmlp" in saved  # the team's module is checkpointed for the candidates too
     assert json.loads((tmp_path / "golden" / "contract.json").read_text())["cases"]
 
 
