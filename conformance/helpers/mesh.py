@@ -67,12 +67,16 @@ def sharded_init(module, mesh):
     import flax.linen as nn
 
     init = jit_init(module)
+    compiled: dict = {}  # one jit per input shape, not one per call
 
     def run(seed, x):
-        abstract = jax.eval_shape(init, seed, x)
-        with _compat.lazy_sharding():
-            specs = nn.get_partition_spec(abstract)
-        return jax.jit(init, out_shardings=shardings(mesh, specs))(seed, x)
+        key = (tuple(x.shape), str(x.dtype))
+        if key not in compiled:
+            abstract = jax.eval_shape(init, seed, x)
+            with _compat.lazy_sharding():
+                specs = nn.get_partition_spec(abstract)
+            compiled[key] = jax.jit(init, out_shardings=shardings(mesh, specs))
+        return compiled[key](seed, x)
 
     return run
 

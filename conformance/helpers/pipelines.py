@@ -15,6 +15,7 @@ import numpy as np
 
 from conformance.core import config
 from conformance.numerics import errormodel
+from conformance.helpers.harness import tree_paths, unbox
 from reference import _compat
 
 CHILD = "child"  # the explicit name the parents give the bridged module
@@ -247,7 +248,7 @@ def child(variables, *names) -> dict:
 
 def stacked_slices(child_variables: dict, layers: int) -> list:
     """Each layer's variables of a stacked child: params sliced on the stacked axis (unboxed), other collections as held."""
-    params = _compat.unbox(child_variables["params"])
+    params = unbox(child_variables["params"])
     rest = {c: t for c, t in child_variables.items() if c != "params"}
     return [{"params": jax.tree_util.tree_map(lambda a, i=i: a[i], params), **rest} for i in range(layers)]
 
@@ -257,8 +258,6 @@ def array_layout(tree) -> dict:
     return {p: (tuple(a.shape), str(a.dtype)) for p, a in tree_paths(tree).items() if hasattr(a, "shape")}
 
 
-def zeros(shape, dtype=jnp.float32):
-    return np.zeros(shape, np.dtype(dtype))
 
 
 # --- compiled entry points (cached per module: one compile per shape and device) ---------------------
@@ -303,13 +302,9 @@ def jit_apply(module, method: str | None = None):
     return jax.jit(lambda v, x: apply_in(module, v, x, method=method))
 
 
-def top_level(width: int, features: int):
-    """The same bridged module at the top level: the oracle of every nested form."""
-    return _top(int(width), int(features))
-
-
 @functools.lru_cache(maxsize=None)
-def _top(width, features):
+def top_level(width: int, features: int):
+    """The same bridged module at the top level: the oracle of every nested form (one module per shape)."""
     return bridged(width, features)
 
 
@@ -327,22 +322,6 @@ def jit_init_with_output(module):
 @per_module
 def jit_apply_nnx_method(module, name: str):
     return jax.jit(lambda v, x: apply_in(module, v, x, nnx_method=name))
-
-
-def seed_of(case):
-    from conformance.helpers.harness import seed_array
-
-    return seed_array(case.seed_int)
-
-
-def tree_paths(tree) -> dict:
-    from conformance.helpers.harness import tree_paths as paths
-
-    return paths(tree)
-
-
-def unboxed(tree):
-    return _compat.unbox(tree)
 
 
 

@@ -14,7 +14,7 @@ import pytest
 from conformance.core import config
 from conformance.helpers import checkpoints
 from conformance.helpers import pipelines as pl
-from conformance.helpers.harness import case_x, given_data, numerics
+from conformance.helpers.harness import case_x, given_data, numerics, seed_array, tree_paths
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import assert_equal, assert_inits_within_model, assert_trees_equal, reporting
 
@@ -36,7 +36,7 @@ def _assert_same_tree(name, actual, expected, what):
 def _setup(case):
     x = case_x(case)
     m = pl.bridged(case.width, case.features_int, partitioned=True)
-    return x, m, pl.jit_init(m)(pl.seed_of(case), x)
+    return x, m, pl.jit_init(m)(seed_array(case.seed_int), x)
 
 
 @given_data(FRACTION, shrink=False)
@@ -50,14 +50,14 @@ def test_abstract_init_matches_init(device, data):
     """
     with numerics(case), reporting("jax.eval_shape(init) and lazy_init match init", case, check):
         x, m, pv = _setup(case)
-        abstract = jax.eval_shape(pl.jit_init(m), pl.seed_of(case), x)
+        abstract = jax.eval_shape(pl.jit_init(m), seed_array(case.seed_int), x)
         _assert_same_tree("eval_shape(init)", abstract, pv, "init's tree")
         for (path, a), v in zip(jax.tree_util.tree_flatten_with_path(abstract)[0], jax.tree_util.tree_leaves(pv)):
             where = jax.tree_util.keystr(path)
             assert (a.shape, a.dtype) == (v.shape, v.dtype), (
                 f"eval_shape(init){where} is {a.shape} {a.dtype}, but should be {v.shape} {v.dtype} (init's)")
         if hasattr(m, "lazy_init"):
-            lazy = checkpoints.lazy_init(m, pl.seed_of(case), x)
+            lazy = checkpoints.lazy_init(m, seed_array(case.seed_int), x)
             _assert_same_tree("lazy_init", lazy, pv, "init's tree")
             assert_inits_within_model("lazy_init variables", lazy, pv, "init's (same seed, another trace)")
 
@@ -99,7 +99,7 @@ def test_orbax_round_trip(device, data):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "ckpt")
             checkpoints.orbax_save(path, pv)
-            back = checkpoints.orbax_restore(path, jax.eval_shape(pl.jit_init(m), pl.seed_of(case), x))
+            back = checkpoints.orbax_restore(path, jax.eval_shape(pl.jit_init(m), seed_array(case.seed_int), x))
         _assert_same_tree("orbax restored", back, pv, "the saved tree, restored into init's abstract tree")
         assert_trees_equal("orbax restored", back, pv, "the saved variables")
         apply = pl.jit_apply(m)
@@ -123,7 +123,7 @@ def test_restore_into_target_missing_a_leaf_names_it(device, library, data):
     """
     with numerics(case), reporting(f"{library}: restoring into a target that lacks a leaf names it", case, check):
         x, m, pv = _setup(case)
-        target = jax.eval_shape(pl.jit_init(m), pl.seed_of(case), x)
+        target = jax.eval_shape(pl.jit_init(m), seed_array(case.seed_int), x)
         target = {**target, "params": {**target["params"], "linear": {"kernel": target["params"]["linear"]["kernel"]}}}
         with tempfile.TemporaryDirectory() as tmp:
             try:
@@ -132,5 +132,5 @@ def test_restore_into_target_missing_a_leaf_names_it(device, library, data):
                 assert "bias" in str(exc), f"{library} refused the restore, but its error does not name bias: {exc}"
                 return
         raise AssertionError(f"{library} restored a checkpoint holding params/linear/bias into a target without it "
-                             f"silently (restored {sorted(pl.tree_paths(back))}), but should fail naming the leaf")
+                             f"silently (restored {sorted(tree_paths(back))}), but should fail naming the leaf")
 

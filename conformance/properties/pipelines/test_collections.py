@@ -11,7 +11,7 @@ import numpy as np
 
 from conformance.core import config
 from conformance.helpers import pipelines as pl
-from conformance.helpers.harness import case_x, given_data, numerics
+from conformance.helpers.harness import case_x, given_data, numerics, unbox
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import assert_equal, reporting
 from reference import prng_key
@@ -27,7 +27,7 @@ COUNTING = """
 
 
 def _count(variables, name) -> int:
-    leaves = jax.tree_util.tree_leaves(pl.unboxed(variables.get(name, {})))
+    leaves = jax.tree_util.tree_leaves(unbox(variables.get(name, {})))
     assert len(leaves) == 1, f"collection {name!r} holds {len(leaves)} leaves, but should hold the call count"
     return int(np.asarray(leaves[0]))
 

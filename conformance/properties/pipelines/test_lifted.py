@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conformance.core import config
 from conformance.helpers import pipelines as pl
-from conformance.helpers.harness import case_x, given_data, numerics, place, seed_array, tree_paths
+from conformance.helpers.harness import case_x, given_data, numerics, place, seed_array, tree_paths, unbox
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import (
     assert_close, assert_product_close, assert_shape, assert_trees_differ,
@@ -151,7 +151,7 @@ def test_remat_outputs_and_grads_unchanged(device, data):
         assert_product_close("nn.remat y", y, pl.jit_apply(plain)(v, x), x, sub, what="the plain parent's y")
         rows_x = np.asarray(x, np.float64).reshape(-1, case.width)
         rows_w = np.asarray(w, np.float64).reshape(-1, case.features_int)
-        g = pl.unboxed(grads)["params"][pl.CHILD]["linear"]
+        g = unbox(grads)["params"][pl.CHILD]["linear"]
         n_rows = rows_x.shape[0]
         # d loss/dK = x^T w and d loss/db = sum_rows w: dot products of length n_rows (Higham's gamma_n).
         assert_close("nn.remat grad kernel", g["kernel"], rows_x.T @ rows_w,

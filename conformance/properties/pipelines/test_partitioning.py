@@ -12,7 +12,7 @@ import pytest
 from conformance.core import config
 from conformance.helpers import mesh
 from conformance.helpers import pipelines as pl
-from conformance.helpers.harness import case_x, device_id, given_data, numerics, outputs_same_params, place
+from conformance.helpers.harness import case_x, device_id, given_data, numerics, outputs_same_params, place, seed_array, tree_paths, unbox
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import assert_trees_equal, assert_within_model, reporting
 from reference import prng_key
@@ -41,7 +41,7 @@ def _mesh_case(data, platform: str):
 
 
 def _shapes(tree) -> dict:
-    return {p: tuple(a.shape) for p, a in pl.tree_paths(tree).items()}
+    return {p: tuple(a.shape) for p, a in tree_paths(tree).items()}
 
 
 @given_data(FRACTION, shrink=False)
@@ -55,10 +55,10 @@ def test_partition_spec_top_level(device, data):
     with numerics(case), reporting("nn.get_partition_spec names what nnx.with_partitioning annotated", case, check):
         x = case_x(case)
         m = pl.bridged(case.width, case.features_int, partitioned=True)
-        pv = pl.jit_init(m)(pl.seed_of(case), x)
+        pv = pl.jit_init(m)(seed_array(case.seed_int), x)
         specs = mesh.partition_specs(pv)
         _assert_specs("top level", specs, _shapes(pv), stacked=False)
-        abstract = jax.eval_shape(pl.jit_init(m), pl.seed_of(case), x)
+        abstract = jax.eval_shape(pl.jit_init(m), seed_array(case.seed_int), x)
         assert mesh.partition_specs(abstract) == specs, (
             f"specs of the abstract init {mesh.partition_specs(abstract)}, but should be those of init {specs} "
             "(reading a spec is pure metadata, as for Linen's nn.Partitioned)")
@@ -87,7 +87,7 @@ def test_partition_spec_under_lifted_transforms(device, transform, data):
         else:
             m = pl.vmapped(case.width, case.features_int, partitioned=True)
             x = place(jax.numpy.stack([x] * config.PIPELINE_ENSEMBLE), case.device)
-        pv = pl.jit_init(m)(pl.seed_of(case), x)
+        pv = pl.jit_init(m)(seed_array(case.seed_int), x)
         _assert_specs(f"under nn.{transform}", mesh.partition_specs(pv), _shapes(pv), stacked=True)
 
 
@@ -99,19 +99,20 @@ def test_jit_init_places_leaves_as_annotated(mesh_platform, data):
     import flax.linen as nn
     specs = nn.get_partition_spec(jax.eval_shape(lambda: pl.init_in(m, prng_key(seed), x)))
     sv = jax.jit(lambda: pl.init_in(m, prng_key(seed), x), out_shardings=mesh.shardings(grid, specs))()
-    for p, a in pl.tree_paths(sv).items():
+    from conformance.helpers.harness import tree_paths
+    for p, a in tree_paths(sv).items():
         assert tuple(a.sharding.spec) == mesh.expected_spec(p), f"{p} placed as {a.sharding.spec}, but should be {mesh.expected_spec(p)}"
     """
     with numerics(case), reporting("jit(init, out_shardings=...) places every leaf as annotated", case, check):
         x = case_x(case)
         m = pl.bridged(case.width, case.features_int, partitioned=True)
         grid = mesh.mesh_for(mesh_platform, case.features_int)
-        sv = mesh.sharded_init(m, grid)(pl.seed_of(case), mesh.replicated(x, grid))  # the batch on the same mesh
-        for path, leaf in pl.tree_paths(sv).items():
+        sv = mesh.sharded_init(m, grid)(seed_array(case.seed_int), mesh.replicated(x, grid))  # the batch on the same mesh
+        for path, leaf in tree_paths(sv).items():
             spec = tuple(leaf.sharding.spec)
             want = mesh.expected_spec(path)
             assert spec == want, f"{path} is placed as {spec} on the mesh {dict(grid.shape)}, but should be {want}"
-        assert_trees_equal("sharded init", sv, pl.jit_init(m)(pl.seed_of(case), x), "the unsharded init of the same seed")
+        assert_trees_equal("sharded init", sv, pl.jit_init(m)(seed_array(case.seed_int), x), "the unsharded init of the same seed")
 
 
 @given_data(FRACTION, shrink=False)
@@ -126,12 +127,12 @@ def test_sharded_apply_matches_unsharded(mesh_platform, data):
     with numerics(case), reporting("a sharded apply == the unsharded apply", case, check):
         x = case_x(case)
         m = pl.bridged(case.width, case.features_int, partitioned=True)
-        pv = pl.jit_init(m)(pl.seed_of(case), x)
+        pv = pl.jit_init(m)(seed_array(case.seed_int), x)
         grid = mesh.mesh_for(mesh_platform, case.features_int)
         sv = mesh.place_sharded(pv, grid)
         xr = mesh.replicated(x, grid)  # a pipeline feeds its batch on the same mesh
         y_sharded = pl.apply_in(m, sv, xr)  # eager: each op runs on the shards it is given
-        assert_within_model("sharded y", y_sharded, pl.jit_apply(m)(pv, x), outputs_same_params(x, pl.unboxed(pv)),
+        assert_within_model("sharded y", y_sharded, pl.jit_apply(m)(pv, x), outputs_same_params(x, unbox(pv)),
                             f"the unsharded y (mesh {dict(grid.shape)})")
 
 
@@ -147,6 +148,6 @@ def test_annotated_module_needs_no_mesh(device, data):
     with numerics(case), reporting("an annotated module initialises and applies without a mesh", case, check):
         x = case_x(case)
         m = pl.bridged(case.width, case.features_int, partitioned=True)
-        v = jax.jit(lambda seed, x_: m.init(prng_key(seed), x_))(pl.seed_of(case), x)
+        v = jax.jit(lambda seed, x_: m.init(prng_key(seed), x_))(seed_array(case.seed_int), x)
         y = jax.jit(m.apply)(v, x)
         assert y.shape == (*x.shape[:-1], case.features_int), f"y.shape={y.shape}, but should be {(*x.shape[:-1], case.features_int)}"
