@@ -16,7 +16,7 @@ from conformance.helpers import pipelines as pl
 from conformance.helpers.harness import case_x, given_data, numerics, place, seed_array, tree_paths, unbox
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import (
-    assert_close, assert_product_close, assert_shape, assert_trees_differ,
+    assert_close, assert_inits_within_model, assert_product_close, assert_shape, assert_trees_differ,
     assert_trees_equal, reporting,
 )
 from conformance.numerics import errormodel
@@ -143,7 +143,8 @@ def test_remat_outputs_and_grads_unchanged(device, data):
         seed = seed_array(case.seed_int)
         plain, remat = pl.parent("compact_named", case.width, case.features_int), pl.wrapped("remat", case.width, case.features_int)
         v = pl.jit_init(plain)(seed, x)
-        assert_trees_equal("nn.remat variables", pl.jit_init(remat)(seed, x), v, "the plain parent's (remat changes no init)")
+        # Same key, another program: the sampler may round otherwise (error model, section 5), the zero bias may not.
+        assert_inits_within_model("nn.remat variables", pl.jit_init(remat)(seed, x), v, "the plain parent's (remat changes no draw)")
         w = place(np.ones((*x.shape[:-1], case.features_int), np.float32), case.device)
         _, grads = _loss_and_grads(remat)(v, x, w)
         sub = pl.child(v, pl.CHILD)

@@ -14,7 +14,7 @@ from conformance.helpers import mesh
 from conformance.helpers import pipelines as pl
 from conformance.helpers.harness import case_x, device_id, given_data, numerics, outputs_same_params, place, seed_array, tree_paths, unbox
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
-from conformance.helpers.pytest_helpers import assert_trees_equal, assert_within_model, reporting
+from conformance.helpers.pytest_helpers import assert_inits_within_model, assert_within_model, reporting
 from reference import prng_key
 
 FRACTION = config.PIPELINE_EXAMPLE_FRACTION
@@ -112,7 +112,8 @@ def test_jit_init_places_leaves_as_annotated(mesh_platform, data):
             spec = tuple(leaf.sharding.spec)
             want = mesh.expected_spec(path)
             assert spec == want, f"{path} is placed as {spec} on the mesh {dict(grid.shape)}, but should be {want}"
-        assert_trees_equal("sharded init", sv, pl.jit_init(m)(seed_array(case.seed_int), x), "the unsharded init of the same seed")
+        # A partitioned program may compile the sampler otherwise: the init model (error model, section 5) judges it.
+        assert_inits_within_model("sharded init", sv, pl.jit_init(m)(seed_array(case.seed_int), x), "the unsharded init of the same seed")
 
 
 @given_data(FRACTION, shrink=False)
