@@ -78,3 +78,43 @@ def test_random_and_nightly_profiles_draw_shapes_off_the_menu():
             profiles.load_profile(previous)
         assert shapes - set(config.SHAPES), f"{name}: every shape drawn is on the menu"
         assert all(1 <= w <= config.OFF_MENU_MAX and 1 <= f <= config.OFF_MENU_MAX for w, f in shapes), name
+
+
+def test_compile_keys_give_each_property_every_shape_dtype_and_batch_shape():
+    """Paired draws: about one compile per shape, yet every menu entry is met; row 0 is every menu's first."""
+    from conformance.helpers.hypothesis_helpers import batch_menu, compile_keys
+
+    for rotation in ("test_a|cpu:0", "test_a|cpu:1", "test_b|cpu:0", ""):
+        rows = compile_keys(config.SHAPES, config.DTYPES, batch_menu(None), rotation)
+        assert rows[0] == (config.SHAPES[0], config.DTYPES[0], ()), f"rows[0]={rows[0]}, but should be every menu's first"
+        assert len(rows) == len(config.SHAPES) + 1, f"len(rows)={len(rows)}, but should be {len(config.SHAPES) + 1}"
+        assert {r[0] for r in rows} == set(config.SHAPES)
+        assert {r[1] for r in rows} == set(config.DTYPES)
+        assert {r[2] for r in rows} == set(batch_menu(None))
+    assert compile_keys([(64, 64)], ["float32"], [()], "x") == [((64, 64), "float32", ())]
+
+
+def test_the_suites_properties_pair_every_shape_with_every_dtype():
+    """Across the suite's properties and two devices, the rotations cover every (shape, dtype) and (dtype, batch) pair."""
+    from conformance.core import deviations
+    from conformance.helpers.hypothesis_helpers import batch_menu, compile_keys
+
+    rows = {r for name in deviations.suite_test_names() for dev in ("cpu:0", "cpu:1")
+            for r in compile_keys(config.SHAPES, config.DTYPES, batch_menu(None), f"{name}|{dev}")}
+    missing = {(s, d) for s in config.SHAPES for d in config.DTYPES} - {(r[0], r[1]) for r in rows}
+    assert not missing, f"(shape, dtype) pairs no property draws: {sorted(missing)}"
+    missing = {(d, b) for d in config.DTYPES for b in batch_menu(None)} - {(r[1], r[2]) for r in rows}
+    assert not missing, f"(dtype, batch_shape) pairs no property draws: {sorted(missing)}"
+
+
+def test_a_property_draws_only_its_compile_keys():
+    from conformance.helpers.hypothesis_helpers import CURRENT_PROPERTY, batch_menu, compile_keys
+
+    token = CURRENT_PROPERTY.set("test_output_dtype")
+    try:
+        cases = _draws(n=100, batched=None)
+    finally:
+        CURRENT_PROPERTY.reset(token)
+    keys = set(compile_keys(config.SHAPES, config.DTYPES, batch_menu(None), "test_output_dtype|cpu:0"))
+    drawn = {((c.width, c.features_int), c.dtype, c.x.shape[:-1]) for c in cases}
+    assert drawn == keys, f"drawn {len(drawn)} compile keys, but should draw exactly the property's {len(keys)}"

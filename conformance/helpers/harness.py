@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from conformance.numerics import errormodel
-from conformance.helpers.hypothesis_helpers import Case
+from conformance.helpers.hypothesis_helpers import CURRENT_PROPERTY, Case
 from reference import _compat, check_features, linen_module, prng_key
 
 BACKENDS = ("cpu", "gpu", "tpu")
@@ -268,6 +268,14 @@ def given_data(fraction: float = 1.0, shrink: bool = True):
     from hypothesis import strategies as st
 
     def wrap(fn):
-        return property_settings(fraction, shrink)(given(data=st.data())(fn))
+        @functools.wraps(fn)
+        def named(*args, **kwargs):  # the strategies pair their draws per property (compile_keys)
+            token = CURRENT_PROPERTY.set(fn.__name__)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                CURRENT_PROPERTY.reset(token)
+
+        return property_settings(fraction, shrink)(given(data=st.data())(named))
 
     return wrap

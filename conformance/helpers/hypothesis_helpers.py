@@ -8,7 +8,9 @@ snippet rebuilds the exact array from a few numbers.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import zlib
 from typing import Any
 
 import numpy as np
@@ -126,9 +128,40 @@ def dtypes(names=config.DTYPES) -> st.SearchStrategy[str]:
 
 def batch_shapes(batched: bool | None) -> st.SearchStrategy[tuple]:
     """Leading axes of x: () for the 1-D contract, a menu shape when batched."""
+    return st.sampled_from(batch_menu(batched))
+
+
+# The property being run (set by harness.given_data): it picks the property's compile-key design.
+CURRENT_PROPERTY: contextvars.ContextVar[str] = contextvars.ContextVar("conformance_property", default="")
+
+
+def compile_keys(shape_menu, dtype_names, batch_menu, rotation: str = "") -> list[tuple]:
+    """A property's (width, features), dtype and batch shape, paired: one row per compile.
+
+    Row 0 is every menu's first entry (every property's first example, see
+    ``config.SHAPES``). Later rows walk the shapes in order and the dtypes and
+    batch shapes from an offset that ``rotation`` (the property and device)
+    picks, so each property sees every shape, dtype and batch shape while
+    compiling about ``len(shape_menu)`` programs, not their product; properties
+    with other offsets see the other pairs (README, "Profiles and settings").
+    """
+    shape_menu, dtype_names, batch_menu = list(shape_menu), list(dtype_names), list(batch_menu)
+    offset = zlib.crc32(rotation.encode())
+    # One more row than the longest menu: the first shape comes back with a rotated dtype.
+    n = max(len(shape_menu), len(dtype_names), len(batch_menu)) + 1
+    rows = [(shape_menu[0], dtype_names[0], batch_menu[0])]
+    for i in range(1, n):
+        row = (shape_menu[i % len(shape_menu)], dtype_names[(i - 1 + offset) % len(dtype_names)],
+               batch_menu[(i - 1 + offset // len(dtype_names)) % len(batch_menu)])
+        if row not in rows:
+            rows.append(row)
+    return rows
+
+
+def batch_menu(batched: bool | None) -> tuple:
     if batched is None:
-        return st.sampled_from(((),) + config.BATCH_SHAPES)
-    return st.sampled_from(config.BATCH_SHAPES) if batched else st.just(())
+        return ((),) + config.BATCH_SHAPES
+    return config.BATCH_SHAPES if batched else ((),)
 
 
 def x_specs(width: int, dtype: str, lead: tuple = (), kinds=X_KINDS) -> st.SearchStrategy[XSpec]:
@@ -183,10 +216,15 @@ def draw_case(
 ) -> Case:
     """Draw a case with one labelled draw per argument."""
     seed = data.draw(seeds(), label="seed")
-    width, count = data.draw(shapes(min_cells), label="width, features")
+    if off_menu():  # the whole product, and shapes off the menu
+        width, count = data.draw(shapes(min_cells), label="width, features")
+        dtype = data.draw(dtypes(dtype_names), label="dtype")
+        lead = data.draw(batch_shapes(batched), label="batch_shape")
+    else:  # paired: about one compile per shape of the menu (compile_keys)
+        menu = [s for s in config.SHAPES if s[0] * s[1] >= min_cells]
+        keys = compile_keys(menu, dtype_names, batch_menu(batched), f"{CURRENT_PROPERTY.get()}|{device}")
+        (width, count), dtype, lead = data.draw(st.sampled_from(keys), label="(width, features), dtype, batch_shape")
     feats = as_features(count, data.draw(st.sampled_from(FEATURE_FORMS), label="features passed as"))
-    dtype = data.draw(dtypes(dtype_names), label="dtype")
-    lead = data.draw(batch_shapes(batched), label="batch_shape")
     xs = data.draw(x_specs(width, dtype, lead, kinds), label="x")
     return Case(seed=seed, features=feats, width=width, dtype=dtype, x=xs, device=device)
 
