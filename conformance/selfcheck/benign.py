@@ -30,6 +30,7 @@ class Perturbation:
     apply: Callable | None = None  # (base_apply, self, variables, x) -> y, as the fault hooks
     apply_kw: Callable | None = None  # (base_apply, self, variables, x, kwargs) -> apply's result
     patch: Callable | None = None  # () -> None: changes the bridge itself (where it runs the NNX module)
+    xla_flags: str = ""  # compiler flags, set before the backend starts (every program compiles otherwise)
 
 
 def perturbation(description: str):
@@ -319,6 +320,25 @@ def nested_products_reordered():
     return dict(patch=_nested_reordered_patch)
 
 
+XLA_UNOPTIMISED = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
+@perturbation("XLA compiles every program at -O0 with LLVM's expensive passes off: no vectorisation, other "
+              "instruction selection, no contraction into fused multiply-adds")
+def compiled_without_optimisation():
+    return dict(xla_flags=XLA_UNOPTIMISED)
+
+
+def _set_xla_flags(flags: str) -> None:
+    import os
+
+    from jax._src import xla_bridge
+
+    if xla_bridge._backends:  # XLA reads its flags once, when the first backend starts
+        raise RuntimeError(f"XLA flags {flags!r} come too late: a jax backend is already up")
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+
+
 # --- installing one -----------------------------------------------------------------------------------
 
 
@@ -327,6 +347,8 @@ def install(name: str) -> None:
     if name not in PERTURBATIONS:
         raise ValueError(f"--perturb must be one of {sorted(PERTURBATIONS)}; got {name!r}")
     p = PERTURBATIONS[name]
+    if p.xla_flags:
+        _set_xla_flags(p.xla_flags)
     if p.patch:
         p.patch()
     if p.sampler:
