@@ -9,8 +9,6 @@ hundreds of small XLA programs).
 """
 
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -18,15 +16,16 @@ import pytest
 
 from conformance.modules import declare
 from conformance.modules.declare import Call, ModuleSpec
+from conformance.selfcheck import forked
 
 TIER = "conformance.modules.zoo_layers:real_layer_specs"
 
 
 def _suite(tmp_path, *args, profile="selfcheck", env=None):
     xml = tmp_path / "out.xml"
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+    cmd = ["--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
            f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-W", "ignore::DeprecationWarning", *args]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1800, env={**os.environ, **(env or {})})
+    proc = forked.run_pytest(cmd, cwd=str(tmp_path), env={**os.environ, **(env or {})}, timeout=1800)
     cases = list(ET.parse(xml).getroot().iter("testcase")) if xml.exists() else []
     return proc, cases
 

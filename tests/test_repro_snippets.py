@@ -1,9 +1,9 @@
 """Every repro snippet runs and reproduces its failure.
 
-The suite runs in subprocesses, once per fault of ``SNIPPET_FAULTS`` (the
+The suite runs in its own processes (forked, conformance/selfcheck/forked.py), once per fault of ``SNIPPET_FAULTS`` (the
 selfcheck profile, only the properties that fault is known to fail), with
 the fault injected. Each failing property's repro note is read from the JUnit
-XML and executed in a fresh interpreter: it must re-apply the fault itself
+XML and executed as printed, in a fresh interpreter (``python -c``): it must re-apply the fault itself
 and end in the property's failure (an exception). Properties that carry a
 snippet are found in the suite's source, so a new one without a fault here
 fails the coverage test.
@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 
 
 from conformance.core import deviations
+from conformance.selfcheck import forked
 
 SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conformance")
 
@@ -97,10 +98,10 @@ def snippet_of(failure_text: str) -> str | None:
 def run_suite(fault: str, props: list[str], tmp) -> dict[str, str]:
     """property -> snippet, from a run of ``props`` under ``fault``."""
     xml = os.path.join(tmp, f"{fault}.xml")
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+    cmd = ["--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
            "--hypothesis-profile=selfcheck", "-p", "conformance.faults", "--fault", fault,
            "-k", " or ".join(props), f"--junitxml={xml}"]
-    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=900)
+    proc = forked.run_pytest(cmd, cwd=tmp, timeout=900)
     assert os.path.exists(xml), f"{fault}: pytest exited {proc.returncode}\n{proc.stdout[-3000:]}"
     out = {}
     for case in ET.parse(xml).iter("testcase"):

@@ -26,3 +26,29 @@ def test_a_perturbation_is_seen_only_where_the_clean_run_drifts_otherwise():
     assert seen_in(run, clean) == ["test_jit_whole_matches_eager"]
     assert seen_in({"drift": {"m::test_module_grads[zoo_dropout]": dict(same)}}, clean) == []  # drifts as without it
     assert seen_in({"drift": {"m::test_module_grads[zoo_dropout]": {**same, "max_ulps": 3.0}}}, clean) == ["test_module_grads"]
+
+
+def test_forked_runs_take_their_own_cwd_env_and_exit_code(tmp_path):
+    """A forked run is a pytest run of its own: its directory, its environment, its exit code and output."""
+    import os
+
+    from conformance.selfcheck import forked
+
+    (tmp_path / "test_probe.py").write_text(
+        "import os\n\ndef test_env():\n    assert os.environ['PROBE'] == 'yes'\n    assert os.path.exists('test_probe.py')\n")
+    ok = forked.run_pytest(["-q", "-p", "no:cacheprovider", "test_probe.py"], cwd=str(tmp_path), env={**os.environ, "PROBE": "yes"})
+    assert ok.returncode == 0 and "1 passed" in ok.stdout, ok.stdout[-2000:]
+    bad = forked.run_pytest(["-q", "-p", "no:cacheprovider", "test_probe.py"], cwd=str(tmp_path), env={**os.environ, "PROBE": "no"})
+    assert bad.returncode == 1 and "1 failed" in bad.stdout, bad.stdout[-2000:]
+
+
+def test_a_forked_run_past_its_timeout_is_killed(tmp_path):
+    import pytest
+
+    from conformance.selfcheck import forked
+
+    (tmp_path / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(60)\n")
+    with pytest.raises(subprocess.TimeoutExpired):
+        forked.run_pytest(["-q", "-p", "no:cacheprovider", "test_slow.py"], cwd=str(tmp_path), timeout=5)
+    again = forked.run_pytest(["-q", "-p", "no:cacheprovider", "--co", "test_slow.py"], cwd=str(tmp_path))
+    assert again.returncode == 0, again.stdout[-2000:]  # the server serves the next run

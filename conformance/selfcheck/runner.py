@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ import xml.etree.ElementTree as ET
 
 from conformance.core import deviations
 from conformance.numerics import drift
+from conformance.selfcheck import forked
 from conformance.selfcheck.benign import PERTURBATIONS
 from conformance.selfcheck.faults import FAULTS
 
@@ -27,14 +27,14 @@ CLEAN = "(no fault)"
 
 def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], perturb: str | None = None) -> dict:
     xml = os.path.join(out_dir, f"{fault or perturb or 'clean'}.xml")
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+    cmd = ["--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
            f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-p", "conformance.faults", "-p", "conformance.benign"]
     if fault:
         cmd += ["--fault", fault]
     if perturb:
         cmd += ["--perturb", perturb]
     start = time.monotonic()
-    proc = subprocess.run(cmd + extra, cwd=out_dir, capture_output=True, text=True)
+    proc = forked.run_pytest(cmd + extra, cwd=out_dir)
     elapsed = time.monotonic() - start
     failed, errored, drift_records, total = set(), set(), {}, 0
     if os.path.exists(xml):
