@@ -82,3 +82,25 @@ def test_real_layers_in_float32_are_within_the_bound_of_their_float64_values(nam
         for a, w, bb in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(b)):
             err = np.abs(np.asarray(a, np.float64) - np.asarray(w, np.float64))
             assert np.all(err <= np.asarray(bb, np.float64)), f"{name}: error {err.max():.3e} beyond its bound"
+
+
+def test_python_scalar_literals_of_older_jax_are_read_with_their_dtype():
+    """jax before 0.5 keeps a jaxpr literal as a Python float: the interpreter gives it its aval's dtype."""
+    from jax.extend import core as jcore
+
+    # jnp.where passes its scalar into an inner jaxpr that converts it: where older jax crashed the interpreter
+    closed = jax.make_jaxpr(lambda x: jnp.where(x > 0, x, 0.5) * x)(jnp.float32(-3.0))
+    eqns = []
+    for eqn in closed.jaxpr.eqns:  # every literal as older jax stores it
+        invars = [jcore.Literal(float(v.val), v.aval) if isinstance(v, jcore.Literal) else v for v in eqn.invars]
+        eqns.append(eqn.replace(invars=invars))
+    old_style = closed.jaxpr.replace(eqns=eqns)
+    assert any(isinstance(v, jcore.Literal) and isinstance(v.val, float) for e in eqns for v in e.invars), \
+        "the jaxpr holds no literal to rewrite"
+    outs, errs = running_error._eval_jaxpr(old_style, closed.consts, [jnp.float32(-3.0)], [None])
+    assert float(outs[0]) == -1.5, f"outs[0]={outs[0]}, but should be -1.5"
+    assert errs[0] is not None and 0 <= float(errs[0]) <= 4 * errormodel.unit_roundoff("float32") * 1.5
+
+
+def test_mantissa_bits_cover_bfloat16_without_numpy_finfo():
+    assert [errormodel.mantissa_bits(d) for d in ("float64", "float32", "float16", "bfloat16")] == [52, 23, 10, 7]

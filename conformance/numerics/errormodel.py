@@ -44,6 +44,11 @@ def _finfo(d):
     return ml_dtypes.finfo(_dtype(d))
 
 
+def mantissa_bits(dtype) -> int:
+    """Explicit mantissa bits (23 for float32, 7 for bfloat16), through ml_dtypes: older NumPy has no finfo of bfloat16."""
+    return int(_finfo(dtype).nmant)
+
+
 def unit_roundoff(dtype) -> float:
     """u: 2**-24 for float32, 2**-8 for bfloat16, 2**-11 for float16, 2**-53 for float64."""
     return float(_finfo(dtype).eps) / 2

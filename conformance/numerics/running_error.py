@@ -188,8 +188,9 @@ def _local(eqn, vals, outs):
             res.append(_gamma(n, dt) * m.astype(_err_dtype()) + n * tiny)
         elif name == "convert_element_type":
             src = vals[0].dtype
-            narrowing = _is_float(vals[0]) and np.finfo(np.dtype(dt)).nmant < np.finfo(np.dtype(src)).nmant
-            from_int = not _is_float(vals[0]) and np.dtype(src).itemsize * 8 > np.finfo(np.dtype(dt)).nmant
+            bits = errormodel.mantissa_bits
+            narrowing = _is_float(vals[0]) and bits(dt) < bits(src)
+            from_int = not _is_float(vals[0]) and np.dtype(src).itemsize * 8 > bits(dt)
             res.append(u * mag + tiny if narrowing or from_int else jnp.zeros_like(mag))
         elif name == "reduce_precision":
             res.append(2.0 ** -(eqn.params["mantissa_bits"] + 1) * mag + tiny)
@@ -231,8 +232,8 @@ def _eval_jaxpr(jaxpr, consts, vals, errs):
     env = {}
 
     def read(v):
-        if isinstance(v, jcore.Literal):
-            return v.val, None
+        if isinstance(v, jcore.Literal):  # older jax keeps a Python scalar there: give it its aval's dtype
+            return (v.val if hasattr(v.val, "dtype") else np.asarray(v.val, v.aval.dtype)), None
         return env[v]
 
     for v, c in zip(jaxpr.constvars, consts):
