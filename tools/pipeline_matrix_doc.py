@@ -1,4 +1,4 @@
-"""The pipelines' version matrix as Markdown, from one JUnit XML per release.
+"""A version matrix as Markdown (the pipelines', the real-layer tier's), from one JUnit XML per release.
 
     python tools/pipeline_matrix_doc.py DIR > table.md
 

@@ -20,7 +20,7 @@ def set_xla_flags() -> None:
     """
     os.environ.setdefault(config.PREALLOCATE_ENV, config.PREALLOCATE)
     flags = os.environ.get("XLA_FLAGS", "")
-    wanted = [f"{_FLAG}={config.CPU_DEVICE_COUNT}", *_known_xla_flags(config.XLA_CPU_FLAGS)]
+    wanted = [f"{_FLAG}={config.CPU_DEVICE_COUNT}", *config.XLA_CPU_FLAGS]
     extra = [f for f in wanted if f.split("=")[0] not in flags]  # the user's own settings win
     if extra:
         os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
@@ -68,22 +68,6 @@ def configure_process(pytest_config) -> None:
     set_xla_flags()  # inherited by the workers the controller spawns
     if role(pytest_config) != "controller":
         before_jax()
-
-
-def _known_xla_flags(flags):
-    """``flags`` less those the installed jaxlib does not know: XLA aborts the process on an unknown flag.
-
-    --xla_cpu_parallel_codegen_split_count arrived after jaxlib 0.4.31 (flax 0.9.0's jax).
-    """
-    from importlib import metadata
-
-    try:
-        have = tuple(int(p) for p in metadata.version("jaxlib").split(".")[:3])
-    except (metadata.PackageNotFoundError, ValueError):  # unknown jaxlib version: keep every flag
-        return list(flags)
-    if have < (0, 4, 34):
-        return [f for f in flags if not f.startswith("--xla_cpu_parallel_codegen_split_count")]
-    return list(flags)
 
 
 def compilation_cache_dir() -> str | None:
