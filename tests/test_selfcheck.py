@@ -52,3 +52,19 @@ def test_a_forked_run_past_its_timeout_is_killed(tmp_path):
         forked.run_pytest(["-q", "-p", "no:cacheprovider", "test_slow.py"], cwd=str(tmp_path), timeout=5)
     again = forked.run_pytest(["-q", "-p", "no:cacheprovider", "--co", "test_slow.py"], cwd=str(tmp_path))
     assert again.returncode == 0, again.stdout[-2000:]  # the server serves the next run
+
+
+def test_a_forked_run_honours_its_own_pythonpath(tmp_path):
+    """PYTHONPATH makes sys.path at start-up: a run that sets its own is not served from the preloaded server."""
+    import os
+
+    from conformance.selfcheck import forked
+
+    lib, work = tmp_path / "lib", tmp_path / "work"
+    lib.mkdir()
+    work.mkdir()
+    (lib / "probe_mod_for_forked.py").write_text("VALUE = 7\n")
+    (work / "test_path.py").write_text("def test_import():\n    import probe_mod_for_forked\n    assert probe_mod_for_forked.VALUE == 7\n")
+    run = forked.run_pytest(["-q", "-p", "no:cacheprovider", "test_path.py"], cwd=str(work),
+                            env={**os.environ, "PYTHONPATH": str(lib)})
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-2000:]

@@ -5,12 +5,13 @@ every fault); a fresh interpreter spends about 2.5 s of CPU importing jax,
 flax, optax, orbax, Hypothesis and pytest before its first test. A server
 process imports them once; each run is a fork of it that calls
 ``pytest.main`` in its own process, so a fault or a perturbation never leaks
-into the next run. The server imports nothing that reads configuration at
-import except jax, whose ``JAX_*`` variables must then match the server's: a
-run that changes them, or a platform without ``os.fork``, gets a plain
-subprocess. XLA reads ``XLA_FLAGS`` when a backend starts, inside the fork,
+into the next run. What is read once at start-up must then match the
+server's: jax's ``JAX_*`` variables and Python's own (``PYTHONPATH`` makes
+``sys.path``). A run that changes them, or a platform without ``os.fork``,
+gets a plain subprocess. XLA reads ``XLA_FLAGS`` when a backend starts, inside the fork,
 so the suite's device count and a perturbation's compiler flags still apply.
-One server per calling thread: each serves one run at a time.
+One server per calling thread: each serves one run at a time, and kills a run
+past its timeout itself.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,9 +26,10 @@ import threading
 
 PRELOAD = ("numpy", "jax", "flax.linen", "flax.nnx", "optax", "orbax.checkpoint", "hypothesis", "pytest")
 
-# The server: one JSON request per line; it forks, prints the child's pid, then its exit code.
+# The server: one JSON request per line; it forks, then prints the child's exit code, or
+# "timeout" once it has killed a child past its time.
 _SERVER = f"""
-import json, os, sys
+import json, os, sys, time
 for name in {PRELOAD!r}:
     __import__(name)
 print("ready", flush=True)
@@ -54,17 +54,27 @@ for line in sys.stdin:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    print(pid, flush=True)
-    _, status = os.waitpid(pid, 0)
-    print(os.waitstatus_to_exitcode(status), flush=True)
+    start = time.monotonic()
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            print(os.waitstatus_to_exitcode(status), flush=True)
+            break
+        if req["timeout"] is not None and time.monotonic() - start > req["timeout"]:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            print("timeout", flush=True)
+            break
+        time.sleep(0.02)
 """
 
 _local = threading.local()
 _servers: list[subprocess.Popen] = []
 
 
-def _jax_env(env) -> dict:
-    return {k: v for k, v in env.items() if k.startswith("JAX_")}
+def _startup_env(env) -> dict:
+    """The variables read once at start-up: jax's at import, Python's (PYTHONPATH and the rest)."""
+    return {k: v for k, v in env.items() if k.startswith(("JAX_", "PYTHON"))}
 
 
 def _server() -> subprocess.Popen | None:
@@ -78,32 +88,25 @@ def _server() -> subprocess.Popen | None:
         if srv.stdout.readline().strip() != "ready":
             srv.kill()
             return None
-        srv.jax_env = _jax_env(os.environ)
+        srv.startup_env = _startup_env(os.environ)
         _local.server = srv
         _servers.append(srv)
     return srv
-
-
-def _readline(srv: subprocess.Popen, timeout: float | None) -> str | None:
-    ready, _, _ = select.select([srv.stdout], [], [], timeout)
-    return srv.stdout.readline().strip() if ready else None
 
 
 def run_pytest(args, cwd: str, env: dict | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
     """``python -m pytest *args`` in ``cwd``: returncode, and stdout with stderr folded in."""
     env = dict(os.environ if env is None else env)
     srv = _server()
-    if srv is None or _jax_env(env) != srv.jax_env:
+    if srv is None or _startup_env(env) != srv.startup_env:
         proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=timeout)
         return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout + proc.stderr, "")
     with tempfile.NamedTemporaryFile("r", suffix=".out") as out:
-        srv.stdin.write(json.dumps({"args": list(args), "cwd": str(cwd), "env": env, "out": out.name}) + "\n")
-        pid = int(srv.stdout.readline())
-        code = _readline(srv, timeout)
-        if code is None:
-            os.kill(pid, signal.SIGKILL)
-            srv.stdout.readline()
+        request = {"args": list(args), "cwd": str(cwd), "env": env, "out": out.name, "timeout": timeout}
+        srv.stdin.write(json.dumps(request) + "\n")
+        code = srv.stdout.readline().strip()
+        if code == "timeout":
             raise subprocess.TimeoutExpired(["pytest", *args], timeout)
         return subprocess.CompletedProcess(["pytest", *args], int(code), out.read(), "")
 
