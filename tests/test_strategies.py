@@ -7,15 +7,17 @@ from conformance.core import config
 from conformance.helpers.hypothesis_helpers import SEED_BOUNDARIES, draw_case, make_x, seeds
 
 
-def _draws(n=300, **kw):
+def _draws(n=300, devices=("cpu:0", "cpu:1"), **kw):
+    """Cases drawn on each of ``devices`` (the two CPU devices deal a property's compile keys out between them)."""
     seen = []
+    for device in devices:
 
-    @settings(max_examples=n, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(data=st.data())
-    def collect(data):
-        seen.append(draw_case(data, "cpu:0", **kw))
+        @settings(max_examples=n, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(data=st.data())
+        def collect(data):
+            seen.append(draw_case(data, device, **kw))
 
-    collect()
+        collect()
     return seen
 
 
@@ -84,7 +86,7 @@ def test_compile_keys_give_each_property_every_shape_dtype_and_batch_shape():
     """Paired draws: about one compile per shape, yet every menu entry is met; row 0 is every menu's first."""
     from conformance.helpers.hypothesis_helpers import batch_menu, compile_keys
 
-    for rotation in ("test_a|cpu:0", "test_a|cpu:1", "test_b|cpu:0", ""):
+    for rotation in ("test_a", "test_b", "test_c", ""):
         rows = compile_keys(config.SHAPES, config.DTYPES, batch_menu(None), rotation)
         assert rows[0] == (config.SHAPES[0], config.DTYPES[0], ()), f"rows[0]={rows[0]}, but should be every menu's first"
         assert len(rows) == len(config.SHAPES) + 1, f"len(rows)={len(rows)}, but should be {len(config.SHAPES) + 1}"
@@ -95,26 +97,49 @@ def test_compile_keys_give_each_property_every_shape_dtype_and_batch_shape():
 
 
 def test_the_suites_properties_pair_every_shape_with_every_dtype():
-    """Across the suite's properties and two devices, the rotations cover every (shape, dtype) and (dtype, batch) pair."""
+    """Across the suite's properties, the rotations cover every (shape, dtype) and (dtype, batch) pair."""
     from conformance.core import deviations
     from conformance.helpers.hypothesis_helpers import batch_menu, compile_keys
 
-    rows = {r for name in deviations.suite_test_names() for dev in ("cpu:0", "cpu:1")
-            for r in compile_keys(config.SHAPES, config.DTYPES, batch_menu(None), f"{name}|{dev}")}
+    rows = {r for name in deviations.suite_test_names()
+            for r in compile_keys(config.SHAPES, config.DTYPES, batch_menu(None), name)}
     missing = {(s, d) for s in config.SHAPES for d in config.DTYPES} - {(r[0], r[1]) for r in rows}
     assert not missing, f"(shape, dtype) pairs no property draws: {sorted(missing)}"
     missing = {(d, b) for d in config.DTYPES for b in batch_menu(None)} - {(r[1], r[2]) for r in rows}
     assert not missing, f"(dtype, batch_shape) pairs no property draws: {sorted(missing)}"
 
 
+def test_devices_of_a_platform_share_out_a_propertys_compile_keys():
+    """Each device draws row 0 and its share of the rest; together they draw every row, each once."""
+    from conformance.helpers.hypothesis_helpers import batch_menu, compile_keys, device_share
+
+    keys = compile_keys(config.SHAPES, config.DTYPES, batch_menu(None), "test_a")
+    for peers in (["cpu:0", "cpu:1"], ["gpu:0", "gpu:1", "gpu:2"]):
+        shares = [device_share(keys, d, peers) for d in peers]
+        assert all(share[0] == keys[0] for share in shares), "a device's share lacks row 0 (every menu's first)"
+        rest = [k for share in shares for k in share[1:]]
+        assert sorted(rest) == sorted(keys[1:]), f"shares {shares}, but should deal out {keys[1:]} once each"
+        sizes = [len(share) for share in shares]
+        assert max(sizes) - min(sizes) <= 1, f"share sizes {sizes}, but should differ by at most 1"
+    shares = [device_share(keys[:3], d, ["cpu:0", "cpu:1"], common_first=False) for d in ("cpu:0", "cpu:1")]
+    assert shares == [[keys[0], keys[2]], [keys[1]]], f"pipeline shares {shares}, but should deal 3 keys out as 2 + 1"
+    assert device_share(keys[:1], "cpu:1", ["cpu:0", "cpu:1"], common_first=False) == keys[:1], "a device left without a key"
+    assert device_share(keys, "gpu:0", ["gpu:0"]) == keys, "a platform's only device should draw every key"
+    assert device_share(keys, "tpu:0", ["cpu:0", "cpu:1"]) == keys, "a device outside peers should draw every key"
+
+
 def test_a_property_draws_only_its_compile_keys():
-    from conformance.helpers.hypothesis_helpers import CURRENT_PROPERTY, batch_menu, compile_keys
+    from conformance.helpers.hypothesis_helpers import (
+        CURRENT_PROPERTY, batch_menu, compile_keys, device_share, platform_peers,
+    )
 
     token = CURRENT_PROPERTY.set("test_output_dtype")
     try:
-        cases = _draws(n=100, batched=None)
+        cases = _draws(n=100, devices=("cpu:0",), batched=None)
     finally:
         CURRENT_PROPERTY.reset(token)
-    keys = set(compile_keys(config.SHAPES, config.DTYPES, batch_menu(None), "test_output_dtype|cpu:0"))
+    assert platform_peers("cpu:0") == ["cpu:0", "cpu:1"], platform_peers("cpu:0")
+    keys = set(device_share(compile_keys(config.SHAPES, config.DTYPES, batch_menu(None), "test_output_dtype"),
+                            "cpu:0", platform_peers("cpu:0")))
     drawn = {((c.width, c.features_int), c.dtype, c.x.shape[:-1]) for c in cases}
-    assert drawn == keys, f"drawn {len(drawn)} compile keys, but should draw exactly the property's {len(keys)}"
+    assert drawn == keys, f"drawn {len(drawn)} compile keys, but should draw exactly cpu:0's {len(keys)}"

@@ -69,6 +69,12 @@ BATCH_SHAPES = ((3,), (2, 3))
 # Input dtypes; float64 runs under a scoped x64 switch.
 FLOAT_DTYPES = ("float32", "bfloat16", "float16", "float64")
 DTYPES = FLOAT_DTYPES + ("int32", "int8")
+# Paired draws (helpers/hypothesis_helpers.compile_keys): each property and
+# device takes one of this many rotations of the dtype and batch menus. Fewer
+# rotations, more programs shared between properties (one compile serves all
+# that draw it); len(DTYPES) is the fewest whose rows still pair every shape
+# with every dtype across the suite.
+COMPILE_KEY_ROTATIONS = len(DTYPES)
 # Input element magnitude: small enough that no dtype overflows through a
 # 256-wide product, large enough to exercise rounding.
 ELEMENT_MAX = 8.0

@@ -139,23 +139,55 @@ def compile_keys(shape_menu, dtype_names, batch_menu, rotation: str = "") -> lis
     """A property's (width, features), dtype and batch shape, paired: one row per compile.
 
     Row 0 is every menu's first entry (every property's first example, see
-    ``config.SHAPES``). Later rows walk the shapes in order and the dtypes and
-    batch shapes from an offset that ``rotation`` (the property and device)
-    picks, so each property sees every shape, dtype and batch shape while
-    compiling about ``len(shape_menu)`` programs, not their product; properties
-    with other offsets see the other pairs (README, "Profiles and settings").
+    ``config.SHAPES``). Later rows walk the shapes in order, the dtypes from an
+    offset ``o`` and the batch shapes from ``2·o``, where ``o`` is one of
+    ``config.COMPILE_KEY_ROTATIONS`` picked by ``rotation`` (the property's
+    name). So each property sees every shape, dtype and batch shape while
+    compiling about ``len(shape_menu)`` programs, not their product, and
+    ``device_share`` deals those out to the platform's devices. Between
+    rotations the dtype offset takes every value (every (shape, dtype) pair)
+    and so does the batch offset minus the dtype offset (every (dtype, batch)
+    pair); properties with the same rotation share their programs (README,
+    "Profiles and settings").
     """
     shape_menu, dtype_names, batch_menu = list(shape_menu), list(dtype_names), list(batch_menu)
-    offset = zlib.crc32(rotation.encode())
+    offset = zlib.crc32(rotation.encode()) % config.COMPILE_KEY_ROTATIONS
     # One more row than the longest menu: the first shape comes back with a rotated dtype.
     n = max(len(shape_menu), len(dtype_names), len(batch_menu)) + 1
     rows = [(shape_menu[0], dtype_names[0], batch_menu[0])]
     for i in range(1, n):
         row = (shape_menu[i % len(shape_menu)], dtype_names[(i - 1 + offset) % len(dtype_names)],
-               batch_menu[(i - 1 + offset // len(dtype_names)) % len(batch_menu)])
+               batch_menu[(i - 1 + 2 * offset) % len(batch_menu)])
         if row not in rows:
             rows.append(row)
     return rows
+
+
+def device_share(keys: list, device: str, peers, *, common_first: bool = True) -> list:
+    """The compile keys ``device`` draws: its place among ``peers``, then every ``len(peers)``-th key.
+
+    ``peers`` are the devices of ``device``'s platform, identical hardware, so
+    between them they compile each of a property's keys once instead of each
+    device compiling all of them; every device still runs the property, and
+    every platform meets every key. ``common_first``: every device also draws
+    row 0 (the contract's first example, see ``config.SHAPES``). A device not
+    among ``peers`` draws all keys; one left without a key draws one.
+    """
+    keys, peers = list(keys), list(peers)
+    if device not in peers or len(peers) < 2:
+        return keys
+    place, count = peers.index(device), len(peers)
+    if common_first:
+        return keys[:1] + [k for i, k in enumerate(keys[1:]) if i % count == place]
+    return [k for i, k in enumerate(keys) if i % count == place] or [keys[place % len(keys)]]
+
+
+def platform_peers(device: str) -> list[str]:
+    """The devices of ``device``'s platform, in the suite's order."""
+    from conformance.helpers.harness import all_devices, device_id  # lazy: harness imports this module
+
+    platform = device.split(":")[0]
+    return [device_id(d) for d in all_devices() if d.platform == platform]
 
 
 def batch_menu(batched: bool | None) -> tuple:
@@ -222,22 +254,41 @@ def draw_case(
         lead = data.draw(batch_shapes(batched), label="batch_shape")
     else:  # paired: about one compile per shape of the menu (compile_keys)
         menu = [s for s in config.SHAPES if s[0] * s[1] >= min_cells]
-        keys = compile_keys(menu, dtype_names, batch_menu(batched), f"{CURRENT_PROPERTY.get()}|{device}")
+        keys = compile_keys(menu, dtype_names, batch_menu(batched), CURRENT_PROPERTY.get())
+        keys = device_share(keys, device, platform_peers(device))
         (width, count), dtype, lead = data.draw(st.sampled_from(keys), label="(width, features), dtype, batch_shape")
     feats = as_features(count, data.draw(st.sampled_from(FEATURE_FORMS), label="features passed as"))
     xs = data.draw(x_specs(width, dtype, lead, kinds), label="x")
     return Case(seed=seed, features=feats, width=width, dtype=dtype, x=xs, device=device)
 
 
-def draw_pipeline_case(data, device: str, *, square: bool = False, features_multiple_of: int = 1) -> Case:
+def draw_pipeline_case(
+    data, device: str, *, square: bool = False, features_multiple_of: int = 1, layers: bool = False
+) -> Case:
     """A float32 batch through a pipeline: seed, a small shape (square for stacked layers), x's kind.
 
     ``features_multiple_of``: a mesh's device count, so the kernel's columns
     split over every device (the whole menu when no shape allows it).
+    ``layers``: also draw a scan length (``case.extra["layers"]``). Outside
+    random and nightly, shape and length are drawn paired like ``draw_case``'s
+    keys: the (shape, length) rows start at an offset the property's name
+    picks, and ``device_share`` deals them out to the platform's devices, one
+    each on two devices (a pipeline's verdict is in its wiring, not its shape).
     """
     seed = data.draw(seeds(), label="seed")
     menu = [s for s in config.PIPELINE_SHAPES if s[0] == s[1] or not square]
     menu = [s for s in menu if s[1] % features_multiple_of == 0] or menu
-    width, count = data.draw(st.sampled_from(menu), label="width, features")
+    lengths = config.PIPELINE_LAYERS if layers else (None,)
+    if off_menu():
+        width, count = data.draw(st.sampled_from(menu), label="width, features")
+        length = data.draw(st.sampled_from(lengths), label="layers")
+    else:
+        rows = [(shape, n) for shape in menu for n in lengths]
+        start = zlib.crc32(CURRENT_PROPERTY.get().encode()) % len(rows)
+        rows = device_share(rows[start:] + rows[:start], device, platform_peers(device), common_first=False)
+        (width, count), length = data.draw(st.sampled_from(rows), label="(width, features), layers")
     xs = data.draw(x_specs(width, "float32", config.BATCH_SHAPES[0], PIPELINE_X_KINDS), label="x")
-    return Case(seed=seed, features=count, width=width, dtype="float32", x=xs, device=device)
+    case = Case(seed=seed, features=count, width=width, dtype="float32", x=xs, device=device)
+    if layers:
+        case.extra["layers"] = length
+    return case

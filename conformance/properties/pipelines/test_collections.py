@@ -32,6 +32,11 @@ def _count(variables, name) -> int:
     return int(np.asarray(leaves[0]))
 
 
+@pl.per_module
+def _jit_apply_mutable(module, name: str):
+    return jax.jit(lambda v, x_: module.apply(v, x_, mutable=[name]))
+
+
 @given_data(FRACTION, shrink=False)
 def test_custom_collection_updates_under_mutable(device, data):
     case = draw_pipeline_case(data, device)
@@ -49,7 +54,7 @@ def test_custom_collection_updates_under_mutable(device, data):
         cv = m.init(prng_key(case.seed_int), x)
         name = pl.custom_collection(cv)
         start = _count(cv, name)
-        apply = jax.jit(lambda v, x_: m.apply(v, x_, mutable=[name]))
+        apply = _jit_apply_mutable(m, name)
         v, ys = cv, []
         for step in range(1, STEPS + 1):
             y, updates = apply(v, x)

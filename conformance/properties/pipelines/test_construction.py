@@ -16,6 +16,10 @@ from reference import _compat, prng_key
 FRACTION = config.PIPELINE_EXAMPLE_FRACTION
 
 
+# One jit for every example: a later example's equal ToLinen hits the cache entry of an earlier one.
+_init_static = jax.jit(lambda m, seed, x_: pl.init_in(m, prng_key(seed), x_), static_argnums=0)
+
+
 @given_data(FRACTION, shrink=False)
 def test_positional_constructor_arguments(device, data):
     case = draw_pipeline_case(data, device)
@@ -53,9 +57,8 @@ def test_tolinen_class_matches_to_linen(device, data):
             "two ToLinen(Cls, args=...) of the same arguments are not equal with equal hashes, but should be "
             "(a jit static argument is looked up by them)")
         via = pl.top_level(*args)
-        init = jax.jit(lambda m, seed, x_: pl.init_in(m, prng_key(seed), x_), static_argnums=0)
         seed = seed_array(case.seed_int)
-        assert_trees_equal("ToLinen(Cls, args=...) variables", init(direct, seed, x), init(via, seed, x),
+        assert_trees_equal("ToLinen(Cls, args=...) variables", _init_static(direct, seed, x), _init_static(via, seed, x),
                            "to_linen(Cls, *args) variables, each module a jit static argument")
 
 

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import strategies as st
 
 from conformance.core import config
 from conformance.helpers import pipelines as pl
@@ -32,8 +31,7 @@ SCAN = """
 
 def _draw_stack(data, device):
     """A square case and a scan length (labelled, and named in the failure's inputs)."""
-    case = draw_pipeline_case(data, device, square=True)
-    case.extra["layers"] = data.draw(st.sampled_from(config.PIPELINE_LAYERS), label="layers")
+    case = draw_pipeline_case(data, device, square=True, layers=True)
     return case, case.extra["layers"]
 
 
@@ -119,6 +117,7 @@ def test_vmap_ensemble_matches_members(device, data):
                                  what="the top-level module applied to member i's slice")
 
 
+@pl.per_module
 def _loss_and_grads(module):
     """jit(value_and_grad) of sum(y * w) over params: w fixes the cotangent."""
     return jax.jit(jax.value_and_grad(lambda v, x, w: jnp.sum(module.apply(v, x) * w)))
@@ -193,13 +192,19 @@ STATEFUL = """
 """
 
 
+@pl.per_module
+def _jit_stateful(stack):
+    """jit(init) and a jitted training apply of the stateful stack: compiled once per shape and device."""
+    return jax.jit(stack.init), jax.jit(lambda v, x_, k: stack.apply(v, x_, rngs={"dropout": k}, mutable=["batch_stats"]))
+
+
 def _stateful(case, layers, split):
     x = case_x(case)
     stack = pl.scanned_stateful(case.width, layers, split)
     key = jax.random.PRNGKey(case.seed_int)
     keys = {"params": key, "dropout": jax.random.fold_in(key, 1)}
-    sv = jax.jit(stack.init)(keys, x)
-    train = jax.jit(lambda v, x_, k: stack.apply(v, x_, rngs={"dropout": k}, mutable=["batch_stats"]))
+    init, train = _jit_stateful(stack)
+    sv = init(keys, x)
     (_, masks), updates = train(sv, x, keys["dropout"])
     return x, stack, sv, train, keys, np.asarray(masks), updates
 

@@ -6,6 +6,8 @@ Linen's own ``nn.Partitioned`` reports them, at the top level and under
 The mesh spans every device of a platform (the forced CPU devices in CI).
 """
 
+import functools
+
 import jax
 import pytest
 
@@ -42,6 +44,13 @@ def _mesh_case(data, platform: str):
 
 def _shapes(tree) -> dict:
     return {p: tuple(a.shape) for p, a in tree_paths(tree).items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _annotated_plain(width: int, features: int):
+    """An annotated module with jit(init) and jit(apply) outside any mesh or sharding context."""
+    m = pl.bridged(width, features, partitioned=True)
+    return m, jax.jit(lambda seed, x_: m.init(prng_key(seed), x_)), jax.jit(m.apply)
 
 
 @given_data(FRACTION, shrink=False)
@@ -148,7 +157,7 @@ def test_annotated_module_needs_no_mesh(device, data):
     """
     with numerics(case), reporting("an annotated module initialises and applies without a mesh", case, check):
         x = case_x(case)
-        m = pl.bridged(case.width, case.features_int, partitioned=True)
-        v = jax.jit(lambda seed, x_: m.init(prng_key(seed), x_))(seed_array(case.seed_int), x)
-        y = jax.jit(m.apply)(v, x)
+        _, init, apply = _annotated_plain(case.width, case.features_int)
+        v = init(seed_array(case.seed_int), x)
+        y = apply(v, x)
         assert y.shape == (*x.shape[:-1], case.features_int), f"y.shape={y.shape}, but should be {(*x.shape[:-1], case.features_int)}"
