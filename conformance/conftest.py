@@ -54,12 +54,12 @@ def pytest_generate_tests(metafunc):
             raise pytest.UsageError(str(exc)) from None
         metafunc.parametrize("spec", specs, ids=[s.name for s in specs])
     if "mesh_platform" in metafunc.fixturenames:  # a mesh spans every device of a platform: one run per platform
-        from conformance.helpers.harness import all_devices
+        from conformance.helpers.devices import all_devices
 
         platforms = sorted({d.platform for d in all_devices()})
         metafunc.parametrize("mesh_platform", platforms, ids=platforms)
     if "device" in metafunc.fixturenames:
-        from conformance.helpers.harness import all_devices, device_id
+        from conformance.helpers.devices import all_devices, device_id
 
         ids = [device_id(d) for d in all_devices()]
         metafunc.parametrize("device", ids, ids=ids)

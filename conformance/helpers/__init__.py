@@ -2,6 +2,7 @@
 
 ``hypothesis_helpers`` draws cases; ``pytest_helpers`` asserts (messages that
 name the leaf and the bound) and attaches repro snippets; ``harness`` places
-inputs on devices and caches the compiled calls of the contract. May import
+inputs on devices and caches the compiled calls of the contract; ``devices``
+names the devices every property runs on. May import
 ``reference`` (the contract under test), ``numerics`` and ``core``.
 """

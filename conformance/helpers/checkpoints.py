@@ -17,7 +17,7 @@ def lazy_init(module, seed, x):
 
 def on_device(tree, device: str):
     """``tree``'s arrays committed to ``device`` (a restored checkpoint comes back on the default device)."""
-    from conformance.helpers.harness import device_by_id
+    from conformance.helpers.devices import device_by_id
 
     return jax.device_put(tree, device_by_id(device))
 

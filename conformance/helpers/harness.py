@@ -15,34 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from conformance.numerics import errormodel
+from conformance.helpers.devices import device_by_id
 from conformance.helpers.hypothesis_helpers import CURRENT_PROPERTY, Case
 from reference import _compat, check_features, linen_module, prng_key
-
-BACKENDS = ("cpu", "gpu", "tpu")
-
-
-@functools.lru_cache(maxsize=None)
-def all_devices() -> tuple:
-    """Every device of every backend present, CPU first."""
-    found = []
-    for backend in BACKENDS:
-        try:
-            found.extend(jax.devices(backend))
-        except RuntimeError:
-            continue
-    return tuple(found)
-
-
-def device_id(d) -> str:
-    return f"{d.platform}:{d.id}"
-
-
-def device_by_id(name: str):
-    for d in all_devices():
-        if device_id(d) == name:
-            return d
-    raise LookupError(f"no device {name!r}; present: {[device_id(d) for d in all_devices()]}")
-
 
 def x64_for(dtype: str) -> bool:
     return dtype in ("float64", "int64")

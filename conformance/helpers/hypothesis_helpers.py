@@ -184,7 +184,7 @@ def device_share(keys: list, device: str, peers, *, common_first: bool = True) -
 
 def platform_peers(device: str) -> list[str]:
     """The devices of ``device``'s platform, in the suite's order."""
-    from conformance.helpers.harness import all_devices, device_id  # lazy: harness imports this module
+    from conformance.helpers.devices import all_devices, device_id  # lazy: jax starts after the suite's set-up
 
     platform = device.split(":")[0]
     return [device_id(d) for d in all_devices() if d.platform == platform]

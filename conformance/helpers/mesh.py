@@ -12,7 +12,7 @@ from conformance.helpers.pipelines import PARTITION, STACK_AXIS, jit_init, per_m
 
 
 def platform_devices(platform: str) -> list:
-    from conformance.helpers.harness import all_devices
+    from conformance.helpers.devices import all_devices
 
     return [d for d in all_devices() if d.platform == platform]
 

@@ -44,7 +44,7 @@ def jax_lines() -> list[str]:
     """The devices and jax settings of this process."""
     import jax
 
-    from conformance.helpers.harness import all_devices, device_id
+    from conformance.helpers.devices import all_devices, device_id
 
     devices = ", ".join(device_id(d) for d in all_devices())
     lines = [
@@ -70,7 +70,7 @@ def default_precision_lines() -> list[str]:
     import jax
     import numpy as np
 
-    from conformance.helpers.harness import all_devices, device_id
+    from conformance.helpers.devices import all_devices, device_id
 
     rng = np.random.default_rng(0)
     x, k = rng.uniform(-1, 1, (3, 64)).astype(np.float32), rng.uniform(-1, 1, (64, 64)).astype(np.float32)

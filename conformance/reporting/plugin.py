@@ -134,7 +134,7 @@ def _jax_side_lines(with_header: bool) -> list[str]:
 
 def _device_ids() -> list[str]:
     try:
-        from conformance.helpers.harness import all_devices, device_id
+        from conformance.helpers.devices import all_devices, device_id
 
         return [device_id(d) for d in all_devices()]
     except Exception as exc:  # a report, never a verdict

@@ -54,7 +54,7 @@ def _on_other_device(x) -> bool:
     """True when ``x`` (or, while tracing, the scope's default device) is not the first device."""
     import jax
 
-    from conformance.helpers.harness import all_devices
+    from conformance.helpers.devices import all_devices
 
     first = all_devices()[0]
     if not _traced(x) and hasattr(x, "devices"):

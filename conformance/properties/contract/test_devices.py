@@ -7,10 +7,8 @@ agree within the sampler model and outputs within the affine model.
 
 import pytest
 
-from conformance.helpers.harness import (
-    all_devices, case_x, device_by_id, device_id, given_data, numerics, observe,
-    outputs_difference, place,
-)
+from conformance.helpers.devices import all_devices, device_by_id, device_id
+from conformance.helpers.harness import case_x, given_data, numerics, observe, outputs_difference, place
 from conformance.helpers.hypothesis_helpers import Case, draw_case
 from conformance.helpers.pytest_helpers import assert_inits_within_model, assert_on_device, assert_within_model, reporting
 from reference import init_variables, nnx_inside_linen

@@ -14,7 +14,8 @@ import pytest
 from conformance.core import config
 from conformance.helpers import mesh
 from conformance.helpers import pipelines as pl
-from conformance.helpers.harness import case_x, device_id, given_data, numerics, outputs_same_params, place, seed_array, tree_paths, unbox
+from conformance.helpers.devices import device_id
+from conformance.helpers.harness import case_x, given_data, numerics, outputs_same_params, place, seed_array, tree_paths, unbox
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import assert_inits_within_model, assert_within_model, reporting
 from reference import prng_key
