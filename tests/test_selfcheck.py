@@ -68,3 +68,16 @@ def test_a_forked_run_honours_its_own_pythonpath(tmp_path):
     run = forked.run_pytest(["-q", "-p", "no:cacheprovider", "test_path.py"], cwd=str(work),
                             env={**os.environ, "PYTHONPATH": str(lib)})
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-2000:]
+
+
+def test_forked_python_runs_code_as_python_c_does(tmp_path):
+    from conformance.selfcheck import forked
+
+    ok = forked.run_python("import os\nprint('cwd', os.getcwd())", cwd=str(tmp_path), timeout=60)
+    assert ok.returncode == 0 and f"cwd {tmp_path}" in ok.stdout, ok.stdout
+    failed = forked.run_python("import numpy\nraise ValueError('boom')", cwd=str(tmp_path), timeout=60)
+    assert failed.returncode == 1 and failed.stdout.strip().splitlines()[-1] == "ValueError: boom", failed.stdout
+    # A fresh __main__: the server's own imports do not leak in as names.
+    unbound = forked.run_python("np.zeros(1)", cwd=str(tmp_path), timeout=60)
+    assert unbound.returncode == 1 and unbound.stdout.strip().splitlines()[-1].startswith("NameError"), unbound.stdout
+    assert forked.run_python("raise SystemExit(3)", cwd=str(tmp_path), timeout=60).returncode == 3

@@ -129,6 +129,7 @@ PIPELINE_FIRST_CATCH_ORDER = (
     "test_init_with_output_matches_apply", "test_method_through_parent", "test_scan_stacks_params_per_layer",
     "test_remat_outputs_and_grads_unchanged", "test_partition_spec_top_level", "test_sharded_apply_matches_unsharded",
     "test_positional_constructor_arguments", "test_instance_is_rejected", "test_orbax_round_trip",
+    "test_partition_names_survive_lifted_transforms",
     "test_custom_collection_updates_under_mutable", "test_scan_dropout_keys_follow_split_rngs",
     "test_scan_batch_stats_stacked_and_fed_back",
 )

@@ -1,4 +1,4 @@
-"""Suite runs forked from a server that imported jax, flax and the test libraries once.
+"""Suite runs (and repro snippets) forked from a server that imported jax, flax and the test libraries once.
 
 The self-check runs the suite some seventy times (clean, every perturbation,
 every fault); a fresh interpreter spends about 2.5 s of CPU importing jax,
@@ -45,11 +45,23 @@ for line in sys.stdin:
             os.chdir(req["cwd"])
             os.environ.clear()
             os.environ.update(req["env"])
-            sys.argv = ["pytest", *req["args"]]
-            import pytest
-            code = int(pytest.main(req["args"]))
+            if "code" in req:  # as `python -c CODE` runs it: a fresh __main__, a traceback and exit code 1 on error
+                sys.argv = ["-c"]
+                try:
+                    exec(compile(req["code"], "<string>", "exec"), {{"__name__": "__main__", "__builtins__": __builtins__}})
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                except BaseException:
+                    import traceback
+                    traceback.print_exc()
+                    code = 1
+            else:
+                sys.argv = ["pytest", *req["args"]]
+                import pytest
+                code = int(pytest.main(req["args"]))
         except BaseException as exc:
-            print("pytest.main raised", repr(exc), file=sys.stderr)
+            print("the forked run raised", repr(exc), file=sys.stderr)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -96,19 +108,27 @@ def _server() -> subprocess.Popen | None:
 
 def run_pytest(args, cwd: str, env: dict | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
     """``python -m pytest *args`` in ``cwd``: returncode, and stdout with stderr folded in."""
+    return _run({"args": list(args)}, ["-m", "pytest", *args], cwd, env, timeout)
+
+
+def run_python(code: str, cwd: str, env: dict | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """``python -c code`` in ``cwd``, forked (its modules imported already): returncode, stdout with stderr folded in."""
+    return _run({"code": code}, ["-c", code], cwd, env, timeout)
+
+
+def _run(what: dict, argv: list, cwd, env, timeout) -> subprocess.CompletedProcess:
     env = dict(os.environ if env is None else env)
     srv = _server()
     if srv is None or _startup_env(env) != srv.startup_env:
-        proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
         return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout + proc.stderr, "")
     with tempfile.NamedTemporaryFile("r", suffix=".out") as out:
-        request = {"args": list(args), "cwd": str(cwd), "env": env, "out": out.name, "timeout": timeout}
+        request = {**what, "cwd": str(cwd), "env": env, "out": out.name, "timeout": timeout}
         srv.stdin.write(json.dumps(request) + "\n")
         code = srv.stdout.readline().strip()
         if code == "timeout":
-            raise subprocess.TimeoutExpired(["pytest", *args], timeout)
-        return subprocess.CompletedProcess(["pytest", *args], int(code), out.read(), "")
+            raise subprocess.TimeoutExpired(argv, timeout)
+        return subprocess.CompletedProcess(argv, int(code), out.read(), "")
 
 
 @atexit.register

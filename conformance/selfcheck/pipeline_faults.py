@@ -122,6 +122,22 @@ def partition_names_dropped():
     return dict(kwargs=lambda cls, kw: {**kw, "metadata_fn": _compat.get_value})
 
 
+@fault("pipelines: partitioning", "the metadata box drops its partition names when a lifted transform (nn.scan, nn.vmap) "
+       "adds the stacked axis")
+def partition_names_lost_under_transform():
+    def patch():
+        from flax.nnx.bridge import variables
+
+        def add_axis(self, index, params):
+            # Every release's key for the names: sharding (flax < 0.11), sharding_names, out_sharding (0.12).
+            kept = {k: v for k, v in self.metadata.items() if k not in ("sharding", "sharding_names", "out_sharding")}
+            return self.replace(metadata=kept)
+
+        variables.NNXMeta.add_axis = add_axis
+
+    return dict(patch=patch)
+
+
 @fault("pipelines: partitioning", "apply reassembles a sharded kernel's columns in the wrong order (a sharded apply differs)")
 def shards_misordered():
     def apply(base, self, v, x):

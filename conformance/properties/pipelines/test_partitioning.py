@@ -101,6 +101,50 @@ def test_partition_spec_under_lifted_transforms(device, transform, data):
         _assert_specs(f"under nn.{transform}", mesh.partition_specs(pv), _shapes(pv), stacked=True)
 
 
+@pytest.mark.parametrize("transform", ["scan", "vmap"])
+@given_data(FRACTION, shrink=False)
+def test_partition_names_survive_lifted_transforms(device, transform, data):
+    """The names a team annotated stay on the kernel's own axes under nn.scan/nn.vmap.
+
+    What a sharded pipeline needs first: its 'model' axis. It holds whether or
+    not the stacked axis is named too (the known deviation of
+    test_partition_spec_under_lifted_transforms), so it guards every release.
+    """
+    case = draw_pipeline_case(data, device, square=True)
+    n = config.PIPELINE_LAYERS[0]
+    builder = (f"pl.scanned(x.shape[-1], {n}, partitioned=True)" if transform == "scan"
+               else "pl.vmapped(x.shape[-1], int(features), partitioned=True)")
+    xin = "x" if transform == "scan" else f"jnp.stack([x] * {config.PIPELINE_ENSEMBLE})"
+    check = f"""
+    from conformance.helpers import mesh, pipelines as pl
+    m = {builder}
+    pv = pl.init_in(m, prng_key(seed), {xin})
+    specs = mesh.partition_specs(pv)
+    kernel = [p for p in specs if p.endswith('kernel')][0]
+    assert tuple(specs[kernel])[-{len(config.PIPELINE_PARTITION)}:] == {tuple(config.PIPELINE_PARTITION)!r}, f"{{kernel}}: {{specs[kernel]}}"
+    """
+    with numerics(case), reporting(f"partition names survive nn.{transform}", case, check):
+        x = case_x(case)
+        if transform == "scan":
+            m = pl.scanned(case.width, n, partitioned=True)
+        else:
+            m = pl.vmapped(case.width, case.features_int, partitioned=True)
+            x = place(jax.numpy.stack([x] * config.PIPELINE_ENSEMBLE), case.device)
+        pv = pl.jit_init(m)(seed_array(case.seed_int), x)
+        specs, shapes = mesh.partition_specs(pv), _shapes(pv)
+        declared = tuple(config.PIPELINE_PARTITION)
+        for path, spec in specs.items():
+            spec = tuple(spec)
+            assert len(spec) <= len(shapes[path]), (
+                f"under nn.{transform}: the spec of {path} names {len(spec)} axes, but the leaf has rank {len(shapes[path])}")
+            if path.endswith("kernel"):
+                assert spec[-len(declared):] == declared, (
+                    f"under nn.{transform}: get_partition_spec(...)[{path!r}]={spec}, but its last axes should keep "
+                    f"the annotated names {declared} (the stacked axis may come first)")
+            else:
+                assert not any(spec), f"under nn.{transform}: {path} is named {spec}, but was not annotated"
+
+
 @given_data(FRACTION, shrink=False)
 def test_jit_init_places_leaves_as_annotated(mesh_platform, data):
     case = _mesh_case(data, mesh_platform)
