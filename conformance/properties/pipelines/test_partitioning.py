@@ -74,30 +74,40 @@ def test_partition_spec_top_level(device, data):
             "(reading a spec is pure metadata, as for Linen's nn.Partitioned)")
 
 
-@pytest.mark.parametrize("transform", ["scan", "vmap"])
-@given_data(FRACTION, shrink=False)
-def test_partition_spec_under_lifted_transforms(device, transform, data):
-    case = draw_pipeline_case(data, device, square=True)
-    n = config.PIPELINE_LAYERS[0]
-    builder = (f"pl.scanned(x.shape[-1], {n}, partitioned=True)" if transform == "scan"
+def _lifted_snippet(transform: str) -> str:
+    """The repro lines that stack an annotated module under nn.scan or nn.vmap and read its kernel's spec."""
+    builder = (f"pl.scanned(x.shape[-1], {config.PIPELINE_LAYERS[0]}, partitioned=True)" if transform == "scan"
                else "pl.vmapped(x.shape[-1], int(features), partitioned=True)")
     xin = "x" if transform == "scan" else f"jnp.stack([x] * {config.PIPELINE_ENSEMBLE})"
-    check = f"""
+    return f"""
     from conformance.helpers import mesh, pipelines as pl
     m = {builder}
     pv = pl.init_in(m, prng_key(seed), {xin})
     specs = mesh.partition_specs(pv)
     kernel = [p for p in specs if p.endswith('kernel')][0]
-    assert tuple(specs[kernel]) == mesh.expected_spec(kernel, True), f"{{kernel}}: {{specs[kernel]}}, but should be {{mesh.expected_spec(kernel, True)}}"
+    """
+
+
+def _lifted_init(case, transform: str):
+    """The variables of the case's annotated module stacked under nn.scan (its first length) or nn.vmap."""
+    x = case_x(case)
+    if transform == "scan":
+        m = pl.scanned(case.width, config.PIPELINE_LAYERS[0], partitioned=True)
+    else:
+        m = pl.vmapped(case.width, case.features_int, partitioned=True)
+        x = place(jax.numpy.stack([x] * config.PIPELINE_ENSEMBLE), case.device)
+    return pl.jit_init(m)(seed_array(case.seed_int), x)
+
+
+@pytest.mark.parametrize("transform", ["scan", "vmap"])
+@given_data(FRACTION, shrink=False)
+def test_partition_spec_under_lifted_transforms(device, transform, data):
+    case = draw_pipeline_case(data, device, square=True)
+    check = _lifted_snippet(transform).rstrip() + """
+    assert tuple(specs[kernel]) == mesh.expected_spec(kernel, True), f"{kernel}: {specs[kernel]}, but should be {mesh.expected_spec(kernel, True)}"
     """
     with numerics(case), reporting(f"partition names under nn.{transform} carry the stacked axis", case, check):
-        x = case_x(case)
-        if transform == "scan":
-            m = pl.scanned(case.width, n, partitioned=True)
-        else:
-            m = pl.vmapped(case.width, case.features_int, partitioned=True)
-            x = place(jax.numpy.stack([x] * config.PIPELINE_ENSEMBLE), case.device)
-        pv = pl.jit_init(m)(seed_array(case.seed_int), x)
+        pv = _lifted_init(case, transform)
         _assert_specs(f"under nn.{transform}", mesh.partition_specs(pv), _shapes(pv), stacked=True)
 
 
@@ -111,28 +121,13 @@ def test_partition_names_survive_lifted_transforms(device, transform, data):
     test_partition_spec_under_lifted_transforms), so it guards every release.
     """
     case = draw_pipeline_case(data, device, square=True)
-    n = config.PIPELINE_LAYERS[0]
-    builder = (f"pl.scanned(x.shape[-1], {n}, partitioned=True)" if transform == "scan"
-               else "pl.vmapped(x.shape[-1], int(features), partitioned=True)")
-    xin = "x" if transform == "scan" else f"jnp.stack([x] * {config.PIPELINE_ENSEMBLE})"
-    check = f"""
-    from conformance.helpers import mesh, pipelines as pl
-    m = {builder}
-    pv = pl.init_in(m, prng_key(seed), {xin})
-    specs = mesh.partition_specs(pv)
-    kernel = [p for p in specs if p.endswith('kernel')][0]
-    assert tuple(specs[kernel])[-{len(config.PIPELINE_PARTITION)}:] == {tuple(config.PIPELINE_PARTITION)!r}, f"{{kernel}}: {{specs[kernel]}}"
+    declared = tuple(config.PIPELINE_PARTITION)
+    check = _lifted_snippet(transform).rstrip() + f"""
+    assert tuple(specs[kernel])[-{len(declared)}:] == {declared!r}, f"{{kernel}}: {{specs[kernel]}}"
     """
     with numerics(case), reporting(f"partition names survive nn.{transform}", case, check):
-        x = case_x(case)
-        if transform == "scan":
-            m = pl.scanned(case.width, n, partitioned=True)
-        else:
-            m = pl.vmapped(case.width, case.features_int, partitioned=True)
-            x = place(jax.numpy.stack([x] * config.PIPELINE_ENSEMBLE), case.device)
-        pv = pl.jit_init(m)(seed_array(case.seed_int), x)
+        pv = _lifted_init(case, transform)
         specs, shapes = mesh.partition_specs(pv), _shapes(pv)
-        declared = tuple(config.PIPELINE_PARTITION)
         for path, spec in specs.items():
             spec = tuple(spec)
             assert len(spec) <= len(shapes[path]), (
