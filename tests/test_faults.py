@@ -23,9 +23,9 @@ def test_corpus_size_and_spread():
 
 def test_pipeline_faults_are_in_the_corpus():
     pipelines = {n for n, f in faults.FAULTS.items() if f.area.startswith("pipelines")}
-    assert len(pipelines) == 12, sorted(pipelines)
-    assert {"nested_name_dropped", "method_ignored", "partition_names_dropped", "kernel_box_static",
-            "update_collection_dropped"} <= pipelines  # the examples #18 names
+    assert len(pipelines) == 13, sorted(pipelines)
+    assert {"nested_name_dropped", "method_ignored", "partition_names_dropped", "partition_names_lost_under_transform",
+            "kernel_box_static", "update_collection_dropped"} <= pipelines  # the examples #18 names
 
 
 def test_zoo_faults_are_in_the_corpus():
