@@ -334,7 +334,7 @@ def _set_xla_flags(flags: str) -> None:
 
     from jax._src import xla_bridge
 
-    if xla_bridge._backends:  # XLA reads its flags once, when the first backend starts
+    if getattr(xla_bridge, "_backends", None):  # XLA reads its flags once, when the first backend starts
         raise RuntimeError(f"XLA flags {flags!r} come too late: a jax backend is already up")
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
 
