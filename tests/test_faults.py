@@ -85,14 +85,31 @@ def test_catchers_first_moves_the_named_properties_to_the_front():
     items = [types.SimpleNamespace(originalname=n, name=f"{n}[cpu:0]") for n in ("test_a", "test_b", "test_c", "test_d")]
     got = [i.originalname for i in faults.catchers_first(items, ("test_c", "test_a"))]
     assert got == ["test_c", "test_a", "test_b", "test_d"]
+    got = [i.originalname for i in faults.catchers_first(items, ("test_d", "test_c", "test_a", "test_d"))]
+    assert got == ["test_d", "test_c", "test_a", "test_b"]  # a name listed twice keeps its first place
+
+
+def test_catchers_first_puts_the_faults_own_modules_before_the_zoos():
+    import types
+
+    def item(name, source):
+        spec = types.SimpleNamespace(source=source)
+        return types.SimpleNamespace(originalname=name, name=f"{name}[x]", callspec=types.SimpleNamespace(params={"spec": spec}))
+
+    items = [item("test_b", ""), item("test_a", ""), item("test_a", "mine:specs"), item("test_c", "mine:specs")]
+    got = [(i.originalname, i.callspec.params["spec"].source) for i in faults.catchers_first(items, ("test_a",), "mine:specs")]
+    assert got == [("test_a", "mine:specs"), ("test_a", ""), ("test_c", "mine:specs"), ("test_b", "")]
 
 
 def test_first_catch_order_names_properties_of_the_suite():
     from conformance.core import config
     from conformance.core import deviations
 
-    unknown = set(config.FIRST_CATCH_ORDER) - deviations.suite_test_names()
-    assert not unknown, f"FIRST_CATCH_ORDER names no property of the suite: {sorted(unknown)}"
+    named = set(config.FIRST_CATCH_ORDER) | set(config.PIPELINE_FIRST_CATCH_ORDER)
+    named |= {p for catchers in config.FAULT_FIRST_CATCHERS.values() for p in catchers}
+    unknown = named - deviations.suite_test_names()
+    assert not unknown, f"the first-catch orders name no property of the suite: {sorted(unknown)}"
+    assert set(config.FAULT_FIRST_CATCHERS) <= set(faults.FAULTS), sorted(set(config.FAULT_FIRST_CATCHERS) - set(faults.FAULTS))
 
 
 @pytest.mark.parametrize("swapped", ["eager_only_shifted"], indirect=True)

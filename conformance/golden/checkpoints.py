@@ -54,11 +54,11 @@ def contract_module(width: int, features: int):
 
 
 def spec_module(spec):
-    """(init, apply, call) of a declared module: evaluation mode, its first declared call."""
+    """(init, apply, call) of a declared module: evaluation mode, compiled as a pipeline runs it, its first declared call."""
     from conformance.modules import module_harness as zh
 
     call = spec.calls[0]
-    return (lambda seed, c: zh.jit_init(spec)(np.int32(seed), c)), zh.evaluate_fn(spec), call
+    return (lambda seed, c: zh.jit_init(spec)(np.int32(seed), c)), zh.jit_evaluate(spec), call
 
 
 def save(directory: str, name: str, init, apply, inputs, versions: dict) -> None:

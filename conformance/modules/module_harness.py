@@ -57,8 +57,17 @@ def difference_bound(fn, *args):
     (running_error.py, first order); two differ by at most 2 E, times the
     first-order slack (errormodel.running_difference).
     """
-    _, e = running_error.jit_value_and_bound(fn)(*args)
-    return jax.tree_util.tree_map(lambda b: errormodel.running_difference(np.asarray(b, np.float64)), e)
+    return value_and_difference_bound(fn, *args)[1]
+
+
+def value_and_difference_bound(fn, *args):
+    """``fn(*args)`` as the running-error analysis evaluates it (one compiled program), and :func:`difference_bound`.
+
+    The value is a second compilation of the same computation, fused with the
+    analysis around it: another evaluation to compare ``jit(fn)`` against.
+    """
+    y, e = running_error.jit_value_and_bound(fn)(*args)
+    return y, jax.tree_util.tree_map(lambda b: errormodel.running_difference(np.asarray(b, np.float64)), e)
 
 
 # --- the Linen module and its calls ---------------------------------------------------------------------

@@ -141,10 +141,22 @@ def pytest_addoption(parser):
                      help="run the properties that catch most of the corpus first (selfcheck --first-catch)")
 
 
-def catchers_first(items, order) -> list:
-    """``items`` with those whose property is in ``order`` first, in that order; the rest keep theirs."""
-    rank = {name: i for i, name in enumerate(order)}
-    return sorted(items, key=lambda item: rank.get(item.originalname or item.name.split("[")[0], len(rank)))
+def catchers_first(items, order, own_source: str | None = None) -> list:
+    """``items`` with those whose property is in ``order`` first, in that order; the rest keep theirs.
+
+    Within one property, tests of modules declared by ``own_source`` (a fault's
+    own ``--module`` factory) come before the zoo's.
+    """
+    rank: dict[str, int] = {}
+    for i, name in enumerate(order):
+        rank.setdefault(name, i)  # a name listed twice keeps its first place
+
+    def key(item):
+        spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
+        theirs = own_source is not None and getattr(spec, "source", None) == own_source
+        return rank.get(item.originalname or item.name.split("[")[0], len(rank)), not theirs
+
+    return sorted(items, key=key)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -155,7 +167,8 @@ def pytest_collection_modifyitems(config, items):
         name = config.getoption("--fault")
         if name in FAULTS and FAULTS[name].area.startswith("pipelines"):
             order = defaults.PIPELINE_FIRST_CATCH_ORDER + order
-        items[:] = catchers_first(items, order)
+        order = defaults.FAULT_FIRST_CATCHERS.get(name, ()) + order
+        items[:] = catchers_first(items, order, FAULTS[name].modules if name in FAULTS else None)
 
 
 def pytest_configure(config):

@@ -67,4 +67,4 @@ def test_checkpoint_restores_module(checkpoint_dir, spec):
     with zh.explained(spec, "evaluation-mode apply of restored variables"):
         y = apply(restored, call)
     zh.trees_within_model(f"{spec.name} y of the restored variables", y, outputs,
-                          zh.difference_bound(apply, restored, call), f"the output saved with the {where}")
+                          zh.difference_bound(zh.evaluate_fn(spec), restored, call), f"the output saved with the {where}")
