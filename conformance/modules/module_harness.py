@@ -141,6 +141,12 @@ def jit_evaluate(spec: ModuleSpec):
     return jax.jit(functools.partial(evaluate, spec))
 
 
+@functools.lru_cache(maxsize=None)
+def jit_vmap_evaluate(spec: ModuleSpec, in_axis: int, out_axis: int):
+    """Evaluation mode mapped over ``in_axis`` of the call (variables shared, passed in: one compile per shape)."""
+    return jax.jit(jax.vmap(functools.partial(evaluate, spec), in_axes=(None, in_axis), out_axes=out_axis))
+
+
 # --- functions of the module the properties and their bounds share (cached: one trace per spec) -------------
 
 

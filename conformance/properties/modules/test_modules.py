@@ -83,7 +83,7 @@ def test_module_vmap_matches_batch(spec, data):
     v = zh.init(spec, seed, call)
     if spec.batch_axis is None:
         batch, parts = zh.stacked(call)
-        mapped = jax.jit(jax.vmap(lambda c: zh.evaluate(spec, v, c)))(batch)
+        mapped = zh.jit_vmap_evaluate(spec, 0, 0)(v, batch)
         for i, part in enumerate(parts):
             y = zh.jit_evaluate(spec)(v, part)
             zh.trees_within_model(f"y[{i}]", jax.tree_util.tree_map(lambda a, i=i: a[i], mapped), y,
@@ -92,7 +92,7 @@ def test_module_vmap_matches_batch(spec, data):
         return
     ax = spec.batch_axis
     y = zh.jit_evaluate(spec)(v, call)
-    rows = jax.jit(jax.vmap(lambda c: zh.evaluate(spec, v, c), in_axes=(ax,), out_axes=ax))(call)
+    rows = zh.jit_vmap_evaluate(spec, ax, ax)(v, call)
     # An output without the batch axis (a count, a loss) is the same for every row: each row's copy against it.
     rows = jax.tree_util.tree_map(lambda r, b: r if np.ndim(r) == np.ndim(b) else _one_copy(spec, r, ax), rows, y)
     zh.trees_within_model("y", rows, y, zh.difference_bound(zh.evaluate_fn(spec), v, call),
