@@ -162,3 +162,22 @@ def test_a_wrong_mutable_name_is_named_with_the_collections_init_creates(tmp_pat
                      env={"PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 1 and "mutable names ['call_count'], which init does not create" in proc.stdout \
         and "['CallCount']" in proc.stdout, proc.stdout[-3000:]
+
+
+def test_the_tiers_variable_type_and_the_pipelines_work_in_one_process():
+    """flax keeps one Variable class per collection name: the suite's own types must not share one (they did)."""
+    import jax
+
+    from conformance.helpers import pipelines as pl
+    from conformance.modules import module_harness as zh
+    from conformance.modules import zoo_layers
+
+    spec = {s.name: s for s in zoo_layers.real_layer_specs()}["real_counter"]
+    v = zh.init(spec, 0, spec.calls[0])
+    _, upd = zh.train(spec, v, spec.calls[0], {})
+    x = np.ones((2, 3), np.float32)
+    m = pl.counting(3, 2)
+    cv = m.init(jax.random.PRNGKey(0), x)
+    name = pl.custom_collection(cv)
+    _, cupd = m.apply(cv, x, mutable=[name])
+    assert name != "CallCount" and sorted(upd) == ["CallCount"] and sorted(cupd) == [name]

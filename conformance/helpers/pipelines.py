@@ -333,13 +333,13 @@ def counting_class():
     """An affine layer with a team's own ``nnx.Variable`` subclass counting calls, and a sown intermediate."""
     nnx = _compat.nnx
 
-    class CallCount(nnx.Variable):
+    class StepCount(nnx.Variable):  # not the tier's CallCount: flax files both under their class name
         pass
 
     class Counting(nnx.Module):
         def __init__(self, width, features, *, rngs):
             self.linear = nnx.Linear(width, features, rngs=rngs)
-            self.calls = CallCount(jnp.zeros((), jnp.int32))
+            self.calls = StepCount(jnp.zeros((), jnp.int32))
 
         def __call__(self, x):
             y = self.linear(x)
@@ -347,7 +347,7 @@ def counting_class():
             self.sow(nnx.Intermediate, "hidden", y)
             return y
 
-    return Counting, CallCount
+    return Counting, StepCount
 
 
 def counting(width: int, features: int):
@@ -361,7 +361,7 @@ def _counting(width, features, cls):
 
 
 def custom_collection(variables) -> str:
-    """The collection init filed the call count under: the Variable subclass's name in every release (``CallCount``).
+    """The collection init filed the call count under: the Variable subclass's name in every release (``StepCount``).
 
     Read off the variables, not from flax's private registry (its API moved
     between releases); an init that files it nowhere, or twice, is named.

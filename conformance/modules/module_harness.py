@@ -239,6 +239,9 @@ HINTS = (
     (("dot_general requires contracting", "conv", "rank", "ndim", "dimension"),
      "if the layer needs its batch axis (convolutions, RNNs), declare batch_axis=None: the vmap property then maps "
      "over a new leading axis of whole calls"),
+    (("already registered in the registry",),
+     "two nnx.Variable subclasses share a class name: flax files a collection under its class's name, so give each "
+     "variable type a name no other loaded module uses (or register one with nnx.register_variable_name)"),
     (("nnx_method",), "method= needs a flax whose to_linen modules take nnx_method (flax >= 0.10)"),
 )
 
