@@ -2,10 +2,11 @@
 
 The tier (conformance/modules/zoo_layers.py: attention, a CNN with BatchNorm,
 an LSTM, a gated MLP, a custom Variable type, bf16 params, token ids, init
-keywords, a Linen-style train flag) runs here through every module property,
-its golden record and its faults, and under the benign reordering of every
-product; the default run leaves it out (eager applies of real layers compile
-hundreds of small XLA programs).
+keywords, a Linen-style train flag) runs here through every module property
+and its golden record, and under the benign reordering of every product; its
+faults run in the self-check (tests/test_selfcheck.py names the property that
+catches each). The default run leaves it out (its programs take about 70 s more
+to compile on two cores).
 """
 
 import os
@@ -122,18 +123,6 @@ def test_the_tier_accepts_its_products_summed_in_another_order(tmp_path, perturb
     assert proc.returncode == 0, proc.stdout[-4000:]
     drifted = [c.get("name") for c in cases if any(p.get("name") == "conformance_drift" for p in c.iter("property"))]
     assert drifted, "no property of the tier drifted: the perturbation changed nothing it could see"
-
-
-@pytest.mark.parametrize("fault, prop", [
-    ("attention_dropout_key_ignored", "test_module_stream_keys_drive_randomness and real_attention"),
-    ("recurrent_carry_reset", "test_zoo_golden_declared_modules"),
-    ("embedding_row_shifted", "test_zoo_golden_declared_modules"),
-    ("custom_collection_not_written_back", "test_module_mutable_state_round_trip and real_counter"),
-])
-def test_the_tiers_faults_are_caught(tmp_path, fault, prop):
-    """Each fault of the tier fails the property that guards against it (the fault declares the tier itself)."""
-    proc, cases = _suite(tmp_path, "-p", "conformance.faults", "--fault", fault, "-k", prop)
-    assert proc.returncode == 1 and any(_outcome(c) == "failure" for c in cases), proc.stdout[-4000:]
 
 
 @pytest.mark.skipif(os.environ.get("CONFORMANCE_RANDOM_TIER") is None,

@@ -4,16 +4,39 @@ Runs ``python -m conformance selfcheck --first-catch``: each fault's run stops
 at its first failing property, and the clean run must pass.
 """
 
+import json
 import subprocess
 import sys
 
 
-def test_selfcheck_catches_every_fault():
+# The real-layer tier's faults and the property that guards each (issue: "faults the new properties catch").
+TIER_FAULT_CATCHERS = {
+    "attention_dropout_key_ignored": "test_module_stream_keys_drive_randomness",
+    "recurrent_carry_reset": "test_zoo_golden_declared_modules",
+    "embedding_row_shifted": "test_zoo_golden_declared_modules",
+    "custom_collection_not_written_back": "test_module_mutable_state_round_trip",
+}
+
+
+def test_selfcheck_catches_every_fault(tmp_path):
+    report = tmp_path / "selfcheck.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "conformance", "selfcheck", "--first-catch"], capture_output=True, text=True, timeout=1500
+        [sys.executable, "-m", "conformance", "selfcheck", "--first-catch", "--json", str(report)],
+        capture_output=True, text=True, timeout=1500
     )
     assert proc.returncode == 0, f"selfcheck failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
     assert "MISSED" not in proc.stdout
+    # Each of the tier's faults runs its guard first (config.FAULT_FIRST_CATCHERS, its own modules first): that guard catches it.
+    by_name = {r["fault"]: r for r in json.loads(report.read_text())["results"]}
+    for fault, prop in TIER_FAULT_CATCHERS.items():
+        assert prop in by_name[fault]["failed"], f"{fault}: caught by {by_name[fault]['caught_by']}, but should be by {prop}"
+
+
+def test_the_tiers_guards_run_first_in_their_faults_runs():
+    from conformance.core import config
+
+    for fault, prop in TIER_FAULT_CATCHERS.items():
+        assert config.FAULT_FIRST_CATCHERS[fault][0] == prop, fault
 
 
 def test_a_perturbation_is_seen_only_where_the_clean_run_drifts_otherwise():
