@@ -36,8 +36,13 @@ def _leaves(arrays: dict) -> dict:
             for p, a in arrays.items()}
 
 
-def compute(specs=None) -> dict:
-    """Masks per key seed, batch statistics after one step, and each declared module's training output and updates."""
+def compute(specs=None, keep_errors: bool = False) -> dict:
+    """Masks per key seed, batch statistics after one step, and each declared module's training output and updates.
+
+    ``keep_errors``: a declared module that raises gets ``{"error": ...}``
+    instead of stopping the rest (the golden properties name it; a record
+    is never written with one).
+    """
 
     from conformance.modules import module_harness as zh
     from conformance.helpers.pytest_helpers import tree_paths
@@ -58,8 +63,14 @@ def compute(specs=None) -> dict:
     out = {"dropout_masks": masks, "batch_stats": stats, "modules": {}}
     for spec in specs or []:
         call = spec.calls[0]
-        vs = zh.init(spec, PARAMS_SEED, call)
-        y, u = zh.jit_train(spec)(vs, call, zh.stream_keys(spec, 0))
+        try:
+            vs = zh.init(spec, PARAMS_SEED, call)
+            y, u = zh.jit_train(spec)(vs, call, zh.stream_keys(spec, 0))
+        except Exception as exc:
+            if not keep_errors:
+                raise
+            out["modules"][spec.name] = {"error": "\n".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", [])])}
+            continue
         out["modules"][spec.name] = {"outputs": _leaves(zh.array_leaves(y)), "params": zh.param_count(vs),
                                      "updates": _leaves(zh.array_leaves(u))}
     return out
