@@ -142,10 +142,11 @@ def pytest_addoption(parser):
 
 
 def catchers_first(items, order, own_source: str | None = None) -> list:
-    """``items`` with those whose property is in ``order`` first, in that order; the rest keep theirs.
+    """``items`` with those whose property is in ``order`` first, in that order; the rest after them.
 
-    Within one property, tests of modules declared by ``own_source`` (a fault's
-    own ``--module`` factory) come before the zoo's.
+    Within one property (and among the rest), tests of modules declared by
+    ``own_source`` (a fault's own ``--module`` factory) come before the zoo's;
+    otherwise items keep their order.
     """
     rank: dict[str, int] = {}
     for i, name in enumerate(order):
