@@ -125,6 +125,24 @@ def test_benign_corpus_is_registered_and_validated():
         benign.install("no_such_perturbation")
 
 
+def test_fused_bias_rounds_once_and_differentiates_like_an_fma():
+    """The FMA imitation: s + a*c with the product exact (the sum rounds twice: (s + p) + e), and the derivative
+    ds + c*da + a*dc exactly, whatever the compiler does to the splitting (XLA on GPU contracts it)."""
+    rng = np.random.default_rng(3)
+    s, a, c = (rng.normal(size=(1, 4)).astype(np.float32), rng.normal(size=(1, 1)).astype(np.float32),
+               rng.normal(size=(4,)).astype(np.float32))  # one row: dc = a * ct, no sum over rows
+    fma = benign._fma()
+    exact = s.astype(np.float64) + a.astype(np.float64) * c.astype(np.float64)
+    err = np.abs(np.asarray(jax.jit(fma)(s, a, c), np.float64) - exact)
+    assert np.all(err <= 2 * 2.0 ** -24 * np.abs(exact)), err / np.abs(exact)
+    ct = rng.normal(size=(1, 4)).astype(np.float32)
+    ds, da, dc = jax.jit(jax.grad(lambda s, a, c: jnp.sum(fma(s, a, c) * ct), argnums=(0, 1, 2)))(s, a, c)
+    np.testing.assert_array_equal(np.asarray(ds), ct)
+    terms = ct.astype(np.float64) * c
+    assert np.all(np.abs(np.asarray(da, np.float64) - terms.sum(-1)) <= errormodel.gamma(4, "float32") * np.abs(terms).sum(-1))
+    np.testing.assert_array_equal(np.asarray(dc), (a * ct)[0])
+
+
 @pytest.mark.parametrize("offset", [0.0, -1.0, 3.0, 100.0])
 def test_batch_moments_bound_holds_for_both_variance_formulas(offset):
     """float32 mean, fast variance E[x^2] - E[x]^2 and two-pass variance, against float64."""

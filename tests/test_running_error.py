@@ -52,6 +52,23 @@ def test_a_scan_carries_its_bound():
     assert np.asarray(e)[-1] > np.asarray(e)[0]  # the bound grows along the loop
 
 
+class _PackedScanInputs:
+    """jax >= 0.11 packs a scan's (consts, carry, xs) into one flat tree, ``ft_in``, instead of naming the counts."""
+
+    def __init__(self, *groups):
+        self.groups = groups
+
+    def unpack(self):
+        return self.groups
+
+
+def test_a_scans_counts_are_read_in_both_parameter_layouts():
+    assert running_error._scan_sizes({"num_consts": 2, "num_carry": 1, "length": 4}) == (2, 1)
+    assert running_error._scan_sizes({"ft_in": _PackedScanInputs([0, 0, 0], [0, 0], [0]), "length": 4}) == (3, 2)
+    with pytest.raises(NotImplementedError, match="scan parameters"):
+        running_error._scan_sizes({"length": 4})
+
+
 def _widened(tree):
     return jax.tree_util.tree_map(
         lambda a: np.asarray(a, np.float64) if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a), tree)

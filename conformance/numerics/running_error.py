@@ -304,10 +304,21 @@ def _fill(vals, errs):
     return [e if e is not None or not _is_float(v) else _zero_err(v) for v, e in zip(vals, errs)]
 
 
+def _scan_sizes(params) -> tuple[int, int]:
+    """(consts, carries) of a ``scan``: named counts before jax 0.11, a packed ``ft_in`` (consts, carry, xs) after."""
+    if "num_consts" in params:
+        return params["num_consts"], params["num_carry"]
+    if "ft_in" in params:
+        consts, carry, _ = params["ft_in"].unpack()
+        return len(consts), len(carry)
+    raise NotImplementedError(f"the running-error analysis does not know this jax's scan parameters "
+                              f"({sorted(params)}); it reads num_consts/num_carry or ft_in")
+
+
 def _scan(eqn, vals, errs):
     p = eqn.params
     jaxpr, consts = _closed(p["jaxpr"])
-    nc, ncarry = p["num_consts"], p["num_carry"]
+    nc, ncarry = _scan_sizes(p)
     errs = _fill(vals, errs)
     c_vals, c_errs = vals[:nc], errs[:nc]
     carry0 = (vals[nc:nc + ncarry], errs[nc:nc + ncarry])

@@ -13,6 +13,7 @@ under each one and requires it to pass, with the change seen as drift.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import pytest
@@ -227,32 +228,50 @@ def product_reordered_under_jit():
 
 
 def _fused_bias(x, kernel, bias, y, halves: bool = False):
-    """``x @ K + b`` with the last product fused into the bias add, as an FMA does: exact, then one rounding less.
-
-    Dekker's exact product a * c = p + e (Veltkamp splitting) stands in for the
-    FMA's unrounded product. Exact results stay exact (zeros map to zeros), and
-    gradients flow through the arithmetic unchanged (d(p + e)/da = c).
-    """
-    import jax.numpy as jnp
-    import numpy as np
-
+    """``x @ K + b`` with the last product fused into the bias add, as an FMA does: exact, then one rounding less."""
     r = y.dtype
     xs, k, b = x.astype(r), kernel.astype(r), bias.astype(r)
     n = x.shape[-1] - 1
     if n == 0:
+        import jax.numpy as jnp
+
         rest = jnp.zeros_like(y)
     elif halves and n > 1:  # another summation order too: the second half first
         rest = xs[..., n // 2:n] @ k[n // 2:n] + xs[..., :n // 2] @ k[:n // 2]
     else:
         rest = xs[..., :n] @ k[:n]
-    a, c = xs[..., -1:], k[-1]
-    split = np.array(2.0 ** -(-(np.finfo(r).nmant + 1) // 2) + 1, r)
-    p = a * c
-    a_hi = split * a - (split * a - a)
-    c_hi = split * c - (split * c - c)
-    a_lo, c_lo = a - a_hi, c - c_hi
-    e = ((a_hi * c_hi - p) + a_hi * c_lo + a_lo * c_hi) + a_lo * c_lo
-    return ((rest + b) + p) + e
+    return _fma()(rest + b, xs[..., -1:], k[-1])
+
+
+@functools.lru_cache(maxsize=None)
+def _fma():
+    """``fma(s, a, c) = s + a * c`` rounded once, with an FMA's derivative: ``ds + c·da + a·dc``.
+
+    Dekker's exact product a * c = p + e (Veltkamp splitting) stands in for the
+    FMA's unrounded product; exact results stay exact (zeros map to zeros). The
+    splitting itself is not differentiated: its chain rule is exact only where
+    nothing contracts its products, and XLA on GPU contracts them (the kernel's
+    gradient then left its one-rounding bound, an imitation no FMA would make).
+    """
+    import jax
+    import numpy as np
+
+    @jax.custom_jvp
+    def fma(s, a, c):
+        split = np.array(2.0 ** -(-(np.finfo(s.dtype).nmant + 1) // 2) + 1, s.dtype)
+        p = a * c
+        a_hi = split * a - (split * a - a)
+        c_hi = split * c - (split * c - c)
+        a_lo, c_lo = a - a_hi, c - c_hi
+        e = ((a_hi * c_hi - p) + a_hi * c_lo + a_lo * c_hi) + a_lo * c_lo
+        return (s + p) + e
+
+    @fma.defjvp
+    def fma_jvp(primals, tangents):
+        (s, a, c), (ds, da, dc) = primals, tangents
+        return fma(s, a, c), ds + da * c + a * dc
+
+    return fma
 
 
 @perturbation("compiled batched inputs take another kernel than rows and eager calls (summed in halves, the bias fused)")

@@ -90,7 +90,7 @@ def test_orbax_round_trip(device, data):
     import tempfile, os
     path = os.path.join(tempfile.mkdtemp(), 'ckpt')
     checkpoints.orbax_save(path, pv)
-    back = checkpoints.orbax_restore(path, jax.eval_shape(lambda: pl.init_in(m, prng_key(seed), x)))
+    back = checkpoints.orbax_restore(path, jax.eval_shape(lambda: pl.init_in(m, prng_key(seed), x)), x.devices().pop())
     assert jax.tree.structure(back) == jax.tree.structure(pv)
     assert_trees_equal("restored", back, pv, "saved")
     """
@@ -99,7 +99,8 @@ def test_orbax_round_trip(device, data):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "ckpt")
             checkpoints.orbax_save(path, pv)
-            back = checkpoints.orbax_restore(path, jax.eval_shape(pl.jit_init(m), seed_array(case.seed_int), x))
+            back = checkpoints.orbax_restore(path, jax.eval_shape(pl.jit_init(m), seed_array(case.seed_int), x),
+                                             case.device)
         _assert_same_tree("orbax restored", back, pv, "the saved tree, restored into init's abstract tree")
         assert_trees_equal("orbax restored", back, pv, "the saved variables")
         apply = pl.jit_apply(m)
@@ -115,7 +116,7 @@ def test_restore_into_target_missing_a_leaf_names_it(device, library, data):
     target = jax.eval_shape(lambda: pl.init_in(m, prng_key(seed), x))
     target = {{**target, 'params': {{**target['params'], 'linear': {{'kernel': target['params']['linear']['kernel']}}}}}}  # bias left out
     try:
-        checkpoints.restore_with({library!r}, pv, target, os.path.join(tempfile.mkdtemp(), 'ckpt'))
+        checkpoints.restore_with({library!r}, pv, target, os.path.join(tempfile.mkdtemp(), 'ckpt'), x.devices().pop())
     except Exception as exc:
         assert 'bias' in str(exc), f"the error does not name the leaf: {{exc}}"
     else:
@@ -127,7 +128,7 @@ def test_restore_into_target_missing_a_leaf_names_it(device, library, data):
         target = {**target, "params": {**target["params"], "linear": {"kernel": target["params"]["linear"]["kernel"]}}}
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                back = checkpoints.restore_with(library, pv, target, os.path.join(tmp, "ckpt"))
+                back = checkpoints.restore_with(library, pv, target, os.path.join(tmp, "ckpt"), case.device)
             except Exception as exc:  # noqa: BLE001 - refusing is the wanted answer; the message must name the leaf
                 assert "bias" in str(exc), f"{library} refused the restore, but its error does not name bias: {exc}"
                 return
