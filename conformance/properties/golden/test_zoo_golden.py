@@ -84,29 +84,32 @@ def _module_leaves(rec: dict) -> dict:
     return {"": np.asarray(rec["y"], np.float64).astype(dtype).reshape(rec["shape"])}
 
 
-def test_zoo_golden_declared_modules(installed):
-    """Modules in the record (the real-layer tier, declared ones): training-mode outputs within the composition bound.
+def test_zoo_golden_declared_modules(installed, declared_module):
+    """A declared module in the record (the real-layer tier, a team's): training-mode outputs within the composition bound.
 
-    Params come from each release's own init, so the bound is the composition
-    model's (errormodel.composition_difference); integer outputs must be identical.
+    One test per declared module (``[none]`` when none is declared). Params come
+    from each release's own init, so the bound is the composition model's
+    (errormodel.composition_difference); integer outputs must be identical.
     """
-    want = zoo_golden.load(zoo_golden.chosen_record())
-    common = sorted(set(installed["modules"]) & set(want.get("modules", {})))
-    if not common:
-        pytest.skip("no module of the zoo's tier or declared ones in the chosen zoo record (python -m conformance record)")
-    failed = {n: installed["modules"][n]["error"] for n in common if "error" in installed["modules"][n]}
-    assert not failed, "declared modules that raise here, so their outputs cannot be compared with the record: " + \
-        "; ".join(f"{n}: {e}" for n, e in failed.items())
-    for name in common:
-        got, rec = _module_leaves(installed["modules"][name]), _module_leaves(want["modules"][name])
-        assert sorted(got) == sorted(rec), f"{name}: output leaves {sorted(got)}, but the record has {sorted(rec)}"
-        for path, w in rec.items():
-            y = got[path]
-            assert y.shape == w.shape, f"{name}/{path}: output shape {y.shape}, but the record has {w.shape}"
-            label = f"{name}/{path}" if path else f"{name}/y"
-            if not np.issubdtype(w.dtype, np.inexact):
-                zh.assert_same_arrays(label, y, w, f"{zoo_golden.label(want)}'s record")
-                continue
-            scale = float(np.max(np.abs(w.astype(np.float64)))) if w.size else 0.0
-            bound = errormodel.composition_difference(want["modules"][name]["params"], scale)
-            zh.within_model(label, y, w, np.full(w.shape, bound), f"{zoo_golden.label(want)}'s record")
+    if declared_module is None:
+        pytest.skip("no module declared (--module PACKAGE.MODULE:FACTORY): nothing to compare with a record")
+    path = zoo_golden.chosen_record()
+    want = zoo_golden.load(path)
+    name = declared_module
+    if name not in want.get("modules", {}):
+        pytest.skip(f"{name} is not in the chosen zoo record {os.path.basename(path)} "
+                    "(python -m conformance record --module ... writes one)")
+    mine = installed["modules"][name]
+    assert "error" not in mine, f"{name} raises here, so its outputs cannot be compared with the record: {mine.get('error')}"
+    got, rec = _module_leaves(mine), _module_leaves(want["modules"][name])
+    assert sorted(got) == sorted(rec), f"{name}: output leaves {sorted(got)}, but the record has {sorted(rec)}"
+    for leaf, w in rec.items():
+        y = got[leaf]
+        assert y.shape == w.shape, f"{name}/{leaf}: output shape {y.shape}, but the record has {w.shape}"
+        label = f"{name}/{leaf}" if leaf else f"{name}/y"
+        if not np.issubdtype(w.dtype, np.inexact):
+            zh.assert_same_arrays(label, y, w, f"{zoo_golden.label(want)}'s record")
+            continue
+        scale = float(np.max(np.abs(w.astype(np.float64)))) if w.size else 0.0
+        bound = errormodel.composition_difference(want["modules"][name]["params"], scale)
+        zh.within_model(label, y, w, np.full(w.shape, bound), f"{zoo_golden.label(want)}'s record")
