@@ -73,9 +73,34 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("device", ids, ids=ids)
 
 
+def _group_by_declared_module(items) -> None:
+    """Within each file, a module property's tests grouped by declared module (otherwise in order).
+
+    Under xdist each worker takes a contiguous share: a layer's tests then run
+    in one process, which compiles its eager ops and its programs once,
+    instead of both workers compiling each.
+    """
+    by_file: dict = {}
+    for i, item in enumerate(items):
+        spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
+        if spec is not None:
+            by_file.setdefault(item.path, []).append(i)
+    for positions in by_file.values():
+        group = [items[i] for i in positions]
+        first: dict = {}
+        for it in group:
+            first.setdefault(it.callspec.params["spec"].name, len(first))
+        group.sort(key=lambda it: first[it.callspec.params["spec"].name])  # stable: properties keep their order
+        for i, it in zip(positions, group):
+            items[i] = it
+
+
+@pytest.hookimpl(tryfirst=True)  # before a fault run's catchers-first order (conformance/selfcheck/faults.py)
 def pytest_collection_modifyitems(config, items):
     from conformance.core import deviations
     from conformance.golden import references
+
+    _group_by_declared_module(items)
 
     versions = deviations.installed_versions()
     entries = deviations.load()

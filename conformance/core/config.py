@@ -21,6 +21,12 @@ PREALLOCATE = "false"
 # --xla_cpu_parallel_codegen_split_count=1: it bought nothing measurable, and
 # jaxlib 0.6.0 then refuses to compile the gradient of an embedding lookup.)
 XLA_CPU_FLAGS = ("--xla_cpu_multi_thread_eigen=false",)
+# The running-error analysis's programs (a bound, and a second evaluation to
+# compare the module's own compiled program against) compile without
+# optimisation on CPU: half the compile time of a real layer's analysis, and
+# an unoptimised compilation is within the error model (the benign perturbation
+# compiled_without_optimisation). The programs under test compile as usual.
+ANALYSIS_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 # --- numerics --------------------------------------------------------------
 # Matrix products are checked at this precision; GPUs default to reduced

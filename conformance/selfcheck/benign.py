@@ -18,6 +18,7 @@ from typing import Callable
 
 import pytest
 
+from conformance.core import config as _config
 from conformance.core import jax_setup as _setup
 
 PERTURBATIONS: dict[str, "Perturbation"] = {}
@@ -339,7 +340,8 @@ def nested_products_reordered():
     return dict(patch=_nested_reordered_patch)
 
 
-XLA_UNOPTIMISED = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+# The options the running-error analysis compiles with on CPU, for every program.
+XLA_UNOPTIMISED = " ".join(f"--{k}={str(v).lower()}" for k, v in _config.ANALYSIS_COMPILER_OPTIONS.items())
 
 
 @perturbation("XLA compiles every program at -O0 with LLVM's expensive passes off: no vectorisation, other "
