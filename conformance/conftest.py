@@ -44,22 +44,24 @@ def pytest_configure(config):
         config.option.dist = "worksteal"
 
 
+def _declared(metafunc, load):
+    """``load(--module values)``; a bad declaration is a usage error naming the option and what is wrong."""
+    try:
+        return load(metafunc.config.getoption("conformance_modules", None))
+    except (ValueError, TypeError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_generate_tests(metafunc):
     if "spec" in metafunc.fixturenames:
         from conformance.modules import zoo
 
-        try:
-            specs = zoo.zoo_and_user_specs(metafunc.config.getoption("conformance_modules", None))
-        except (ValueError, TypeError) as exc:  # a bad declaration names the option and what is wrong
-            raise pytest.UsageError(str(exc)) from None
+        specs = _declared(metafunc, zoo.zoo_and_user_specs)
         metafunc.parametrize("spec", specs, ids=[s.name for s in specs])
     if "declared_module" in metafunc.fixturenames:  # one golden comparison per declared module, so a deviation can name one
         from conformance.modules import declare
 
-        try:
-            names = [s.name for s in declare.user_specs(metafunc.config.getoption("conformance_modules", None))]
-        except (ValueError, TypeError) as exc:
-            raise pytest.UsageError(str(exc)) from None
+        names = [s.name for s in _declared(metafunc, declare.user_specs)]
         metafunc.parametrize("declared_module", names or [None], ids=names or ["none"])
     if "mesh_platform" in metafunc.fixturenames:  # a mesh spans every device of a platform: one run per platform
         from conformance.helpers.devices import all_devices

@@ -125,7 +125,7 @@ def test_benign_corpus_is_registered_and_validated():
         benign.install("no_such_perturbation")
 
 
-def test_fused_bias_rounds_once_and_differentiates_like_an_fma():
+def test_fused_bias_keeps_the_product_exact_and_differentiates_like_an_fma():
     """The FMA imitation: s + a*c with the product exact (the sum rounds twice: (s + p) + e), and the derivative
     ds + c*da + a*dc exactly, whatever the compiler does to the splitting (XLA on GPU contracts it)."""
     rng = np.random.default_rng(3)

@@ -101,6 +101,25 @@ def test_catchers_first_puts_the_faults_own_modules_before_the_zoos():
     assert got == [("test_a", "mine:specs"), ("test_a", ""), ("test_c", "mine:specs"), ("test_b", "")]
 
 
+def test_module_properties_are_grouped_by_declared_module_within_their_file():
+    """conftest's grouping: one layer's tests together (one worker compiles it), properties in order, others untouched."""
+    import pathlib
+    import types
+
+    from conformance import conftest
+
+    def item(prop, spec=None, path="test_modules.py"):
+        params = {} if spec is None else {"spec": types.SimpleNamespace(name=spec)}
+        return types.SimpleNamespace(name=f"{prop}[{spec}]", path=pathlib.Path(path), callspec=types.SimpleNamespace(params=params))
+
+    items = [item("test_x", path="test_other.py"), item("test_a", "m1"), item("test_a", "m2"), item("test_b", "m1"),
+             item("test_b", "m2"), item("test_y", path="test_other.py"), item("test_c", "m2", "test_golden.py"),
+             item("test_c", "m1", "test_golden.py")]
+    conftest._group_by_declared_module(items)
+    assert [i.name for i in items] == ["test_x[None]", "test_a[m1]", "test_b[m1]", "test_a[m2]", "test_b[m2]",
+                                       "test_y[None]", "test_c[m2]", "test_c[m1]"]
+
+
 def test_first_catch_order_names_properties_of_the_suite():
     from conformance.core import config
     from conformance.core import deviations

@@ -31,6 +31,7 @@ Imports jax: load it only after the suite's jax set-up.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 
 import jax
@@ -408,8 +409,6 @@ def jit_value_and_bound(fn):
     On CPU it compiles with ``config.ANALYSIS_COMPILER_OPTIONS`` (unoptimised:
     half the compile time) where this jax takes per-program compiler options.
     """
-    import inspect
-
     analysed = functools.partial(value_and_bound, fn)
     if jax.default_backend() == "cpu" and "compiler_options" in inspect.signature(jax.jit).parameters:
         return jax.jit(analysed, compiler_options=dict(config.ANALYSIS_COMPILER_OPTIONS))

@@ -246,10 +246,11 @@ def _fused_bias(x, kernel, bias, y, halves: bool = False):
 
 @functools.lru_cache(maxsize=None)
 def _fma():
-    """``fma(s, a, c) = s + a * c`` rounded once, with an FMA's derivative: ``ds + c·da + a·dc``.
+    """``fma(s, a, c) = s + a * c`` with the product exact, and an FMA's derivative: ``ds + c·da + a·dc``.
 
     Dekker's exact product a * c = p + e (Veltkamp splitting) stands in for the
-    FMA's unrounded product; exact results stay exact (zeros map to zeros). The
+    FMA's unrounded product, added as (s + p) + e: two roundings of sums, none
+    of the product; exact results stay exact (zeros map to zeros). The
     splitting itself is not differentiated: its chain rule is exact only where
     nothing contracts its products, and XLA on GPU contracts them (the kernel's
     gradient then left its one-rounding bound, an imitation no FMA would make).
