@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from conformance.helpers.pytest_helpers import assert_equal, assert_within_model, tree_paths
+from conformance.modules import hints
 from conformance.modules.declare import Call, ModuleSpec
 from conformance.numerics import errormodel, running_error
 from reference import _compat
@@ -277,45 +278,26 @@ def arrays_differ(a, b) -> bool:
     return any(k in pb and (pa[k].shape != pb[k].shape or not np.array_equal(pa[k], pb[k])) for k in pa)
 
 
-# --- errors the layer raises, explained by the declaration field that would fix them ----------------------------
-
-HINTS = (
-    (("deterministic", "missing 1 required positional argument", "missing required", "unexpected keyword argument",
-      "got an unexpected keyword"),
-     "declare the call's keywords: init_kwargs (init), train_kwargs and eval_kwargs (the two apply modes), e.g. "
-     "init_kwargs={'deterministic': True}; inputs that are arrays go in Call(args=..., kwargs=...)"),
-    (("rng", "stream", "prngkey", "random key"),
-     "declare the RNG streams apply needs in training mode: rng_streams=('dropout',)"),
-    (("not mutable", "immutable", "cannot update variable", "mutable"),
-     "declare the collections apply updates: mutable=('batch_stats',); a Variable subclass's collection is named "
-     "after the class (class Count(nnx.Variable) -> 'Count') or the name given to nnx.register_variable_name"),
-    (("dot_general requires contracting", "conv", "rank", "ndim", "dimension"),
-     "if the layer needs its batch axis (convolutions, RNNs), declare batch_axis=None: the vmap property then maps "
-     "over a new leading axis of whole calls"),
-    (("already registered in the registry",),
-     "two nnx.Variable subclasses share a class name: flax files a collection under its class's name, so give each "
-     "variable type a name no other loaded module uses (or register one with nnx.register_variable_name)"),
-    (("nnx_method",), "method= needs a flax whose to_linen modules take nnx_method (flax >= 0.10)"),
-)
+# --- errors the layer raises, explained by the declaration fields that would fix them (hints.py) ----------------
 
 
-def hint_for(message: str) -> str | None:
-    low = message.lower()
-    for needles, hint in HINTS:
-        if any(n.lower() in low for n in needles):
-            return hint
-    return None
+@contextlib.contextmanager
+def step(name: str):
+    """The step a property takes (``"vmap over rows"``): the hints of any error raised inside are that step's."""
+    token = hints.STEP.set(name)
+    try:
+        yield
+    finally:
+        hints.STEP.reset(token)
 
 
 @contextlib.contextmanager
 def explained(spec: ModuleSpec, what: str):
-    """Any error the layer raises inside gets a note naming the declaration and the field that would fix it."""
+    """Any error the layer raises inside gets a note: the declaration, the step, and the fields that would fix it."""
     try:
         yield
     except Exception as exc:
         if hasattr(exc, "add_note") and not getattr(exc, "_conformance_explained", False):
             exc._conformance_explained = True
-            hint = hint_for(f"{type(exc).__name__}: {exc}")
-            exc.add_note(f"raised by the layer during {what} of {spec.declared()}"
-                         + (f"; {hint}" if hint else "") + " (README: 'Declaring real layers')")
+            exc.add_note(hints.note(spec, what))
         raise

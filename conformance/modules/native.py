@@ -57,7 +57,7 @@ def construction_streams(spec: ModuleSpec) -> tuple:
     return ("params", *spec.rng_streams, DEFAULT_STREAM)
 
 
-def _build(spec: ModuleSpec, keys: dict):
+def build(spec: ModuleSpec, keys: dict):
     return spec.nnx_class(*spec.args, **spec.kwargs, rngs=nnx.Rngs(**keys))
 
 
@@ -65,7 +65,7 @@ def _build(spec: ModuleSpec, keys: dict):
 def skeleton(spec: ModuleSpec):
     """``(graphdef, [(path, abstract Variable), ...])`` of the class, built abstractly (nothing computed)."""
     keys = {s: jax.random.PRNGKey(i) for i, s in enumerate(construction_streams(spec))}
-    model = nnx.eval_shape(lambda: _build(spec, keys))
+    model = nnx.eval_shape(lambda: build(spec, keys))
     graphdef, state = nnx.split(model)
     return graphdef, _flat(state)
 
@@ -108,7 +108,7 @@ def _filled(spec: ModuleSpec, variables: dict, keys: dict):
 def _abstract(spec: ModuleSpec):
     """A fresh abstract state of the class (replace_by_pure_dict fills it in place)."""
     keys = {s: jax.random.PRNGKey(i) for i, s in enumerate(construction_streams(spec))}
-    return nnx.split(nnx.eval_shape(lambda: _build(spec, keys)))[1]
+    return nnx.split(nnx.eval_shape(lambda: build(spec, keys)))[1]
 
 
 def stream_keys(spec: ModuleSpec, key_seed, streams=None) -> dict:
@@ -168,7 +168,7 @@ def jit_params(spec: ModuleSpec):
     def draw(key):
         keys = {s: jax.random.fold_in(key, i) for i, s in enumerate(construction_streams(spec))}
         keys["params"] = key
-        return collections_of(_build(spec, keys)).get("params", {})
+        return collections_of(build(spec, keys)).get("params", {})
 
     return jax.jit(draw)
 

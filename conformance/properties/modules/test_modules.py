@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from conformance.core import config
 from conformance.modules import module_harness as zh
-from conformance.modules import premises
+from conformance.modules import hints, premises
 from conformance.helpers.harness import given_data
 from conformance.helpers.pytest_helpers import assert_equal, tree_paths
 from conformance.properties.modules._draws import SEEDS, draw as _draw, why as _why
@@ -66,6 +66,12 @@ def test_module_vmap_matches_batch(spec, data):
     if premises.samples_in(spec, "eval", v, call, seed, (seed + 1) % 2**31):
         pytest.skip(_why(spec, "the class samples in evaluation mode natively (two stream keys, two outputs): rows "
                                "mapped one at a time draw other noise than the batch drawn at once"))
+    step = "vmap over calls" if spec.batch_axis is None else "vmap over rows"
+    with zh.step(step), zh.explained(spec, step):  # a failure here, raised or compared, carries this step's hints
+        _vmap_against_batch(spec, v, call)
+
+
+def _vmap_against_batch(spec, v, call):
     if spec.batch_axis is None:
         batch, parts = zh.stacked(call)
         mapped = zh.jit_vmap_evaluate(spec, 0, 0)(v, batch)
@@ -85,9 +91,9 @@ def test_module_vmap_matches_batch(spec, data):
 
 
 def _collections_hint(spec, v) -> str:
-    return (f"declare mutable= with the collections init creates besides 'params': {sorted(set(v) - {'params'})} "
-            "(a Variable subclass's collection is named after the class, or the name given to "
-            "nnx.register_variable_name)")
+    found = hints.collections(spec, v)
+    return "; ".join(h.text for h in found) + (" (a Variable subclass's collection is named after the class, or the "
+                                               "name given to nnx.register_variable_name)") if found else ""
 
 
 def _one_copy(spec, mapped, ax):
@@ -112,7 +118,8 @@ def test_module_grads(spec, data):
     keys = zh.stream_keys(spec, key)
     rest = {c: t for c, t in v.items() if c != "params"}
     grad = zh.loss_grad_fn(spec)
-    g = jax.jit(grad)(v["params"], rest, x, keys)
+    with zh.step("gradient"):
+        g = jax.jit(grad)(v["params"], rest, x, keys)
     gp, pp = tree_paths({"params": g}), tree_paths({"params": v["params"]})
     assert sorted(gp) == sorted(pp), _why(spec, f"gradient leaves {sorted(gp)}, but should be {sorted(pp)}")
     for path, leaf in gp.items():
