@@ -61,12 +61,19 @@ def build(spec: ModuleSpec, keys: dict):
     return spec.nnx_class(*spec.args, **spec.kwargs, rngs=nnx.Rngs(**keys))
 
 
+def _shaped(spec: ModuleSpec):
+    """The class built abstractly (nothing computed), or concretely where its ``__init__`` reads values."""
+    keys = {s: jax.random.PRNGKey(i) for i, s in enumerate(construction_streams(spec))}
+    try:
+        return nnx.eval_shape(lambda: build(spec, keys))
+    except Exception:  # noqa: BLE001 - a constructor that needs concrete values is built once for its structure
+        return build(spec, keys)
+
+
 @functools.lru_cache(maxsize=None)
 def skeleton(spec: ModuleSpec):
-    """``(graphdef, [(path, abstract Variable), ...])`` of the class, built abstractly (nothing computed)."""
-    keys = {s: jax.random.PRNGKey(i) for i, s in enumerate(construction_streams(spec))}
-    model = nnx.eval_shape(lambda: build(spec, keys))
-    graphdef, state = nnx.split(model)
+    """``(graphdef, [(path, Variable), ...])`` of the class: its structure, whose values are replaced before use."""
+    graphdef, state = nnx.split(_shaped(spec))
     return graphdef, _flat(state)
 
 
@@ -86,9 +93,10 @@ def _filled(spec: ModuleSpec, variables: dict, keys: dict):
             if isinstance(var, nnx.RngKey):
                 tag = getattr(var, "tag", None) or (path[-2] if len(path) > 1 else DEFAULT_STREAM)
                 raw = keys.get(tag, keys[DEFAULT_STREAM])
-                value = jax.random.wrap_key_data(raw) if jnp.issubdtype(var.value.dtype, jax.dtypes.prng_key) else raw
+                typed = jnp.issubdtype(_value(var).dtype, jax.dtypes.prng_key)
+                value = jax.random.wrap_key_data(raw) if typed else raw
             else:
-                value = jnp.zeros(var.value.shape, var.value.dtype)
+                value = jnp.zeros(_value(var).shape, _value(var).dtype)
         else:
             coll = _collection(var)
             try:
@@ -106,9 +114,8 @@ def _filled(spec: ModuleSpec, variables: dict, keys: dict):
 
 
 def _abstract(spec: ModuleSpec):
-    """A fresh abstract state of the class (replace_by_pure_dict fills it in place)."""
-    keys = {s: jax.random.PRNGKey(i) for i, s in enumerate(construction_streams(spec))}
-    return nnx.split(nnx.eval_shape(lambda: build(spec, keys)))[1]
+    """A fresh state of the class's structure (replace_by_pure_dict fills it in place)."""
+    return nnx.split(_shaped(spec))[1]
 
 
 def stream_keys(spec: ModuleSpec, key_seed, streams=None) -> dict:
