@@ -116,6 +116,8 @@ def test_module_grads(spec, data):
     x, seed, key = _draw(data, spec)
     v = zh.init(spec, seed, x)
     keys = zh.stream_keys(spec, key)
+    if not zh.array_leaves(v.get("params", {})):
+        pytest.skip(_why(spec, "the layer has no params: nothing to differentiate"))
     rest = {c: t for c, t in v.items() if c != "params"}
     grad = zh.loss_grad_fn(spec)
     with zh.step("gradient"):
