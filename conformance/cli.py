@@ -77,7 +77,9 @@ def add_gate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", action="append", default=[], metavar="REQ",
                    help="a requirement of the baseline side, e.g. flax==0.12.8 (repeatable)")
     p.add_argument("--candidate", action="append", default=[], metavar="REQ",
-                   help="one candidate side per use, e.g. flax==0.9.0; 'REQ,REQ' for several requirements")
+                   help="one candidate side per use, e.g. flax==0.9.0; 'REQ,REQ' for several requirements. Not only "
+                        "releases: 'flax @ file:///path/to/checkout', 'flax @ git+URL@REF' (branch, tag or commit), "
+                        "or a wheel file's path; their environments are rebuilt whenever what they hold changes")
     p.add_argument("--baseline-requirements", metavar="FILE", help="requirements file added to the baseline side")
     p.add_argument("--candidate-requirements", metavar="FILE",
                    help="requirements file added to every candidate (alone: one candidate from the file)")
@@ -205,6 +207,8 @@ def check_gate(args) -> None:
             for req in value.split(","):
                 if req.strip():
                     try:
+                        if _path_requirement(option, req):  # a wheel file or a project directory
+                            continue
                         Requirement(req.strip())
                     except InvalidRequirement as exc:
                         raise UsageError(f"{option} {req.strip()!r} is not a pip requirement: {str(exc).splitlines()[0]}") from None
@@ -222,9 +226,19 @@ def check_gate(args) -> None:
     check_pytest_args("--candidate-pytest-args", args.candidate_pytest_args)
 
 
-def _requirements(values: list[str]) -> list[str]:
-    """``--baseline``/``--candidate`` values: one requirement each, or several joined by commas."""
-    return [r.strip() for v in values for r in v.split(",") if r.strip()]
+def _path_requirement(option: str, text: str) -> str | None:
+    """A wheel file or project directory given as a path, as ``name @ file:///abs``; None for anything else."""
+    from conformance.gate.sources import path_requirement
+
+    try:
+        return path_requirement(text)
+    except ValueError as exc:
+        raise UsageError(f"{option} {exc}") from None
+
+
+def _requirements(values: list[str], option: str = "--candidate") -> list[str]:
+    """``--baseline``/``--candidate`` values: one requirement each, or several joined by commas; paths as file URLs."""
+    return [_path_requirement(option, r) or r.strip() for v in values for r in v.split(",") if r.strip()]
 
 
 def gate_plan(args) -> GatePlan:
@@ -233,7 +247,7 @@ def gate_plan(args) -> GatePlan:
     from conformance.modules import declare
 
     try:
-        baseline = _requirements(args.baseline) + read_requirements(args.baseline_requirements)
+        baseline = _requirements(args.baseline, "--baseline") + read_requirements(args.baseline_requirements)
         cand_file = read_requirements(args.candidate_requirements)
         candidates = [_requirements([c]) + cand_file for c in args.candidate] or ([cand_file] if cand_file else [])
         modules = [declare.check_factory_path(m) for m in args.module]

@@ -36,7 +36,7 @@ import sys
 import time
 
 from conformance.core import cachedirs
-from conformance.gate import attribution, dist, envs
+from conformance.gate import attribution, dist, envs, sources
 from conformance.gate.envs import UV_MISSING, Side, find_uv, flax_releases, label_for, log, resolve_exclude_newer
 from conformance.gate.plan import GatePlan
 from conformance.gate.reports import write_reports
@@ -53,8 +53,11 @@ def make_sides(plan: GatePlan, lookup=None) -> list[Side]:
     taken: set[str] = set()
     sides = []
     for role, reqs in [("baseline", plan.baseline)] + [("candidate", c) for c in plan.candidates]:
-        side = Side(label_for(list(reqs), taken), role, list(reqs), pytest_args=plan.side_pytest_args(role),
-                    pythonpath=list(plan.module_paths))
+        found = {r: sources.resolve(r) for r in reqs}  # checkouts, git references, wheels: what they hold now
+        srcs = [s for s in found.values() if s is not None]
+        installed = [found[r].requirement if found[r] else r for r in reqs]  # a git reference pinned to its commit
+        side = Side(label_for(installed, taken, srcs), role, installed, pytest_args=plan.side_pytest_args(role),
+                    pythonpath=list(plan.module_paths), sources=srcs)
         side.exclude_newer, side.exclude_newer_note = resolve_exclude_newer(plan.exclude_newer, list(reqs), lookup)
         sides.append(side)
     return sides
@@ -207,7 +210,8 @@ def _run_gate(plan: GatePlan) -> int:
     if find_uv() is None:
         log(f"note: {UV_MISSING}")
     for s in sides:
-        log(f"{s.role} {s.label}: {' '.join(s.requirements)}; exclude-newer {s.exclude_newer or 'none'} ({s.exclude_newer_note})")
+        log(f"{s.role} {s.label}: {' '.join(s.requirements)}; exclude-newer {s.exclude_newer or 'none'} ({s.exclude_newer_note})"
+            + "".join(f"; {src.describe()}" for src in s.sources))
     log(f"{len(sides)} environments, {jobs} at a time, profile {plan.profile!r}, cache {cache_dir}, report {out_dir}")
     reference = GoldenReference(plan.golden, out_dir, list(plan.modules), plan.timeout)
     pool = concurrent.futures.ThreadPoolExecutor(jobs)
@@ -237,5 +241,5 @@ def _run_gate(plan: GatePlan) -> int:
     result["wall_seconds"] = round(time.monotonic() - start, 1)
     md = write_reports(out_dir, matrix, result, infos)
     print(md)
-    log(f"exit {result['exit_code']} after {result['wall_seconds']} s; reports in {out_dir} (gate.md, gate.json, gate-junit.xml)")
+    log(f"exit {result['exit_code']} after {result['wall_seconds']} s; reports in {out_dir} (gate.md, gate.html, gate.json, gate-junit.xml)")
     return result["exit_code"]
