@@ -120,3 +120,22 @@ def test_the_report_opens_in_a_headless_browser(report, tmp_path):
     keep = os.environ.get("CONFORMANCE_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_the_committed_version_matrix_pictures_are_current(tmp_path):
+    """docs/version-matrix-*.svg are what tools/version_matrix_svg.py draws from docs/version-matrix.json today."""
+    import importlib.util
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("version_matrix_svg", os.path.join(root, "tools", "version_matrix_svg.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([os.path.join(root, "docs", "version-matrix.json"), "--out-dir", str(tmp_path)]) == 0
+    drawn = sorted(os.listdir(tmp_path))
+    assert drawn == ["version-matrix-contract.svg", "version-matrix-pipelines.svg",
+                     "version-matrix-real-layer-tier.svg", "version-matrix-zoo.svg"]
+    for name in drawn:
+        with open(os.path.join(root, "docs", name)) as fh:
+            assert fh.read() == (tmp_path / name).read_text(), f"docs/{name} is stale: run python tools/version_matrix_svg.py"
+    zoo = (tmp_path / "version-matrix-zoo.svg").read_text()
+    assert zoo.count('class="cell cell-change"') > 0 and "0.12.8 (baseline)" in zoo

@@ -36,7 +36,7 @@ import sys
 import time
 
 from conformance.core import cachedirs
-from conformance.gate import attribution, dist, envs, sources
+from conformance.gate import attribution, dist, envs, merge, sources
 from conformance.gate.envs import UV_MISSING, Side, find_uv, flax_releases, label_for, log, resolve_exclude_newer
 from conformance.gate.plan import GatePlan
 from conformance.gate.reports import write_reports
@@ -183,10 +183,28 @@ def run(plan: GatePlan) -> int:
         envs._STOPPING.clear()
 
 
+def write_side_reports(plan: GatePlan, sides: list[Side], selected: list[Side], infos: dict, accepts: list,
+                       reference: GoldenReference, out_dir: str) -> int:
+    """``--side``: each selected side's report for ``merge``; exit 0 when every one gave results, else 2."""
+    labels = [s.label for s in sides]
+    for s in selected:
+        golden = None
+        if s.role == "baseline" and plan.golden == "baseline" and reference.env_vars:
+            golden = merge.golden_files(reference.dir, reference.env_vars, reference.note)
+        path = merge.write_side(out_dir, s, labels.index(s.label), labels, infos[s.label], accepts, golden,
+                                reference.note)
+        log(f"{s.role} {s.label}: side report {path}")
+    missing = [s.label for s in selected if infos[s.label]["results"] is None]
+    log(f"merge every side's directory for the verdict: python -m conformance merge DIR... "
+        f"({'no results from ' + ', '.join(missing) if missing else 'results from ' + ', '.join(s.label for s in selected)})")
+    return 2 if missing else 0
+
+
 def _run_gate(plan: GatePlan) -> int:
     start = time.monotonic()
     try:
         sides = make_sides(plan)
+        selected = merge.select(sides, plan.side) if plan.side else sides  # --side: this job's share
         accepts = []
         for path in plan.accept_files:
             try:
@@ -214,10 +232,17 @@ def _run_gate(plan: GatePlan) -> int:
             + "".join(f"; {src.describe()}" for src in s.sources))
     log(f"{len(sides)} environments, {jobs} at a time, profile {plan.profile!r}, cache {cache_dir}, report {out_dir}")
     reference = GoldenReference(plan.golden, out_dir, list(plan.modules), plan.timeout)
+    if plan.golden == "baseline" and not any(s.role == "baseline" for s in selected):  # a candidates' job
+        try:
+            reference.env_vars, reference.note = merge.adopt_golden(plan.golden_from)
+        except (ValueError, OSError) as exc:
+            print(f"python -m conformance gate: {exc}", file=sys.stderr)
+            return 2
+        reference.ready.set()
     pool = concurrent.futures.ThreadPoolExecutor(jobs)
     try:
         futures = {}
-        for s in sides:  # the baseline first: with one job at a time it must not wait behind a candidate
+        for s in selected:  # the baseline first: with one job at a time it must not wait behind a candidate
             prepare = reference.record if s.role == "baseline" else reference.wait
             futures[s.label] = pool.submit(run_side, s, out_dir, cache_dir, plan.python, project, plan.profile,
                                            plan.timeout, deps, prepare)
@@ -227,6 +252,8 @@ def _run_gate(plan: GatePlan) -> int:
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     log(f"golden reference: {reference.note}")
+    if plan.side:
+        return write_side_reports(plan, sides, selected, infos, accepts, reference, out_dir)
     baseline = sides[0].label
     candidates = [s.label for s in sides[1:]]
     matrix = build_matrix({label: info["results"] for label, info in infos.items()})

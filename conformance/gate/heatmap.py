@@ -40,6 +40,16 @@ ORDER = (PASS, DRIFT, SKIPPED, DEVIATION, FIXED, CHANGE, FAIL, MISSING)
 CELL_W, CELL_H = 24, 20
 CHAR_W = 7.4  # the label font's mean advance at 12 px (monospace), for sizing without measuring text
 FONT = "font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:12px"
+
+
+def _style() -> str:
+    """The map's CSS, once per picture (scoped to it): one class per state instead of attributes per cell."""
+    rules = [f".heatmap text{{{FONT}}}", ".heatmap .g{font-weight:bold;text-anchor:middle}",
+             ".heatmap .r{text-anchor:end}", ".heatmap .t{font-weight:bold}"]
+    for state, st in STYLES.items():
+        fill = "url(#hatch)" if state == SKIPPED else st.fill
+        rules.append(f".heatmap .cell-{state} rect{{fill:{fill}}}.heatmap .cell-{state} text{{fill:{st.ink}}}")
+    return "<style>" + "".join(rules) + "</style>"
 HEAD_ANGLE = -55  # column labels slanted: 21 release names fit over 21 narrow columns
 
 
@@ -60,10 +70,11 @@ def _outcome(cell) -> str:
 
 
 def svg(rows: list[str], columns: list[str], states: dict[str, dict[str, str]], links=None,
-        title: str = "", column_notes: dict[str, str] | None = None) -> str:
+        title: str = "", column_notes: dict[str, str] | None = None, tooltips: bool = True) -> str:
     """The heat-map: one row per property, one column per side; ``links(column, row)`` -> a URL or None per cell.
 
-    ``states[column][row]`` is one of :data:`ORDER`; ``column_notes`` a tooltip per column.
+    ``states[column][row]`` is one of :data:`ORDER`; ``column_notes`` a tooltip per column; ``tooltips``
+    a tooltip per cell (a picture shown as an image has none to show: they only cost bytes).
     """
     if not rows or not columns:
         raise ValueError(f"a heat-map needs rows and columns; got {len(rows)} rows, {len(columns)} columns")
@@ -84,23 +95,24 @@ def svg(rows: list[str], columns: list[str], states: dict[str, dict[str, str]], 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="{width}" '
            f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or "heat-map")}" '
            f'class="heatmap">',
+           _style(),
            '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
            '<rect width="6" height="6" fill="#ffffff"/><line x1="0" y1="0" x2="0" y2="6" stroke="#bbbbbb" '
            'stroke-width="2"/></pattern></defs>',
            f'<rect width="{width}" height="{height}" fill="#ffffff"/>']
     if title:
-        out.append(f'<text x="4" y="16" style="{FONT};font-weight:bold">{escape(title)}</text>')
+        out.append(f'<text x="4" y="16" class="t">{escape(title)}</text>')
     for j, col in enumerate(columns):
         x = left + j * CELL_W + CELL_W / 2
         tip = f"<title>{escape((column_notes or {}).get(col, col))}</title>"
-        out.append(f'<text transform="translate({x + 4:.1f},{top - 6}) rotate({HEAD_ANGLE})" style="{FONT}">'
+        out.append(f'<text transform="translate({x + 4:.1f},{top - 6}) rotate({HEAD_ANGLE})">'
                    f'{tip}{escape(col)}</text>')
     for i, row in enumerate(rows):
         y = top + i * CELL_H
-        out.append(f'<text x="{left - 6}" y="{y + CELL_H - 6}" text-anchor="end" style="{FONT}">{escape(row)}</text>')
+        out.append(f'<text x="{left - 6}" y="{y + CELL_H - 6}" class="r">{escape(row)}</text>')
         for j, col in enumerate(columns):
             state = states.get(col, {}).get(row, MISSING)
-            out.append(_cell(left + j * CELL_W, y, state, f"{row} on {col}: {STYLES[state].name}",
+            out.append(_cell(left + j * CELL_W, y, state, f"{row} on {col}: {STYLES[state].name}" if tooltips else "",
                              links(col, row) if links else None))
     out += _legend(4, top + CELL_H * len(rows) + 10)
     out.append("</svg>")
@@ -109,11 +121,10 @@ def svg(rows: list[str], columns: list[str], states: dict[str, dict[str, str]], 
 
 def _cell(x: float, y: float, state: str, tip: str, href: str | None) -> str:
     st = STYLES[state]
-    fill = "url(#hatch)" if state == SKIPPED else st.fill
-    body = (f'<rect x="{x}" y="{y}" width="{CELL_W - 1}" height="{CELL_H - 1}" fill="{fill}" stroke="#ffffff"/>'
-            f'<text x="{x + (CELL_W - 1) / 2}" y="{y + CELL_H - 6}" text-anchor="middle" fill="{st.ink}" '
-            f'style="{FONT};font-weight:bold">{escape(st.glyph)}</text>')
-    inner = f'<g class="cell cell-{state}"><title>{escape(tip)}</title>{body}</g>'
+    body = (f'<rect x="{x}" y="{y}" width="{CELL_W - 1}" height="{CELL_H - 1}"/>'
+            f'<text x="{x + (CELL_W - 1) / 2:g}" y="{y + CELL_H - 6}" class="g">{escape(st.glyph)}</text>')
+    tip = f"<title>{escape(tip)}</title>" if tip else ""
+    inner = f'<g class="cell cell-{state}">{tip}{body}</g>'
     return f'<a href="{escape(href)}">{inner}</a>' if href else inner
 
 
@@ -122,6 +133,6 @@ def _legend(x: float, y: float) -> list[str]:
     for state in ORDER:
         st = STYLES[state]
         out.append(_cell(x, y, state, st.name, None))
-        out.append(f'<text x="{x + CELL_W + 3}" y="{y + CELL_H - 6}" style="{FONT}">{escape(st.name)}</text>')
+        out.append(f'<text x="{x + CELL_W + 3}" y="{y + CELL_H - 6}">{escape(st.name)}</text>')
         x += CELL_W + 10 + len(st.name) * CHAR_W
     return out
