@@ -25,6 +25,8 @@ import tempfile
 import threading
 import time
 
+from conformance.gate.sources import label_for, read_requirements  # noqa: F401 (what a side is made of; re-exported)
+
 # Where environments are cached by default: envs/ under the suite's cache directory (conformance/core/cachedirs.py).
 DEFAULT_CACHE = "envs/ of the cache directory ($CONFORMANCE_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache/flax-bridge-conformance)"
 PYPI_JSON = "https://pypi.org/pypi/{package}/{version}/json"
@@ -137,36 +139,6 @@ class Side:
     pythonpath: list[str] = dataclasses.field(default_factory=list)  # --module-path: a team's layers, uninstalled
     env_vars: dict = dataclasses.field(default_factory=dict)  # e.g. the golden records every side compares against
     sources: list = dataclasses.field(default_factory=list)  # sources.Source of each checkout, git reference or wheel
-
-
-def read_requirements(path: str | None) -> list[str]:
-    """A requirements file's requirements; a line naming a wheel or a project directory (relative to the file) as ``name @ file://``."""
-    from conformance.gate.sources import path_requirement
-
-    if not path:
-        return []
-    base = os.path.dirname(os.path.abspath(path))
-    with open(path) as fh:
-        lines = [ln.strip() for ln in fh if ln.split("#", 1)[0].strip()]
-    return [path_requirement(ln.split(" #", 1)[0], base) or ln for ln in lines]
-
-
-def label_for(requirements: list[str], taken: set[str], sources: list | None = None) -> str:
-    """A side's label, unique among ``taken``: ``flax-0.12.8``, ``flax@dir-1a2b3c4d5e6f``, ``flax@git-main-1a2b3c4d5e6f``."""
-    from conformance.gate.sources import label_part
-
-    version = pinned_version(requirements)
-    if sources:
-        base = label_part(sources)
-    elif version:
-        base = f"flax-{version}"
-    else:
-        base = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "+".join(requirements) or "env")[:60]
-    label, n = base, 2
-    while label in taken:
-        label, n = f"{base}#{n}", n + 1
-    taken.add(label)
-    return label
 
 
 def env_key(python_version: str, requirements: list[str], project_deps: list[str], exclude_newer: str | None,

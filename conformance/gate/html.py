@@ -41,6 +41,9 @@ def _inline(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
 
 
+ADDRESS = re.compile(r" at 0x[0-9a-f]{6,}")
+
+
 def failure_texts(junit_path: str | None) -> dict[str, str]:
     """``{property: full text}`` of each property's first failing testcase in a JUnit XML (the repro snippet included)."""
     if not junit_path or not os.path.exists(junit_path):
@@ -55,6 +58,7 @@ def failure_texts(junit_path: str | None) -> dict[str, str]:
             if child.tag in ("failure", "error"):
                 prop = property_of(case.get("name", ""))
                 text = (child.text or child.get("message") or "").strip()
+                text = ADDRESS.sub(" at 0x…", text)  # object addresses: noise that differs between any two runs
                 out.setdefault(prop, text[: config.HTML_FAILURE_CHARS])
     return out
 

@@ -231,3 +231,31 @@ def label_part(sources: list[Source]) -> str:
             tag += "" if ref in ("HEAD", s.fingerprint) else "-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", ref)[:24]
         parts.append(f"{s.name}@{tag}-{s.short()}")
     return "_".join(parts)
+
+
+def read_requirements(path: str | None) -> list[str]:
+    """A requirements file's requirements; a line naming a wheel or a project directory (relative to the file) as ``name @ file://``."""
+    if not path:
+        return []
+    base = os.path.dirname(os.path.abspath(path))
+    with open(path) as fh:
+        lines = [ln.strip() for ln in fh if ln.split("#", 1)[0].strip()]
+    return [path_requirement(ln.split(" #", 1)[0], base) or ln for ln in lines]
+
+
+def label_for(requirements: list[str], taken: set[str], sources: list | None = None) -> str:
+    """A side's label, unique among ``taken``: ``flax-0.12.8``, ``flax@dir-1a2b3c4d5e6f``, ``flax@git-main-1a2b3c4d5e6f``."""
+    from conformance.gate.envs import pinned_version
+
+    version = pinned_version(requirements)
+    if sources:
+        base = label_part(sources)
+    elif version:
+        base = f"flax-{version}"
+    else:
+        base = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "+".join(requirements) or "env")[:60]
+    label, n = base, 2
+    while label in taken:
+        label, n = f"{base}#{n}", n + 1
+    taken.add(label)
+    return label
