@@ -223,14 +223,14 @@ def _run_gate(plan: GatePlan) -> int:
         return 2
     out_dir = os.path.abspath(plan.out)
     os.makedirs(out_dir, exist_ok=True)
-    jobs = max(1, plan.jobs or min(len(sides), os.cpu_count() or 1))
+    jobs = max(1, plan.jobs or min(len(selected), os.cpu_count() or 1))
     log(f"suite: {source_note}")
     if find_uv() is None:
         log(f"note: {UV_MISSING}")
     for s in sides:
         log(f"{s.role} {s.label}: {' '.join(s.requirements)}; exclude-newer {s.exclude_newer or 'none'} ({s.exclude_newer_note})"
             + "".join(f"; {src.describe()}" for src in s.sources))
-    log(f"{len(sides)} environments, {jobs} at a time, profile {plan.profile!r}, cache {cache_dir}, report {out_dir}")
+    log(f"{len(selected)} environments, {jobs} at a time, profile {plan.profile!r}, cache {cache_dir}, report {out_dir}")
     reference = GoldenReference(plan.golden, out_dir, list(plan.modules), plan.timeout)
     if plan.golden == "baseline" and not any(s.role == "baseline" for s in selected):  # a candidates' job
         try:
