@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--out", default="gate-report", help="report directory (default ./gate-report)")
     mp.add_argument("--accept", action="append", default=[], metavar="FILE",
                     help="accepted changes besides those the sides were given (repeatable)")
+    mp.add_argument("--no-attribution", dest="attribute", action="store_false",
+                    help="skip the cross environments that tell whether a change comes from flax or from jax "
+                         "(run by default when the sides' command did not skip them)")
+    mp.add_argument("--cache-dir", default=None, help="where the cross environments are cached (as gate's)")
     return parser
 
 
@@ -336,7 +340,7 @@ def _run(args) -> int:
     if args.command == "merge":
         from conformance.gate import merge
 
-        return merge.run(args.dirs, args.out, args.accept)
+        return merge.run(args.dirs, args.out, args.accept, args.attribute, args.cache_dir)
     if args.command == "gate":
         from conformance.gate import command as gate
 

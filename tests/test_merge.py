@@ -27,6 +27,7 @@ XML = {
                     skipped("test_abstract"), ok("test_drift")),
 }
 XML["0.12.8"] = XML["0.12.7"]
+JAX = {"0.11.2": "0.7.1", "0.12.0": "0.7.2", "0.12.7": "0.10.0", "0.12.8": "0.10.2"}  # the jax of each side's date
 DATES = {"0.11.2": "2025-08-01T00:00:00Z", "0.12.0": "2025-09-25T23:58:58Z", "0.12.7": "2026-06-01T00:00:00Z",
          "0.12.8": "2026-07-20T18:29:38Z"}
 
@@ -38,14 +39,15 @@ def fake_sides(monkeypatch, tmp_path):
 
     def run_side(side, out_dir, cache_dir, python, project, profile, timeout, deps=None, prepare=None):
         flax = envs.pinned_version(side.requirements)
+        jax = envs.pinned_version(side.requirements, "jax") or JAX[flax]  # a cross environment pins it
         info = {"label": side.label, "role": side.role, "requirements": side.requirements,
                 "exclude_newer": side.exclude_newer, "exclude_newer_note": side.exclude_newer_note,
                 "pytest_args": side.pytest_args, "log": os.path.join(out_dir, f"{side.label}.log"), "results": None,
-                "error": None, "versions": {"flax": flax, "jax": "0.10.2"}, "sources": [],
+                "error": None, "versions": {"flax": flax, "jax": jax, "jaxlib": jax}, "sources": [],
                 "env": os.path.join(cache_dir, side.label), "seconds": 1.5, "build_seconds": 0.5, "run_seconds": 1.0}
         if prepare is not None:
             prepare(side, "python", info, io.StringIO())
-        seen.append((side.label, dict(side.env_vars), cache_dir))
+        seen.append((side.label, dict(side.env_vars), cache_dir, side.role))
         xml = os.path.join(out_dir, f"{side.label}.xml")
         with open(xml, "w") as fh:
             fh.write(XML[flax])
@@ -82,12 +84,13 @@ def normalised(path, *dirs) -> str:
     return re.sub(r'"(%s)": [0-9.]+' % "|".join(TIMINGS), r'"\1": 0', text)
 
 
-@pytest.mark.parametrize("baseline, candidate, code", [("0.11.2", "0.12.0", 1), ("0.12.7", "0.12.8", 0)])
-def test_sides_apart_then_merged_equal_the_single_process_gate(fake_sides, tmp_path, baseline, candidate, code):
+@pytest.mark.parametrize("baseline, candidate, code, extra", [("0.11.2", "0.12.0", 1, []),
+                                                            ("0.11.2", "0.12.0", 1, ["--no-attribution"]),
+                                                            ("0.12.7", "0.12.8", 0, [])])
+def test_sides_apart_then_merged_equal_the_single_process_gate(fake_sides, tmp_path, baseline, candidate, code, extra):
     from conformance.cli import main
 
-    common = ["--baseline", f"flax=={baseline}", "--candidate", f"flax=={candidate}", "--profile", "dev",
-              "--no-attribution"]
+    common = ["--baseline", f"flax=={baseline}", "--candidate", f"flax=={candidate}", "--profile", "dev", *extra]
     single = tmp_path / "single"
     assert main(["gate", *common, "--out", str(single), "--cache-dir", str(tmp_path / "cache-single")]) == code
 
@@ -97,17 +100,27 @@ def test_sides_apart_then_merged_equal_the_single_process_gate(fake_sides, tmp_p
     assert main(["gate", *common, "--side", "candidate:1", "--golden-from", str(base_dir), "--out", str(cand_dir),
                  "--cache-dir", str(tmp_path / "cache-b")]) == 0
     # The candidate's job compared against the baseline job's records and checkpoints, shipped in its directory.
-    cand_env = next(env for label, env, _ in fake_sides[-1:] if label == f"flax-{candidate}")
+    cand_env = next(env for label, env, _, _ in fake_sides[-1:] if label == f"flax-{candidate}")
     assert cand_env[config.GOLDEN_RECORD_ENV] == str(base_dir / "golden" / "contract.json")
     assert cand_env[config.CHECKPOINT_DIR_ENV] == str(base_dir / "golden" / "checkpoints")
-    assert main(["merge", str(cand_dir), str(base_dir), "--out", str(merged)]) == code  # any order of directories
+    assert main(["merge", str(cand_dir), str(base_dir), "--out", str(merged),  # any order of directories
+                 "--cache-dir", str(tmp_path / "cache-single")]) == code
 
     for name in ("gate.md", "gate.json", "gate-junit.xml", "gate.html"):
         want = normalised(single / name, single, tmp_path / "cache-single")
         got = normalised(merged / name, merged, tmp_path / "cache-a", tmp_path / "cache-b").replace("<DIR2>", "<DIR1>")
         assert got == want, name
     assert (merged / "golden" / "contract.json").exists() and (merged / "golden" / "checkpoints").is_dir()
-    assert json.loads((merged / "gate.json").read_text())["exit_code"] == code
+    report = json.loads((merged / "gate.json").read_text())
+    assert report["exit_code"] == code
+    traced = [c.get("origins") for c in report["comparisons"] if c.get("origins")]
+    assert bool(traced) == (code == 1 and not extra)  # the merge traced the changes when the command asked for it
+    if traced:
+        assert {o["origin"] for o in traced[0].values()} == {"flax"}
+        # The cross environments compared against the baseline job's records, copied beside the merged report.
+        cross = [env for label, env, _, role in fake_sides if role == "cross"]
+        assert cross and all(env.get(config.GOLDEN_RECORD_ENV, "").startswith(str(tmp_path)) for env in cross)
+        assert any(env[config.GOLDEN_RECORD_ENV] == str(merged / "golden" / "contract.json") for env in cross)
 
 
 def test_a_side_whose_job_never_reported_means_no_verdict(fake_sides, tmp_path, capsys):

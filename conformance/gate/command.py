@@ -192,7 +192,7 @@ def write_side_reports(plan: GatePlan, sides: list[Side], selected: list[Side], 
         if s.role == "baseline" and plan.golden == "baseline" and reference.env_vars:
             golden = merge.golden_files(reference.dir, reference.env_vars, reference.note)
         path = merge.write_side(out_dir, s, labels.index(s.label), labels, infos[s.label], accepts, golden,
-                                reference.note)
+                                reference.note, plan)
         log(f"{s.role} {s.label}: side report {path}")
     missing = [s.label for s in selected if infos[s.label]["results"] is None]
     log(f"merge every side's directory for the verdict: python -m conformance merge DIR... "

@@ -14,8 +14,11 @@ through ``--golden-from``. ``merge`` reads the side reports of any number of
 directories and writes the reports the single-process gate writes on the same
 sides: the same verdict and exit code, and the same Markdown, JSON, JUnit and
 HTML apart from timings and the paths of the directories involved.
-Attribution and bisection build further environments: they run in the
-single-process gate only (a merged report says so where they were asked for).
+Attribution (whether flax or jax brings a change) builds further environments:
+the merge runs it as the single-process gate does when the sides' command asked
+for it (the default; ``--no-attribution`` on either command skips it), so the
+merge job needs the gate's cache and uv. ``--bisect`` runs in the single-process
+gate only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from conformance.gate.verdict import Accept, Result, build_matrix, verdict
 
 FORMAT = 1
 PREFIX = "side-"
+# What the merge needs of the sides' command to trace changes as the single-process gate does.
+PLAN_FIELDS = ("attribute", "profile", "timeout", "module_paths")
 
 
 def side_file(out_dir: str, label: str) -> str:
@@ -58,12 +63,13 @@ def select(sides: list, choice: str) -> list:
 
 
 def write_side(out_dir: str, side, index: int, labels: list[str], info: dict, accepts: list[Accept],
-               golden: dict | None, golden_note: str) -> str:
+               golden: dict | None, golden_note: str, plan=None) -> str:
     """One side's report: its results and environment, every side's label, the accepts, the golden references."""
     doc = {"format": FORMAT, "label": side.label, "role": side.role, "index": index, "sides": labels,
            "info": {k: v for k, v in info.items() if k != "results"},
            "results": None if info["results"] is None else [dataclasses.asdict(r) for r in info["results"]],
-           "accepts": [dataclasses.asdict(a) for a in accepts], "golden": golden, "golden_note": golden_note}
+           "accepts": [dataclasses.asdict(a) for a in accepts], "golden": golden, "golden_note": golden_note,
+           "plan": None if plan is None else {k: getattr(plan, k) for k in PLAN_FIELDS}}
     path = side_file(out_dir, side.label)
     with open(path, "w") as fh:
         json.dump(doc, fh, indent=1)
@@ -166,7 +172,31 @@ def merge(directories: list[str], out_dir: str, extra_accepts: list[Accept] | No
     return matrix, result, infos
 
 
-def run(directories: list[str], out: str, accept_files: list[str]) -> int:
+def trace(matrix: dict, result: dict, infos: dict, out_dir: str, plan: dict, golden: dict | None,
+          cache_dir: str | None) -> None:
+    """Attribution of every change, in cross environments, as the single-process gate traces it (into ``result``)."""
+    import sys
+
+    from conformance.core import cachedirs
+    from conformance.gate import command, dist
+    from conformance.gate.plan import GatePlan
+
+    baseline = result["baseline"]
+    base_info = infos[baseline]
+    gate_plan = GatePlan(baseline=tuple(base_info.get("requirements") or []), candidates=(), profile=plan["profile"],
+                         timeout=plan["timeout"], module_paths=tuple(plan.get("module_paths") or ()),
+                         python=sys.executable, attribute=True)
+    # The baseline's records, copied beside the report: the cross environments compare against them, as in one process.
+    env_vars = {k: os.path.join(out_dir, rel) for k, rel in ((golden or {}).get("files") or {}).items()}
+    project, _ = dist.install_source(None, cachedirs.part("wheels"))
+    cache = os.path.abspath(os.path.expanduser(cache_dir or cachedirs.gate_envs()))
+    runner = command.EnvRunner(gate_plan, os.path.join(out_dir, "origins"), cache, project,
+                               list(base_info.get("pytest_args") or []), env_vars)
+    command.trace_changes(gate_plan, result, matrix, infos, runner)
+
+
+def run(directories: list[str], out: str, accept_files: list[str], attribute: bool = True,
+        cache_dir: str | None = None) -> int:
     """``python -m conformance merge``: the verdict and reports of the sides' reports; its exit code is the gate's."""
     import sys
 
@@ -178,9 +208,15 @@ def run(directories: list[str], out: str, accept_files: list[str]) -> int:
         extra = [a for path in accept_files for a in load_accepts(path)]
         out_dir = os.path.abspath(out)
         matrix, result, infos = merge(directories, out_dir, extra)
+        docs = [d for directory in directories for d in read_dir(directory)]
+        plan = next((d["plan"] for d in docs if d.get("plan")), None)
+        golden = next((d.get("golden") for d in docs if d["label"] == result["baseline"]), None)
     except (ValueError, OSError, KeyError) as exc:
         print(f"python -m conformance merge: {exc}", file=sys.stderr)
         return 2
+    if attribute and plan and plan.get("attribute") and any(c["changes"] or c["accepted"] or c["improvements"]
+                                                             for c in result["comparisons"]):
+        trace(matrix, result, infos, out_dir, plan, golden, cache_dir)
     result["wall_seconds"] = max((info.get("seconds") or 0.0 for info in infos.values()), default=0.0)
     md = write_reports(out_dir, matrix, result, infos)
     print(md)
