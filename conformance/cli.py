@@ -338,9 +338,9 @@ def check(args) -> None:
 
 def _run(args) -> int:
     if args.command == "merge":
-        from conformance.gate import merge
+        from conformance.gate import command as gate
 
-        return merge.run(args.dirs, args.out, args.accept, args.attribute, args.cache_dir)
+        return gate.run_merge(args.dirs, args.out, args.accept, args.attribute, args.cache_dir)
     if args.command == "gate":
         from conformance.gate import command as gate
 

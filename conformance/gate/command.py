@@ -159,6 +159,50 @@ def trace_changes(plan: GatePlan, result: dict, matrix: dict, infos: dict, runne
             comp["bisection"] = bis
 
 
+# --- merge: the verdict of side reports (conformance/gate/merge.py) -------------------------------------
+
+
+def trace_merged(matrix: dict, result: dict, infos: dict, out_dir: str, plan: dict, golden: dict | None,
+                 cache_dir: str | None) -> None:
+    """Attribution of every change, in cross environments, as the single-process gate traces it (into ``result``)."""
+    baseline = result["baseline"]
+    base_info = infos[baseline]
+    gate_plan = GatePlan(baseline=tuple(base_info.get("requirements") or []), candidates=(), profile=plan["profile"],
+                         timeout=plan["timeout"], module_paths=tuple(plan.get("module_paths") or ()),
+                         python=sys.executable, attribute=True)
+    # The baseline's records, copied beside the report: the cross environments compare against them, as in one process.
+    env_vars = {k: os.path.join(out_dir, rel) for k, rel in ((golden or {}).get("files") or {}).items()}
+    project, _ = dist.install_source(None, cachedirs.part("wheels"))
+    cache = os.path.abspath(os.path.expanduser(cache_dir or cachedirs.gate_envs()))
+    runner = EnvRunner(gate_plan, os.path.join(out_dir, "origins"), cache, project,
+                       list(base_info.get("pytest_args") or []), env_vars)
+    trace_changes(gate_plan, result, matrix, infos, runner)
+
+
+def run_merge(directories: list[str], out: str, accept_files: list[str], attribute: bool = True,
+              cache_dir: str | None = None) -> int:
+    """``python -m conformance merge``: the verdict and reports of the sides' reports; its exit code is the gate's."""
+    try:
+        extra = [a for path in accept_files for a in load_accepts(path)]
+        out_dir = os.path.abspath(out)
+        matrix, result, infos = merge.merge(directories, out_dir, extra)
+        docs = [d for directory in directories for d in merge.read_dir(directory)]
+        plan = next((d["plan"] for d in docs if d.get("plan")), None)
+        golden = next((d.get("golden") for d in docs if d["label"] == result["baseline"]), None)
+    except (ValueError, OSError, KeyError) as exc:
+        print(f"python -m conformance merge: {exc}", file=sys.stderr)
+        return 2
+    if attribute and plan and plan.get("attribute") and any(c["changes"] or c["accepted"] or c["improvements"]
+                                                             for c in result["comparisons"]):
+        trace_merged(matrix, result, infos, out_dir, plan, golden, cache_dir)
+    result["wall_seconds"] = max((info.get("seconds") or 0.0 for info in infos.values()), default=0.0)
+    md = write_reports(out_dir, matrix, result, infos)
+    print(md)
+    log(f"exit {result['exit_code']}: {len(infos)} sides merged from {len(directories)} directories; reports in "
+        f"{out_dir} (gate.md, gate.html, gate.json, gate-junit.xml)")
+    return result["exit_code"]
+
+
 def _interrupt(signum, frame):
     envs.stop_children()  # first, so worker threads stop waiting on builds and suites
     raise KeyboardInterrupt

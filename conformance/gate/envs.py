@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from conformance.gate.sources import label_for, read_requirements  # noqa: F401 (what a side is made of; re-exported)
+from conformance.gate.sources import label_for, pinned_version, read_requirements  # noqa: F401 (what a side is made of)
 
 # Where environments are cached by default: envs/ under the suite's cache directory (conformance/core/cachedirs.py).
 DEFAULT_CACHE = "envs/ of the cache directory ($CONFORMANCE_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache/flax-bridge-conformance)"
@@ -88,16 +88,6 @@ def exclude_newer_after(upload_iso: str) -> str:
         when = when.astimezone(dt.timezone.utc)
     day = when.date() + dt.timedelta(days=1)
     return f"{day.isoformat()}T23:59:59Z"
-
-
-def pinned_version(requirements: list[str], package: str = "flax") -> str | None:
-    """The version of an exact ``package==V`` pin among ``requirements`` (lines of a requirements file too)."""
-    for line in requirements:
-        line = line.split("#", 1)[0].strip()
-        m = re.match(rf"^{re.escape(package)}\s*(\[[^\]]*\])?\s*===?\s*([A-Za-z0-9_.+!-]+)\s*(;.*)?$", line, re.I)
-        if m:
-            return m.group(2)
-    return None
 
 
 def normalize_date(text: str) -> str:

@@ -99,10 +99,9 @@ def _cell_detail(state: str, cell, base_cell, full_text: str, accepted: dict | N
     return "".join(parts)
 
 
-def to_html(matrix: dict, result: dict, infos: dict[str, dict], headers: dict[str, str], summary: list[str]) -> str:
-    """The page: verdict, summary (the Markdown report's lines), sides, heat-map, evidence per property."""
-    from conformance.gate.reports import EXIT_MEANING
-
+def to_html(matrix: dict, result: dict, infos: dict[str, dict], headers: dict[str, str], summary: list[str],
+            meaning: str) -> str:
+    """The page: verdict (``meaning``: what its exit code says), heat-map, summary (the Markdown report's lines), sides, evidence."""
     code = result["exit_code"]
     props, envs = matrix["properties"], matrix["envs"]
     states = heatmap.states_of(matrix, result)
@@ -123,7 +122,7 @@ def to_html(matrix: dict, result: dict, infos: dict[str, dict], headers: dict[st
     lines = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>conformance gate: exit {code}</title>",
              f"<style>{CSS}</style></head><body>",
              "<h1>flax NNX\u2192Linen bridge conformance gate</h1>",
-             f'<div class="verdict v{code}" id="verdict">Verdict: exit {code}, {html.escape(EXIT_MEANING.get(code, "?"))}</div>',
+             f'<div class="verdict v{code}" id="verdict">Verdict: exit {code}, {html.escape(meaning)}</div>',
              '<h2 id="heatmap">Every property on every side</h2>'
              '<p>Each cell links to its evidence below; hover for the property and side.</p>',
              f'<div class="map">{picture}</div>', '<h2>Summary</h2><div class="summary">']

@@ -266,5 +266,6 @@ def write_html(out_dir: str, matrix: dict, result: dict, infos: dict[str, dict],
 
     path = os.path.join(out_dir, "gate.html")
     with open(path, "w") as fh:
-        fh.write(to_html(matrix, result, infos, headers, summary_lines(matrix, result, headers)))
+        fh.write(to_html(matrix, result, infos, headers, summary_lines(matrix, result, headers),
+                         EXIT_MEANING.get(result["exit_code"], "?")))
     return path

@@ -233,6 +233,16 @@ def label_part(sources: list[Source]) -> str:
     return "_".join(parts)
 
 
+def pinned_version(requirements: list[str], package: str = "flax") -> str | None:
+    """The version of an exact ``package==V`` pin among ``requirements`` (lines of a requirements file too)."""
+    for line in requirements:
+        line = line.split("#", 1)[0].strip()
+        m = re.match(rf"^{re.escape(package)}\s*(\[[^\]]*\])?\s*===?\s*([A-Za-z0-9_.+!-]+)\s*(;.*)?$", line, re.I)
+        if m:
+            return m.group(2)
+    return None
+
+
 def read_requirements(path: str | None) -> list[str]:
     """A requirements file's requirements; a line naming a wheel or a project directory (relative to the file) as ``name @ file://``."""
     if not path:
@@ -245,8 +255,6 @@ def read_requirements(path: str | None) -> list[str]:
 
 def label_for(requirements: list[str], taken: set[str], sources: list | None = None) -> str:
     """A side's label, unique among ``taken``: ``flax-0.12.8``, ``flax@dir-1a2b3c4d5e6f``, ``flax@git-main-1a2b3c4d5e6f``."""
-    from conformance.gate.envs import pinned_version
-
     version = pinned_version(requirements)
     if sources:
         base = label_part(sources)
