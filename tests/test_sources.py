@@ -162,7 +162,7 @@ def test_report_headers_name_the_source_and_never_repeat():
     assert len(set(heads.values())) == 3
 
 
-def test_the_command_line_takes_wheel_paths_and_checkouts(checkout, tmp_path):
+def test_the_command_line_takes_wheel_paths_and_checkouts(checkout, tmp_path, monkeypatch):
     from conformance.cli import UsageError, parse_gate
 
     wheel = tmp_path / "flax-0.12.7-py3-none-any.whl"
@@ -173,4 +173,8 @@ def test_the_command_line_takes_wheel_paths_and_checkouts(checkout, tmp_path):
     odd.write_bytes(b"")
     with pytest.raises(UsageError, match="--candidate .*not a wheel file name"):
         parse_gate(["--baseline", "flax==0.12.8", "--candidate", str(odd)])
-    assert os.path.isdir(checkout)
+    (tmp_path / "jax").mkdir()  # a requirement's name is not a path, even beside a directory of that name
+    monkeypatch.chdir(tmp_path)
+    assert parse_gate(["--baseline", "flax==0.12.8", "--candidate", "jax"]).candidates == (("jax",),)
+    assert parse_gate(["--baseline", "flax==0.12.8", "--candidate", "./flax-src"]).candidates == (
+        (f"flax @ file://{checkout}",),)

@@ -188,7 +188,8 @@ def path_requirement(text: str, base: str = ".") -> str | None:
         if not m:
             raise ValueError(f"{text!r}: not a wheel file name (name-version-python-abi-platform.whl)")
         return f"{m.group('name').replace('_', '-')} @ {_file_url(path)}"
-    if os.path.isdir(path):
+    # A directory only when written as a path: "jax" is a requirement even beside a directory called jax.
+    if os.path.isdir(path) and (os.sep in text or text.startswith((".", "~"))):
         name = project_name(path)
         if name is None:
             raise ValueError(f"{text!r}: a directory without a [project] name in pyproject.toml or a setup.py name")
