@@ -126,11 +126,11 @@ def test_requirement_files_hold_paths_relative_to_themselves(checkout, tmp_path)
     (wheel_dir / "flax-0.12.7-py3-none-any.whl").write_bytes(b"")
     reqs = tmp_path / "reqs" / "candidate.txt"
     reqs.parent.mkdir()
-    reqs.write_text(f"../wheels/flax-0.12.7-py3-none-any.whl\njax==0.10.2  # pinned\n../flax-src\n"
-                    f"flax @ git+file://{checkout}@main\n")
+    reqs.write_text(f"# the candidate\n../wheels/flax-0.12.7-py3-none-any.whl\njax==0.10.2  # pinned\n../flax-src\n"
+                    f"flax @ git+file://{checkout}@main#egg=flax  # a fragment is no comment\n")
     assert envs.read_requirements(str(reqs)) == [
-        f"flax @ file://{wheel_dir}/flax-0.12.7-py3-none-any.whl", "jax==0.10.2  # pinned",
-        f"flax @ file://{checkout}", f"flax @ git+file://{checkout}@main"]
+        f"flax @ file://{wheel_dir}/flax-0.12.7-py3-none-any.whl", "jax==0.10.2",
+        f"flax @ file://{checkout}", f"flax @ git+file://{checkout}@main#egg=flax"]
 
 
 def test_sides_are_labelled_by_source_and_pinned_to_the_resolved_commit(checkout):

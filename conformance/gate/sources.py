@@ -249,9 +249,9 @@ def read_requirements(path: str | None) -> list[str]:
     if not path:
         return []
     base = os.path.dirname(os.path.abspath(path))
-    with open(path) as fh:
-        lines = [ln.strip() for ln in fh if ln.split("#", 1)[0].strip()]
-    return [path_requirement(ln.split(" #", 1)[0], base) or ln for ln in lines]
+    with open(path) as fh:  # a comment starts at a '#' after whitespace (pip's rule): a URL's #fragment stays
+        lines = [text for text in (re.split(r"(?:^|\s)#", ln, maxsplit=1)[0].strip() for ln in fh) if text]
+    return [path_requirement(ln, base) or ln for ln in lines]
 
 
 def label_for(requirements: list[str], taken: set[str], sources: list | None = None) -> str:
