@@ -76,6 +76,15 @@ def test_the_page_is_self_contained_verdict_first_and_every_link_lands(report):
     assert "commit 1a2b3c4d5e6f + uncommitted changes 9f8e7d6c5b4a" in page  # the candidate named by its source
 
 
+def test_a_gate_without_results_still_writes_its_page(tmp_path):
+    """Every side failed to build: no property to draw, yet the page gives the verdict and the reasons."""
+    matrix = verdict.build_matrix({"flax-0.12.7": None, "flax-0.12.8": None})
+    result = verdict.verdict(matrix, "flax-0.12.7", ["flax-0.12.8"], {"flax-0.12.7": "RuntimeError: uv exited 1"})
+    reports.write_reports(str(tmp_path), matrix, result, {"flax-0.12.7": {"results": None}, "flax-0.12.8": {"results": None}})
+    page = (tmp_path / "gate.html").read_text()
+    assert "Verdict: exit 2, no verdict" in page and "RuntimeError: uv exited 1" in page and "<svg" not in page
+
+
 def test_a_heat_map_refuses_what_it_cannot_draw():
     with pytest.raises(ValueError, match="needs rows and columns"):
         heatmap.svg([], ["a"], {})

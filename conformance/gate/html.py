@@ -117,8 +117,11 @@ def to_html(matrix: dict, result: dict, infos: dict[str, dict], headers: dict[st
             return "#" + anchor("p", p_index[prop])
         return "#" + anchor("c", p_index[prop], e_index[env])
 
-    picture = heatmap.svg(props, [col_of[e] for e in envs], {col_of[e]: states[e] for e in envs}, link,
-                          title="properties x sides", column_notes={col_of[e]: headers.get(e, e) for e in envs})
+    if props and envs:
+        picture = heatmap.svg(props, [col_of[e] for e in envs], {col_of[e]: states[e] for e in envs}, link,
+                              title="properties x sides", column_notes={col_of[e]: headers.get(e, e) for e in envs})
+    else:  # no side gave results (a build failed): the verdict and its reasons are the whole report
+        picture = "<p>No side reported any property: nothing to draw (the reasons are in the summary).</p>"
     lines = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>conformance gate: exit {code}</title>",
              f"<style>{CSS}</style></head><body>",
              "<h1>flax NNX\u2192Linen bridge conformance gate</h1>",
