@@ -91,7 +91,7 @@ def _vmap_against_batch(spec, v, call):
 
 
 def _collections_hint(spec, v) -> str:
-    found = hints.collections(spec, v)
+    found = premises.collections_hints(spec, v)
     return "; ".join(h.text for h in found) + (" (a Variable subclass's collection is named after the class, or the "
                                                "name given to nnx.register_variable_name)") if found else ""
 
