@@ -36,7 +36,7 @@ import sys
 import time
 
 from conformance.core import cachedirs
-from conformance.gate import attribution, dist, envs
+from conformance.gate import attribution, dist, envs, surface
 from conformance.gate.envs import UV_MISSING, Side, find_uv, flax_releases, label_for, log, resolve_exclude_newer
 from conformance.gate.plan import GatePlan
 from conformance.gate.reports import write_reports
@@ -229,6 +229,7 @@ def _run_gate(plan: GatePlan) -> int:
     errors = {label: info["error"] for label, info in infos.items() if info["error"]}
     versions = {label: info.get("versions") or {} for label, info in infos.items()}
     result = verdict(matrix, baseline, candidates, errors, versions, accepts)
+    surface.annotate(result, {label: info.get("junit") for label, info in infos.items()}, plan.fail_on_new_warnings)
     result["golden_reference"] = reference.note
     if plan.attribute or plan.bisect:
         runner = EnvRunner(plan, os.path.join(out_dir, "origins"), cache_dir, project, sides[0].pytest_args,

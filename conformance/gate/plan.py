@@ -33,6 +33,7 @@ class GatePlan:
     golden: str = config.GATE_GOLDEN
     attribute: bool = True
     bisect: bool = False
+    fail_on_new_warnings: bool = False  # a warning the baseline never saw is a change (exit 1), not only reported
 
     def side_pytest_args(self, role: str) -> list[str]:
         """What a side's pytest gets beyond the suite's own: the extra arguments and the declarations."""

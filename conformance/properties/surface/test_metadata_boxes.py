@@ -44,8 +44,9 @@ def test_apply_on_linen_boxed_params(device, box, place, data):
     boxed = {{**v, 'params': sf.linen_boxed(v['params'], {box!r})}}
     mesh = mh.mesh_for({platform!r}, int(features))
     import contextlib
-    with (sf.mesh_context(mesh) if {place!r} == 'inside_mesh' else contextlib.nullcontext()), nn.logical_axis_rules([('model', 'model')]):
-        y_boxed = jax.jit(top.apply)(boxed, x)
+    inside = {place!r} == 'inside_mesh'
+    with (sf.mesh_context(mesh) if inside else contextlib.nullcontext()), nn.logical_axis_rules([('model', 'model')]):
+        y_boxed = jax.jit(top.apply)(mh.replicated(boxed, mesh) if inside else boxed, mh.replicated(x, mesh) if inside else x)
     assert_product_close("apply(boxed params) y", y_boxed, jax.jit(top.apply)(v, x), x, v)
     """
     with numerics(case), reporting(f"apply on {box} boxes ({place}) == apply on bare params", case, check):
@@ -57,10 +58,12 @@ def test_apply_on_linen_boxed_params(device, box, place, data):
         top = pl.top_level(case.width, case.features_int)
         v = unbox(pl.jit_init(top)(seed_array(case.seed_int), x))
         y_bare = pl.jit_apply(top)(v, x)
-        mesh = (sf.mesh_context(mh.mesh_for(platform, case.features_int)) if place == "inside_mesh"
-                else contextlib.nullcontext())
-        with mesh, nn.logical_axis_rules([("model", "model")]):
-            y_boxed = _jit_apply_boxed(top, box)(v, x)
+        context, v_in, x_in = contextlib.nullcontext(), v, x
+        if place == "inside_mesh":  # the arrays replicated over the mesh, which is the ambient one
+            mesh = mh.mesh_for(platform, case.features_int)
+            context, v_in, x_in = sf.mesh_context(mesh), mh.replicated(v, mesh), mh.replicated(x, mesh)
+        with context, nn.logical_axis_rules([("model", "model")]):
+            y_boxed = _jit_apply_boxed(top, box)(v_in, x_in)
         assert_product_close(f"apply(params in {box} boxes, {place}) y", y_boxed, y_bare, x, v,
                              what="apply on the bare params (a box only annotates)")
 
