@@ -93,7 +93,7 @@ def test_gate_reports_new_surface_and_new_warnings(two_sides, tmp_path, capsys, 
     assert main(["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.13.0", "--out", str(out),
                  "--no-attribution", *flag]) == code
     md = (out / "gate.md").read_text()
-    assert "surface added to_linen: lazy (no property covers it yet): surface no property covers yet" in md
+    assert "surface added to_linen: lazy (surface no property covers yet): information, not a failure" in md
     assert "new warning DeprecationWarning: ToLinen.init: this form of init is deprecated " \
            "(at flax/nnx/bridge/wrappers.py:330), seen by `test_deterministic`" in md
     assert "UserWarning" not in md  # the baseline saw it too: not new

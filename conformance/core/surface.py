@@ -19,6 +19,8 @@ RECORDS = ("exports", "to_linen", "ToLinen", "ToLinen.__call__", "to_linen_class
 # name -> (what it is, the properties that exercise it). A parameter covered on its own is named "entry.param".
 COVERED = {
     "to_linen": ("the shortcut: to_linen(Cls, *args, **kwargs)", ("every contract property",)),
+    "to_linen.nnx_class": ("the NNX class (not an instance)", ("every contract property", "test_instance_is_rejected")),
+    "to_linen.*args": ("the NNX constructor's positional arguments", ("test_positional_constructor_arguments",)),
     "to_linen.name": ("the child's name in its parent", ("test_nested_params_live_under_the_parents_names",)),
     "to_linen.metadata_fn": ("what a leaf holds (the default boxes annotated variables)",
                              ("test_partition_spec_top_level", "test_orbax_round_trip")),
@@ -37,6 +39,8 @@ COVERED = {
     "ToLinen.abstract_init": ("field 5 in 0.11.x only", ()),
     "ToLinen.metadata_type": ("field 5 in 0.10.0-0.10.5 only", ()),
     "ToLinen.__call__": ("init/apply/init_with_output pass their arguments through it", ("every contract property",)),
+    "ToLinen.__call__.*args": ("the NNX method's positional arguments", ("every contract property",)),
+    "ToLinen.__call__.**kwargs": ("the NNX method's keywords", ("test_zoo_use_running_average_uses_stored_stats",)),
     "ToLinen.__call__.nnx_method": ("the NNX method to run, at init and apply",
                                     ("test_nnx_method_at_top_level", "test_init_with_nnx_method_at_top_level")),
     "ToLinen.__getattr__": ("constructor keywords and NNX methods read off the module",
@@ -156,6 +160,10 @@ def diff(baseline: dict | None, candidate: dict | None) -> list[dict]:
 
 
 def describe(entry: dict) -> str:
+    """``added to_linen: lazy (surface no property covers yet)``; a removal names what covered it."""
     where = "" if entry["name"] == entry["record"] else f"{entry['record']}: "
-    covered = ("covered by " + ", ".join(entry["covered_by"])) if entry["covered_by"] else "no property covers it yet"
+    if entry["covered_by"]:
+        covered = ("covered by " if entry["change"] == "added" else "was covered by ") + ", ".join(entry["covered_by"])
+    else:
+        covered = "surface no property covers yet" if entry["change"] == "added" else "no property covered it"
     return f"{entry['change']} {where}{entry['name']} ({covered})"

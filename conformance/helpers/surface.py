@@ -125,6 +125,18 @@ def no_rngs_class():
     return Ramp
 
 
+def read_constructor_attributes(module) -> dict:
+    """``nnx.Linear``'s constructor arguments read off a bridged module: ``{name: value or ("AttributeError", msg)}``."""
+    out = {}
+    for name in ("use_bias", "in_features", "out_features"):
+        try:
+            out[name] = getattr(module, name)
+        except AttributeError as exc:
+            out[name] = ("AttributeError", str(exc))
+    out["args"], out["kwargs"] = tuple(module.args), dict(module.kwargs)
+    return out
+
+
 def attributes_parent(width: int, features: int, where: str, use_bias: bool):
     """A Linen parent that reads the bridged ``nnx.Linear``'s constructor arguments in ``setup`` or ``compact``.
 
@@ -132,16 +144,7 @@ def attributes_parent(width: int, features: int, where: str, use_bias: bool):
     """
     import flax.linen as nn
 
-    def read_all(m):
-        out = {}
-        for name in ("use_bias", "in_features", "out_features"):
-            try:
-                out[name] = getattr(m, name)
-            except AttributeError as exc:
-                out[name] = ("AttributeError", str(exc))
-        out["args"], out["kwargs"] = tuple(m.args), dict(m.kwargs)
-        return out
-
+    read_all = read_constructor_attributes
     box: dict = {}
     if where == "setup":
 

@@ -41,18 +41,6 @@ def _check_reads(where: str, read: dict, width: int, features: int, use_bias: bo
             assert got == value, f"{where}: module.{name}={got!r}, but should be {value} or an AttributeError"
 
 
-def _read_outside(width: int, features: int, use_bias: bool) -> dict:
-    m = _compat.to_linen(_compat.nnx.Linear, width, features, use_bias=use_bias)
-    read = {}
-    for name in ("use_bias", "in_features", "out_features"):
-        try:
-            read[name] = getattr(m, name)
-        except AttributeError as exc:
-            read[name] = ("AttributeError", str(exc))
-    read["args"], read["kwargs"] = tuple(m.args), dict(m.kwargs)
-    return read
-
-
 @pytest.mark.parametrize("where", WHERE)
 @given_data(FRACTION, shrink=False)
 def test_constructor_arguments_read_off_the_module(device, where, data):
@@ -72,7 +60,8 @@ def test_constructor_arguments_read_off_the_module(device, where, data):
         x = case_x(case)
         width, features = case.width, case.features_int
         if where == "outside":
-            _check_reads(where, _read_outside(width, features, use_bias), width, features, use_bias)
+            m = _compat.to_linen(_compat.nnx.Linear, width, features, use_bias=use_bias)
+            _check_reads(where, sf.read_constructor_attributes(m), width, features, use_bias)
             shaped = sf.shaped_top(width, features)
             assert callable(getattr(shaped, "negated", None)), (
                 "module.negated is not callable, but should be: an NNX method reads off the bridged module")
