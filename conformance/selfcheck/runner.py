@@ -60,6 +60,15 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
             "tail": proc.stdout[-2000:] if proc.returncode not in (0, 1) or not total else ""}
 
 
+def _warning_only_k(fault: str, first_catch: bool) -> list[str]:
+    """A fault that only warns never fails, so --maxfail never stops its run: with --first-catch it runs only the
+    properties config.FAULT_FIRST_CATCHERS names for it."""
+    from conformance.core import config
+
+    props = config.FAULT_FIRST_CATCHERS.get(fault, ())
+    return ["-k", " or ".join(props)] if first_catch and FAULTS[fault].only_warns and props else []
+
+
 def new_warnings(run: dict, clean: dict) -> list[str]:
     """Properties that saw a warning (category and message) the clean run's same property did not."""
     base = clean.get("warnings", {})
@@ -88,7 +97,7 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
     with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         futures = [pool.submit(_pytest, None, profile, out_dir, list(extra))]
         futures += [pool.submit(_pytest, None, profile, out_dir, list(extra), p) for p in benign]
-        futures += [pool.submit(_pytest, f, profile, out_dir, fault_extra) for f in names]
+        futures += [pool.submit(_pytest, f, profile, out_dir, fault_extra + _warning_only_k(f, first_catch)) for f in names]
         results = []
         for fut in concurrent.futures.as_completed(futures):
             r = fut.result()
