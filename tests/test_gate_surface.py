@@ -41,7 +41,7 @@ def side_xml(surface_record: dict, *cases: str) -> str:
 
 BASE_SURFACE = inventory.at("0.12.8")
 CAND_SURFACE = {**BASE_SURFACE, "to_linen": BASE_SURFACE["to_linen"][:-1] + ["lazy", "**kwargs"]}
-BASELINE = side_xml(BASE_SURFACE, ok("test_a[cpu:0]"), warned("test_apply_flags_unknown_leaf[cpu:0]", OLD))
+BASELINE = side_xml(BASE_SURFACE, ok("test_a[cpu:0]"), ok("test_deterministic[cpu:0]"), warned("test_apply_flags_unknown_leaf[cpu:0]", OLD))
 CANDIDATE = side_xml(CAND_SURFACE, ok("test_a[cpu:0]"), warned("test_apply_flags_unknown_leaf[cpu:0]", OLD),
                      warned("test_deterministic[cpu:0]", WARNING), warned("test_deterministic[cpu:1]", WARNING))
 
@@ -105,3 +105,5 @@ def test_gate_reports_new_surface_and_new_warnings(two_sides, tmp_path, capsys, 
     assert kinds == ([surface.NEW_WARNING] if flag else [])
     if flag:
         assert "CHANGE `test_deterministic`: no such warning -> warns (new warning)" in md
+        junit = (out / "gate-junit.xml").read_text()
+        assert 'name="test_deterministic"><failure message="change: no such warning on the baseline' in junit

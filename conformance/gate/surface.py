@@ -66,10 +66,10 @@ def annotate(result: dict, junit_by_env: dict, fail_on_new_warnings: bool = Fals
         comp["surface_changes"] = inventory.diff(base["surface"], cand["surface"])
         comp["new_warnings"] = new_warnings(base, cand)
         if fail_on_new_warnings:
-            for w in comp["new_warnings"]:
-                comp["changes"].append({"property": ", ".join(w["properties"]), "baseline": "no such warning",
-                                        "candidate": "warns", "kind": NEW_WARNING, "message": warnrecords.describe(w),
-                                        "reason": "", "evidence": ""})
+            for w in comp["new_warnings"]:  # one change per property that saw it (a JUnit failure each)
+                comp["changes"] += [{"property": p, "baseline": "no such warning", "candidate": "warns",
+                                     "kind": NEW_WARNING, "message": warnrecords.describe(w), "reason": "",
+                                     "evidence": ""} for p in w["properties"]]
             comp["regressed"] = bool(comp["changes"])
     result["fail_on_new_warnings"] = fail_on_new_warnings
     if result["exit_code"] == 0 and any(c["regressed"] for c in result["comparisons"]):
