@@ -85,8 +85,8 @@ def to_linen_class_drops_partial_kwargs():
     return dict(patch=patch)
 
 
-@fault("surface: metadata boxes", "apply restores the NNX state through linen_vars_to_nnx_attrs (a change flax undid in "
-       "0.12.5): a path held by two collections, and Linen's logical boxes inside a mesh, are refused")
+@fault("surface: metadata boxes", "apply restores the NNX state through linen_vars_to_nnx_attrs (flax commit 5bcb1f56, "
+       "rolled back the next day): a path held by two collections, and Linen's logical boxes in a mesh, are refused")
 def state_restored_through_nnx_conversion():
     def apply_kw(base, self, v, x, kw):
         from flax.nnx.bridge import variables as bv
