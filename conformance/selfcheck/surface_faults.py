@@ -9,6 +9,7 @@ number and is caught by the warnings the suite records (docs/selfcheck.md).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 from conformance.selfcheck.fault import fault
@@ -48,7 +49,7 @@ def tolinen_field_inserted():
 
         real = getattr(bridge, "_conformance_real_ToLinen", bridge.ToLinen)
         bridge._conformance_real_ToLinen = real
-        default_fn = next(f.default for f in __import__("dataclasses").fields(real) if f.name == "metadata_fn")
+        default_fn = next(f.default for f in dataclasses.fields(real) if f.name == "metadata_fn")
 
         class ToLinen(real):
             pass
