@@ -59,6 +59,7 @@ SNIPPET_FAULTS = {
     "nested_name_dropped": ["test_scan_stacks_params_per_layer"],
     "partition_names_lost_under_transform": ["test_partition_names_survive_lifted_transforms"],
     "instance_accepted": ["test_instance_is_rejected"],
+    "created_collection_dropped": ["test_created_collection_returned_under_mutable"],
     # the bridge's public surface
     "init_method_ignored": ["test_init_with_nnx_method_at_top_level", "test_init_with_method_through_parent"],
     "constructor_kwargs_unreadable": ["test_constructor_arguments_read_off_the_module"],

@@ -27,6 +27,8 @@ from typing import Any, Callable, Mapping
 ENTRY_POINT_GROUP = "flax_bridge_conformance.modules"
 MODULE_OPTION = "--module"
 MODULE_ENV = "CONFORMANCE_MODULES"  # space-separated factories: how xdist workers and subprocesses see --module
+# How a layer changes between training and evaluation (ModuleSpec.mode_switch).
+MODE_SWITCHES = ("keywords", "train_eval")
 _SPEC_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
@@ -86,6 +88,22 @@ class ModuleSpec:
     init_kwargs / train_kwargs / eval_kwargs: call keywords of ``init`` and of
       the training and evaluation modes (``{"deterministic": True}`` /
       ``{"deterministic": False}`` / ``{"deterministic": True}``).
+    mode_switch: how the layer changes mode. ``"keywords"`` (default): by the
+      call keywords above. ``"train_eval"``: by NNX's own ``module.train()`` /
+      ``module.eval()`` (what ``nnx.view(model, deterministic=...,
+      use_running_average=...)`` sets), which the suite calls on the bridged
+      module before each call; ``init`` runs in training mode, as a freshly
+      built NNX module does.
+    call_rngs: the call's keyword that takes an ``nnx.Rngs`` (the NNX MNIST
+      tutorial's ``__call__(self, x, rngs=None)``). In training mode the suite
+      passes ``nnx.Rngs`` holding one key per declared ``rng_streams``;
+      evaluation mode passes none, as the tutorial's eval step does.
+    readonly: collections ``init`` creates that ``apply`` only reads (an
+      inference-mode BatchNorm's ``("batch_stats",)``): given to every apply,
+      never made mutable.
+    created: collections the call creates that ``init`` does not (a Variable
+      assigned inside ``__call__``, like the NNX VAE example's ``Loss``):
+      training-mode ``apply`` collects them with ``mutable=``.
     accumulation: accepted from older declarations and checked, no longer
       used: every bound now comes from the running-error analysis of the
       computation itself (docs/error-model.md, section 11).
@@ -105,6 +123,10 @@ class ModuleSpec:
     method: str | None = None
     batch_axis: int | None = 0
     init_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    mode_switch: str = "keywords"
+    call_rngs: str | None = None
+    readonly: tuple = ()
+    created: tuple = ()
 
     def __post_init__(self):
         where = f"ModuleSpec {self.name!r}" + (f" (from {self.source})" if self.source else "")
@@ -117,12 +139,27 @@ class ModuleSpec:
                              f"got {type(self.inputs).__name__}")
         for i, call in enumerate(self.calls):
             _check_call(where, i, call, self.batch_axis)
-        for field in ("rng_streams", "mutable"):
+        for field in ("rng_streams", "mutable", "readonly", "created"):
             value = getattr(self, field)
-            if isinstance(value, str) or not all(isinstance(s, str) and s for s in value):
+            if isinstance(value, str) or not isinstance(value, (tuple, list)) or not all(
+                    isinstance(s, str) and s for s in value):
                 raise TypeError(f"{where}: {field} must be a tuple of names, e.g. ('dropout',); got {value!r}")
-        if "params" in self.mutable:
-            raise ValueError(f"{where}: mutable must not name 'params' (the optimizer owns them)")
+        for field in ("mutable", "readonly", "created"):
+            if "params" in getattr(self, field):
+                raise ValueError(f"{where}: {field} must not name 'params' (init creates them; the optimizer owns them)")
+        named = [c for field in ("mutable", "readonly", "created") for c in getattr(self, field)]
+        twice = sorted({c for c in named if named.count(c) > 1})
+        if twice:
+            raise ValueError(f"{where}: a collection belongs to one of mutable, readonly and created; {twice} "
+                             "is named more than once")
+        if self.mode_switch not in MODE_SWITCHES:
+            raise ValueError(f"{where}: mode_switch must be one of {MODE_SWITCHES}; got {self.mode_switch!r}")
+        if self.call_rngs is not None and (not isinstance(self.call_rngs, str) or not self.call_rngs.isidentifier()):
+            raise ValueError(f"{where}: call_rngs must name the call's keyword that takes an nnx.Rngs (e.g. 'rngs') "
+                             f"or be None; got {self.call_rngs!r}")
+        if self.call_rngs is not None and not self.rng_streams:
+            raise ValueError(f"{where}: call_rngs={self.call_rngs!r} needs rng_streams, the streams its nnx.Rngs "
+                             "holds in training mode, e.g. ('dropout',)")
         for field in ("kwargs", "init_kwargs", "train_kwargs", "eval_kwargs"):
             value = getattr(self, field)
             if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
@@ -149,7 +186,12 @@ class ModuleSpec:
     @property
     def collections(self) -> tuple:
         """The variable collections ``init`` must create."""
-        return ("params", *self.mutable)
+        return ("params", *self.mutable, *self.readonly)
+
+    @property
+    def collected(self) -> tuple:
+        """The collections training-mode ``apply`` is given as ``mutable=``: updated ones, then created ones."""
+        return (*self.mutable, *self.created)
 
 
 def check_factory_path(text: str) -> str:
