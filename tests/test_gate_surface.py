@@ -74,8 +74,9 @@ def two_sides(monkeypatch, tmp_path):
             fh.write(canned[version])
         if prepare is not None:
             prepare(side, "python", {"versions": {"flax": version}}, io.StringIO())
-        return {"label": side.label, "results": verdict.parse_junit(canned[version]), "error": None, "junit": path,
-                "versions": {"flax": version, "jax": "x"}, "pytest_args": side.pytest_args}
+        return {"label": side.label, "role": side.role, "requirements": side.requirements,
+                "results": verdict.parse_junit(canned[version]), "error": None, "junit": path, "sources": [],
+                "versions": {"flax": version, "jax": "x"}, "pytest_args": side.pytest_args, "seconds": 1.0}
 
     monkeypatch.setattr(gate, "run_side", run_side)
     monkeypatch.setattr(envs, "record_golden", lambda *a, **k: {})
@@ -107,3 +108,18 @@ def test_gate_reports_new_surface_and_new_warnings(two_sides, tmp_path, capsys, 
         assert "CHANGE `test_deterministic`: no such warning -> warns (new warning)" in md
         junit = (out / "gate-junit.xml").read_text()
         assert 'name="test_deterministic"><failure message="change: no such warning on the baseline' in junit
+
+
+@pytest.mark.parametrize("flag, code", [((), 0), (("--fail-on-new-warnings",), 1)])
+def test_sides_apart_then_merged_report_the_same(two_sides, tmp_path, flag, code):
+    """One job per side, then ``merge``: the flag travels with the sides' command, the JUnit XMLs with their reports."""
+    from conformance.cli import main
+
+    common = ["--baseline", "flax==0.12.8", "--candidate", "flax==0.13.0", "--no-attribution", "--golden", "committed",
+              *flag]
+    assert main(["gate", *common, "--side", "baseline", "--out", str(tmp_path / "b")]) == 0
+    assert main(["gate", *common, "--side", "candidate:1", "--out", str(tmp_path / "c")]) == 0
+    assert main(["merge", str(tmp_path / "b"), str(tmp_path / "c"), "--out", str(tmp_path / "m")]) == code
+    md = (tmp_path / "m" / "gate.md").read_text()
+    assert "surface added to_linen: lazy (surface no property covers yet)" in md
+    assert "new warning DeprecationWarning: ToLinen.init: this form of init is deprecated" in md
