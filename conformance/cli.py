@@ -131,6 +131,9 @@ def add_gate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--golden-from", default=None, metavar="DIR",
                    help="with --side candidate...: the baseline side's report directory, whose golden records and "
                         "checkpoints the candidates compare against")
+    p.add_argument("--fail-on-new-warnings", action="store_true",
+                   help="a warning a candidate's properties see and the baseline's never do is a change (exit 1); "
+                        "without it new warnings, like new public surface, are reported and never fail")
 
 
 
@@ -139,7 +142,8 @@ GATE_EPILOG = """exit codes:
      the error model and skips are reported, never failed)
   1  a candidate changes or regresses: a property that passes on the baseline is a known deviation
      or fails on it (changed numerics beyond the error model included), or a known deviation now
-     fails, and no --accept entry covers it
+     fails, and no --accept entry covers it; with --fail-on-new-warnings, also a warning the
+     baseline's properties never saw
   2  no verdict: bad arguments, a side that would not build or produced no results, or Ctrl-C
 
 Attribution (unless --no-attribution) re-runs each change in two cross environments: the
@@ -297,6 +301,7 @@ def gate_plan(args) -> GatePlan:
         modules=tuple(modules), module_paths=tuple(os.path.abspath(d) for d in args.module_path),
         accept_files=tuple(args.accept), golden=args.golden, attribute=args.attribute, bisect=args.bisect,
         side=args.side, golden_from=os.path.abspath(args.golden_from) if args.golden_from else None,
+        fail_on_new_warnings=args.fail_on_new_warnings,
     )
 
 

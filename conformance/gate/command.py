@@ -36,7 +36,7 @@ import sys
 import time
 
 from conformance.core import cachedirs
-from conformance.gate import attribution, dist, envs, merge, sources
+from conformance.gate import attribution, dist, envs, merge, sources, surface
 from conformance.gate.envs import UV_MISSING, Side, find_uv, flax_releases, label_for, log, resolve_exclude_newer
 from conformance.gate.plan import GatePlan
 from conformance.gate.reports import write_reports
@@ -195,6 +195,8 @@ def run_merge(directories: list[str], out: str, accept_files: list[str], attribu
     if attribute and plan and plan.get("attribute") and any(c["changes"] or c["accepted"] or c["improvements"]
                                                              for c in result["comparisons"]):
         trace_merged(matrix, result, infos, out_dir, plan, golden, cache_dir)
+    surface.annotate(result, {label: info.get("junit") for label, info in infos.items()},
+                     bool(plan and plan.get("fail_on_new_warnings")))
     result["wall_seconds"] = max((info.get("seconds") or 0.0 for info in infos.values()), default=0.0)
     md = write_reports(out_dir, matrix, result, infos)
     print(md)
@@ -309,6 +311,8 @@ def _run_gate(plan: GatePlan) -> int:
         runner = EnvRunner(plan, os.path.join(out_dir, "origins"), cache_dir, project, sides[0].pytest_args,
                            reference.env_vars)
         trace_changes(plan, result, matrix, infos, runner)
+    # After tracing: a new warning has no origin to trace (the property passes on both sides).
+    surface.annotate(result, {label: info.get("junit") for label, info in infos.items()}, plan.fail_on_new_warnings)
     result["wall_seconds"] = round(time.monotonic() - start, 1)
     md = write_reports(out_dir, matrix, result, infos)
     print(md)

@@ -35,7 +35,7 @@ from conformance.gate.verdict import Accept, Result, build_matrix, verdict
 FORMAT = 1
 PREFIX = "side-"
 # What the merge needs of the sides' command to trace changes as the single-process gate does.
-PLAN_FIELDS = ("attribute", "profile", "timeout", "module_paths")
+PLAN_FIELDS = ("attribute", "profile", "timeout", "module_paths", "fail_on_new_warnings")
 
 
 def side_file(out_dir: str, label: str) -> str:

@@ -7,6 +7,7 @@ import json
 import os
 from xml.sax.saxutils import escape
 
+from conformance.gate import surface
 from conformance.numerics import drift
 from conformance.gate.verdict import (
     DEVIATION,
@@ -152,6 +153,7 @@ def to_markdown(matrix: dict, result: dict, headers: dict[str, str] | None = Non
     """The verdict and its changes first (with origins), every failing property, then the whole matrix."""
     headers = headers or {}
     lines = summary_lines(matrix, result, headers)
+    lines += surface.report_lines(result, headers)
     lines += ["", "Every property on every side:", ""] + matrix_lines(matrix, result, headers)
     lines += ["", f"Exit code: {result['exit_code']}"]
     return "\n".join(lines) + "\n"
@@ -171,6 +173,7 @@ def to_json(matrix: dict, result: dict, envs_info: dict | None = None) -> dict:
         "unmatched_accepts": result.get("unmatched_accepts", []),
         "golden_reference": result.get("golden_reference"),
         "wall_seconds": result.get("wall_seconds"),
+        "fail_on_new_warnings": result.get("fail_on_new_warnings", False),
     }
 
 
