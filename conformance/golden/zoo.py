@@ -76,19 +76,14 @@ def record(path: str | None = None, specs=None) -> str:
 
 
 def all_records() -> list[str]:
-    if not os.path.isdir(RECORDS):
-        return []
-    return sorted((os.path.join(RECORDS, n) for n in os.listdir(RECORDS) if n.endswith(".json")),
-                  key=lambda p: records.version_key(os.path.basename(p)))
+    return records.in_release_order(RECORDS)
 
 
 def chosen_record() -> str:
     """The masks' and batch statistics' record: CONFORMANCE_ZOO_RECORD (a path or a file name under records/zoo), else
     the newest committed record. Declared modules choose theirs per module (zoo_modules.choose)."""
     name = os.environ.get(config.ZOO_RECORD_ENV)
-    if name:
-        return name if os.path.isabs(name) else os.path.join(RECORDS, name)
-    return all_records()[-1]
+    return records.resolve(name, RECORDS) if name else all_records()[-1]
 
 
 load = records.load
@@ -105,6 +100,4 @@ def same_masks(a: dict, b: dict) -> bool:
     return a["dropout_masks"] == b["dropout_masks"]
 
 
-def label(rec: dict) -> str:
-    v = rec["versions"]
-    return f"flax {v['flax']} (jax {v['jax']})"
+label = records.label
