@@ -327,6 +327,9 @@ def _run(args) -> int:
             return 2
         print(f"contract's golden record written to {golden.record(args.out)}")
         print(f"zoo's golden record written to {zoo_golden.record(args.zoo_out, specs)}")
+        if specs and not args.zoo_out:
+            print(f"declared modules recorded ({', '.join(s.name for s in specs)}): a plain run on this flax and jax "
+                  f"compares against them (unless ${config.ZOO_RECORD_ENV} names another record)")
         if args.checkpoint_out:
             from conformance.golden import checkpoints
             from conformance.modules import zoo

@@ -107,7 +107,7 @@ def pytest_collection_modifyitems(config, items):
     versions = deviations.installed_versions()
     entries = deviations.load()
     committed: dict[tuple, bool] = {}
-    factories = config.getoption("conformance_modules", None)
+    factories = config.getoption("conformance_modules", None) if config is not None else None
     for item in items:
         name = getattr(item, "originalname", item.name)
         module = getattr(getattr(item, "callspec", None), "params", {}).get("declared_module")  # each chooses its record

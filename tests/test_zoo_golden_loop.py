@@ -132,18 +132,76 @@ def test_a_missing_module_names_the_command_that_records_it(own_cache):
     assert zoo_modules.written_record() in reason, reason
 
 
-def test_the_written_record_comes_before_the_committed_one(own_cache):
-    """What record --module writes for the installed versions is looked up first; deviations then do not apply."""
-    spec = _tier()["real_gated_mlp"]
+def _write_own_record(spec) -> str:
+    """The record ``record --module`` would write for the installed versions, holding ``spec`` alone."""
     path = zoo_modules.written_record()
-    os.makedirs(os.path.dirname(path))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     rec = records.load(COMMITTED)
     rec["modules"] = {spec.name: rec["modules"][spec.name]}
     with open(path, "w") as fh:
         json.dump(rec, fh)
+    return path
+
+
+def test_a_missing_module_under_a_named_record_says_how_to_record_into_it(own_cache, tmp_path, monkeypatch):
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps({"versions": {"flax": "0", "jax": "0"}, "modules": {}}))
+    monkeypatch.setenv(config.ZOO_RECORD_ENV, str(path))
+    reason = zoo_modules.choose(dataclasses.replace(_tier()["real_cnn"], source="team_layers:specs")).reason
+    assert f"--module team_layers:specs --zoo-out {path}" in reason and "CONFORMANCE_ZOO_RECORD" in reason, reason
+
+
+def test_the_written_record_comes_before_the_committed_one(own_cache):
+    """What record --module writes for the installed versions is looked up first; deviations then do not apply."""
+    spec = _tier()["real_gated_mlp"]
+    path = _write_own_record(spec)
     assert zoo_modules.candidate_records()[0] == path
     assert zoo_modules.choose(spec).path == path and not zoo_modules.reference_is_committed(spec)
     assert zoo_modules.choose(_tier()["real_cnn"]).path == COMMITTED  # not in the written one: the committed one
+
+
+def test_recording_again_keeps_the_other_modules(own_cache, tmp_path, monkeypatch):
+    """record --module a, then --module b: the cache's record holds both; --zoo-out writes only what it is given."""
+    from conformance.golden import zoo
+
+    monkeypatch.setattr(zoo, "compute", lambda specs=None: {"dropout_masks": {}, "batch_stats": {},
+                                                            "modules": {s: {"format": 2} for s in specs}})
+    zoo.record(specs=["a"])
+    assert zoo.record(specs=["b"]) == zoo_modules.written_record()
+    assert sorted(records.load(zoo_modules.written_record())["modules"]) == ["a", "b"]
+    assert sorted(records.load(zoo.record(str(tmp_path / "out.json"), ["c"]))["modules"]) == ["c"]
+
+
+class _Item:
+    def __init__(self, module):
+        self.name, self.originalname = f"test_zoo_golden_declared_modules[{module}]", "test_zoo_golden_declared_modules"
+        self.callspec = type("CallSpec", (), {"params": {"declared_module": module}})()
+        self.markers, self.user_properties = [], []
+
+    def add_marker(self, marker):
+        self.markers.append(marker)
+
+
+class _Config:
+    def getoption(self, name, default=None):
+        return [TIER] if name == "conformance_modules" else default
+
+
+def test_a_modules_deviation_applies_against_the_committed_record_only(own_cache, monkeypatch):
+    """Known deviations describe the committed record: against the record written for these versions, none applies."""
+    from conformance import conftest
+    from conformance.core import deviations
+
+    entry = deviations.Deviation("test_zoo_golden_declared_modules[real_gated_mlp]", ("flax>=0",), "why", 1)
+    monkeypatch.setattr(deviations, "load", lambda: [entry])
+    monkeypatch.setattr(deviations, "installed_versions", lambda: {"flax": "0.12.8"})
+    item = _Item("real_gated_mlp")
+    conftest.pytest_collection_modifyitems(_Config(), [item])
+    assert [m.name for m in item.markers] == ["xfail"]
+    _write_own_record(_tier()["real_gated_mlp"])
+    item = _Item("real_gated_mlp")
+    conftest.pytest_collection_modifyitems(_Config(), [item])
+    assert item.markers == []
 
 
 # --- bounds ------------------------------------------------------------------------------------------------

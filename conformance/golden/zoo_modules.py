@@ -32,8 +32,8 @@ from conformance.core import config
 from conformance.golden import declarations, records
 from conformance.numerics.dtypes import np_dtype
 
-PARAMS_SEED = 0
-STREAM_KEY_SEED = 0
+PARAMS_SEED = config.ZOO_GOLDEN_PARAMS_SEED
+STREAM_KEY_SEED = config.ZOO_GOLDEN_STREAM_KEY_SEED
 FORMAT = 2  # of a module's entry; entries without "format" are the first one (outputs only)
 
 
@@ -144,6 +144,10 @@ def choose(spec) -> Choice:
             return Choice(path, rec)
     where = ", ".join(looked) or "no record"
     why = "; ".join(others) if others else f"{spec.name} is in none of the zoo records looked in ({where})"
+    if os.environ.get(config.ZOO_RECORD_ENV):  # the variable wins over the cache directory's record
+        return Choice(None, None, f"{why}; never compared. ${config.ZOO_RECORD_ENV} names the record: run "
+                                  f"`{record_command(spec)} --zoo-out {looked[0]}`, or unset it and run "
+                                  f"`{record_command(spec)}`")
     return Choice(None, None, f"{why}; never compared. Run `{record_command(spec)}` with this flax and jax: the next "
                               f"run compares against it ({written_record()})")
 
