@@ -287,3 +287,20 @@ def test_a_plain_run_after_record_compares_against_it(tmp_path):
     assert [p.name for p in written.iterdir()], rec.stdout
     proc, case = _suite(tmp_path, env)
     assert proc.returncode == 0 and case.find("skipped") is None and case.find("failure") is None, proc.stdout[-3000:]
+
+
+def test_a_bridge_that_draws_other_params_fails_the_init_part_only(tmp_path):
+    """The corpus fault init_key_rerouted (init's key through an extra fold_in): init changed, outputs identical."""
+    env = {k: v for k, v in os.environ.items() if k != config.ZOO_RECORD_ENV}
+    env[config.CACHE_DIR_ENV] = str(tmp_path / "cache")
+    xml = tmp_path / "out.xml"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+                           "--hypothesis-profile=selfcheck", f"--junitxml={xml}", "--module", TIER,
+                           "-p", "conformance.faults", "--fault", "init_key_rerouted",
+                           "-k", "test_zoo_golden_declared_modules and real_gated_mlp"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    (case,) = list(ET.parse(xml).getroot().iter("testcase"))
+    msg = case.find("failure").get("message", "")
+    assert "the installed init's variables against the recorded ones: changed beyond the error model" in msg, msg
+    assert "(the other part: outputs from the recorded variables, call and keys: identical)" in msg, msg
