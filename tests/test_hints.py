@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conformance.modules import hints, module_harness as zh
+from conformance.modules import hints, module_harness as zh, premises
 from conformance.modules.declare import ModuleSpec
 from reference import _compat
 
@@ -97,7 +97,7 @@ def _run_steps(spec):
 
     x = spec.calls[0]
     v = zh.init(spec, 0, x)
-    found = hints.collections(spec, v)
+    found = premises.collections_hints(spec, v)
     if found:
         return "variables tree", found
     zh.train(spec, v, x, zh.stream_keys(spec, 0))

@@ -81,6 +81,9 @@ def test_controller_never_imports_jax_and_gw0_reports(tmp_path):
             "conformance_perturbation", "conformance_verification"} <= set(props)
     report = json.loads((reports / "r.json").read_text())
     assert report["tested"]["devices"] == ["cpu:0", "cpu:1"] and report["tested"]["flax"] == props["conformance_flax"]
+    # The bridge's public surface, measured by gw0, in both reports (the gate compares two sides').
+    assert json.loads(props["conformance_surface"]) == report["tested"]["surface"]
+    assert report["tested"]["surface"]["ToLinen"][:2] == ["nnx_class", "args"]
     outcomes = {t["nodeid"].split("::")[-1]: t["outcome"] for t in report["tests"]}
     assert outcomes["test_output_length[cpu:0]"] == "pass"
     assert outcomes["test_apply_is_pure[cpu:0]"] in ("known deviation", "pass")
@@ -98,3 +101,23 @@ def test_no_accelerator_preallocation_unless_the_user_asks(monkeypatch, user_val
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
     _setup.set_xla_flags()
     assert os.environ[config.PREALLOCATE_ENV] == expected
+
+
+def test_warning_records_name_category_message_and_where_relative_to_the_installation():
+    import warnings
+
+    from conformance.core import warnrecords
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            warnings.warn_explicit("deprecated: use X\nmore detail", DeprecationWarning,
+                                   "/venv/lib/python3.11/site-packages/flax/nnx/bridge/wrappers.py", 330)
+        warnings.warn_explicit("other at 0x7f00aa", UserWarning, "/elsewhere/mod.py", 7)
+    recs = warnrecords.records(seen)
+    assert recs[0] == {"category": "DeprecationWarning", "message": "deprecated: use X",
+                       "where": "flax/nnx/bridge/wrappers.py:330", "count": 3}
+    assert recs[1]["where"] == "/elsewhere/mod.py:7"
+    assert warnrecords.key(recs[1]) == ("UserWarning", "other at 0x…")  # addresses differ between runs
+    assert warnrecords.from_properties([("conformance_warnings", __import__("json").dumps(recs))]) == recs
+    assert warnrecords.from_properties([("conformance_drift", "{}")]) == []

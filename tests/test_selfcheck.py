@@ -107,3 +107,15 @@ def test_forked_python_runs_code_as_python_c_does(tmp_path):
     unbound = forked.run_python("np.zeros(1)", cwd=str(tmp_path), timeout=60)
     assert unbound.returncode == 1 and unbound.stdout.strip().splitlines()[-1].startswith("NameError"), unbound.stdout
     assert forked.run_python("raise SystemExit(3)", cwd=str(tmp_path), timeout=60).returncode == 3
+
+
+def test_a_fault_that_only_warns_is_caught_where_a_warning_is_new():
+    from conformance.selfcheck.faults import FAULTS
+    from conformance.selfcheck.runner import new_warnings
+
+    assert FAULTS["deprecation_warning_on_init"].only_warns
+    old = ["UserWarning", "Found unknown module paths in incoming state:"]
+    clean = {"warnings": {"test_apply_flags_unknown_leaf": [old]}}
+    run = {"warnings": {"test_apply_flags_unknown_leaf": [old], "test_deterministic": [["DeprecationWarning", "init"]]}}
+    assert new_warnings(run, clean) == ["test_deterministic"]
+    assert new_warnings(clean, clean) == []

@@ -173,6 +173,14 @@ FAULT_FIRST_CATCHERS = {
     "created_collection_dropped": ("test_module_created_collections_collected",),
     "unknown_streams_dropped": ("test_module_apply_is_pure",),
     "constant_params_redrawn": ("test_module_distinct_seeds_distinct_params",),
+    # the bridge's public surface (conformance/selfcheck/surface_faults.py)
+    "init_method_ignored": ("test_init_with_nnx_method_at_top_level",),
+    "constructor_kwargs_unreadable": ("test_constructor_arguments_read_off_the_module",),
+    "tolinen_field_inserted": ("test_tolinen_fields_by_position_and_keyword",),
+    "to_linen_class_drops_partial_kwargs": ("test_to_linen_class_subclass_init_apply",),
+    "state_restored_through_nnx_conversion": ("test_apply_on_linen_boxed_params",),
+    # only warns: with --first-catch its run is these properties alone (any that calls init sees the warning)
+    "deprecation_warning_on_init": ("test_deterministic",),
 }
 
 # --- caches ------------------------------------------------------------------------
@@ -221,6 +229,15 @@ CHECKPOINT_CONTRACT_SHAPES = ((64, 64), (2, 5))  # the contract module's (width,
 # the committed record; "committed" compares every side with the committed one.
 GATE_GOLDEN_CHOICES = ("baseline", "committed")
 GATE_GOLDEN = "baseline"
+# Sides built from something that moves (conformance/gate/sources.py): a checkout,
+# a git reference, a wheel. Their environments are keyed by what they hold now.
+SOURCE_DIGEST_CHARS = 12  # hex digits of a commit or digest shown in labels and reports (48 bits: no collisions in practice)
+# Directories a checkout's digest leaves out: VCS metadata, caches and build outputs, not the code installed.
+SOURCE_DIGEST_SKIP_DIRS = (".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox",
+                           ".nox", ".venv", "build", "dist", ".eggs")
+GIT_TIMEOUT_S = 120  # one git ls-remote / rev-parse / diff; beyond that the side gets no verdict
+# The gate's HTML report (conformance/gate/html.py): characters of one failure's text shown (its repro snippet included).
+HTML_FAILURE_CHARS = 20000
 
 # --- the module zoo (conformance/modules/zoo.py) ---------------------------------------------------
 # Compile-aware: one width, one feature count, two input shapes (a batch, a row),
@@ -264,3 +281,16 @@ PIPELINE_ENSEMBLE = 2  # nn.vmap's mapped size: a mesh axis of the forced CPU de
 PIPELINE_PARTITION = (None, "model")  # the kernel's annotated names (rows unsharded, columns on 'model')
 PIPELINE_STACK_AXIS = "layers"  # the partition name nn.scan/nn.vmap give the stacked axis
 PIPELINE_MESH_AXES = ("data", "model")  # the mesh over the suite's devices: (1, device count)
+
+# --- the bridge's public surface (conformance/properties/surface, conformance/core/surface.py) ---------------
+# Like a pipeline's, a surface property's verdict is in how the bridge wires a call (a method at init, a
+# field's slot, an attribute read, a box unwrapped), not in the numbers drawn: the pipelines' fraction and shapes.
+SURFACE_EXAMPLE_FRACTION = PIPELINE_EXAMPLE_FRACTION
+# The Linen metadata boxes a restored checkpoint may hold, applied as they are (test_metadata_boxes.py).
+SURFACE_LINEN_BOXES = ("LogicallyPartitioned", "Partitioned")
+# The second collection that holds the same paths as params (test_metadata_boxes.py): a Linen pipeline's copy.
+SURFACE_SHADOW_COLLECTION = "shadow"
+# Warnings recorded per test (user property and JSON report): distinct (category, message, where) records kept
+# per test, the rest counted; a message longer than this is cut (a warning listing a whole tree says it once).
+WARNINGS_PER_TEST = 20
+WARNING_MESSAGE_CHARS = 300

@@ -7,6 +7,7 @@ import json
 import os
 from xml.sax.saxutils import escape
 
+from conformance.gate import surface
 from conformance.numerics import drift
 from conformance.gate.verdict import (
     DEVIATION,
@@ -152,6 +153,7 @@ def to_markdown(matrix: dict, result: dict, headers: dict[str, str] | None = Non
     """The verdict and its changes first (with origins), every failing property, then the whole matrix."""
     headers = headers or {}
     lines = summary_lines(matrix, result, headers)
+    lines += surface.report_lines(result, headers)
     lines += ["", "Every property on every side:", ""] + matrix_lines(matrix, result, headers)
     lines += ["", f"Exit code: {result['exit_code']}"]
     return "\n".join(lines) + "\n"
@@ -171,6 +173,7 @@ def to_json(matrix: dict, result: dict, envs_info: dict | None = None) -> dict:
         "unmatched_accepts": result.get("unmatched_accepts", []),
         "golden_reference": result.get("golden_reference"),
         "wall_seconds": result.get("wall_seconds"),
+        "fail_on_new_warnings": result.get("fail_on_new_warnings", False),
     }
 
 
@@ -212,11 +215,30 @@ def to_junit(matrix: dict, result: dict) -> str:
     return "\n".join([head, *cases, "</testsuite>"]) + "\n"
 
 
+def source_note(info: dict) -> str:
+    """`` [file:///src/flax, commit 1a2b3c4d5e6f + uncommitted changes 9f8e7d6c5b4a]``: what a side was built from."""
+    parts = []
+    for src in info.get("sources") or []:
+        where = {"directory": "file://" + src["location"], "wheel": "wheel " + os.path.basename(src["location"])}.get(
+            src["kind"], src["location"])
+        parts.append(f"{where}, {src['detail']}")
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def distinct(headers: dict[str, str]) -> dict[str, str]:
+    """Headers two sides share get their labels: no two columns of a report read alike."""
+    counts: dict[str, int] = {}
+    for head in headers.values():
+        counts[head] = counts.get(head, 0) + 1
+    return {label: head + (f" ({label})" if counts[head] > 1 else "") for label, head in headers.items()}
+
+
 def headers_for(infos: dict[str, dict]) -> dict[str, str]:
     out = {}
     for label, info in infos.items():
         v = info.get("versions") or {}
         head = f"flax {v['flax']} (jax {v.get('jax', '?')})" if v.get("flax") else label
+        head += source_note(info)
         if info.get("pytest_args"):
             head += " [" + " ".join(info["pytest_args"]) + "]"
         if info.get("unverified"):
@@ -224,7 +246,7 @@ def headers_for(infos: dict[str, dict]) -> dict[str, str]:
 
             head += f" (newer than the last verified release: {last_verified()})"
         out[label] = head
-    return out
+    return distinct(out)
 
 
 def write_reports(out_dir: str, matrix: dict, result: dict, infos: dict[str, dict]) -> str:
@@ -237,4 +259,16 @@ def write_reports(out_dir: str, matrix: dict, result: dict, infos: dict[str, dic
         json.dump(to_json(matrix, result, envs_info), fh, indent=1)
     with open(os.path.join(out_dir, "gate-junit.xml"), "w") as fh:
         fh.write(to_junit(matrix, result))
+    write_html(out_dir, matrix, result, infos, headers)
     return md
+
+
+def write_html(out_dir: str, matrix: dict, result: dict, infos: dict[str, dict], headers: dict[str, str]) -> str:
+    """gate.html: the verdict, the heat-map and each cell's evidence, one self-contained page."""
+    from conformance.gate.html import to_html
+
+    path = os.path.join(out_dir, "gate.html")
+    with open(path, "w") as fh:
+        fh.write(to_html(matrix, result, infos, headers, summary_lines(matrix, result, headers),
+                         EXIT_MEANING.get(result["exit_code"], "?")))
+    return path

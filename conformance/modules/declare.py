@@ -53,6 +53,11 @@ class Call:
         return out
 
 
+def as_call(x) -> Call:
+    """An example call: a :class:`Call` as it is, a bare array as the call's one positional argument."""
+    return x if isinstance(x, Call) else Call(args=(x,))
+
+
 def _walk(node, where: str, out: list) -> None:
     if isinstance(node, (tuple, list)):
         for i, v in enumerate(node):

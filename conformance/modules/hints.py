@@ -137,32 +137,6 @@ def hints(spec: ModuleSpec, step: str) -> list[Hint]:
     return out
 
 
-def collections(spec: ModuleSpec, variables: Mapping) -> list[Hint]:
-    """Collections ``init`` creates that the declaration does not name: mutable= or readonly=, as a native step shows."""
-    import dataclasses as dc
-
-    extra = tuple(sorted(set(variables) - set(spec.collections) - set(spec.created)))
-    if not extra:
-        return []
-    try:
-        from conformance.modules import premises
-
-        probe = dc.replace(spec, mutable=(*spec.mutable, *extra), readonly=tuple(c for c in spec.readonly if c not in extra))
-        updated = premises.collections_a_step_updates(probe, variables, spec.calls[0], 0)
-    except Exception:  # noqa: BLE001 - a hint must not raise: without the native step it names both fields
-        return [Hint(f"init creates {list(extra)}: declare each in mutable= (a training step updates it) or "
-                     "readonly= (it only reads it)", {})]
-    upd, read = tuple(c for c in extra if c in updated), tuple(c for c in extra if c not in updated)
-    out = []
-    if upd:
-        out.append(Hint(f"init creates {list(upd)}, which a native training step updates: declare "
-                        f"mutable={(*spec.mutable, *upd)!r}", {"mutable": (*spec.mutable, *upd)}))
-    if read:
-        out.append(Hint(f"init creates {list(read)}, which a native training step only reads: declare "
-                        f"readonly={(*spec.readonly, *read)!r}", {"readonly": (*spec.readonly, *read)}))
-    return out
-
-
 def _called(spec: ModuleSpec) -> str:
     return f"{getattr(spec.nnx_class, '__name__', 'the layer')}.{spec.method or '__call__'}"
 

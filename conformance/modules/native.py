@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conformance.modules.declare import ModuleSpec
+from conformance.modules.declare import ModuleSpec, as_call
 from reference import _compat
 
 nnx = _compat.nnx
@@ -131,8 +131,6 @@ def call(spec: ModuleSpec, mode: str, variables: dict, x, keys: dict):
     ``mode`` is ``"train"`` or ``"eval"``. The state holds every collection
     but the RNG streams' own, so a collection the call creates shows up.
     """
-    from conformance.modules.module_harness import as_call
-
     c = as_call(x)
     model = _filled(spec, variables, keys)
     if spec.mode_switch == "train_eval":

@@ -14,6 +14,7 @@ import numpy as np
 
 from conformance.modules import module_harness as zh
 from conformance.modules import native
+from conformance.modules.hints import Hint
 from conformance.modules.declare import ModuleSpec
 
 # Perturbed variables (see perturbed()): params move by this many of their leaf's RMS, other float state
@@ -74,3 +75,27 @@ def perturbed(variables: dict, seed: int) -> dict:
         return jax.numpy.asarray(f.astype(a.dtype))
 
     return {c: jax.tree_util.tree_map(lambda leaf, c=c: move(c, leaf), t) for c, t in variables.items()}
+
+
+def collections_hints(spec: ModuleSpec, variables) -> list[Hint]:
+    """Collections ``init`` creates that the declaration does not name: mutable= or readonly=, as a native step shows."""
+    import dataclasses as dc
+
+    extra = tuple(sorted(set(variables) - set(spec.collections) - set(spec.created)))
+    if not extra:
+        return []
+    try:
+        probe = dc.replace(spec, mutable=(*spec.mutable, *extra), readonly=tuple(c for c in spec.readonly if c not in extra))
+        updated = collections_a_step_updates(probe, variables, spec.calls[0], 0)
+    except Exception:  # noqa: BLE001 - a hint must not raise: without the native step it names both fields
+        return [Hint(f"init creates {list(extra)}: declare each in mutable= (a training step updates it) or "
+                     "readonly= (it only reads it)", {})]
+    upd, read = tuple(c for c in extra if c in updated), tuple(c for c in extra if c not in updated)
+    out = []
+    if upd:
+        out.append(Hint(f"init creates {list(upd)}, which a native training step updates: declare "
+                        f"mutable={(*spec.mutable, *upd)!r}", {"mutable": (*spec.mutable, *upd)}))
+    if read:
+        out.append(Hint(f"init creates {list(read)}, which a native training step only reads: declare "
+                        f"readonly={(*spec.readonly, *read)!r}", {"readonly": (*spec.readonly, *read)}))
+    return out

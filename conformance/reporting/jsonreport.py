@@ -1,9 +1,10 @@
 """``--conformance-json PATH``: a JSON report of a run of the suite.
 
 One entry per test: its outcome (pass, fail, error, skipped, known deviation,
-fixed, drift), the first line of its message, and its drift record (the
-``conformance_drift`` user property), beside what the run tested (versions,
-devices, profile, fault, perturbation). Runs in the process that writes
+fixed, drift), the first line of its message, its drift record (the
+``conformance_drift`` user property) and the warnings it saw (``conformance_warnings``),
+beside what the run tested (versions, devices, profile, fault, perturbation, and
+the bridge's public surface). Runs in the process that writes
 reports (the xdist controller, or the only process), from the test reports
 alone: it never imports jax.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+
+from conformance.core import warnrecords
 
 DRIFT_PROPERTY = "conformance_drift"
 DEVIATION_PREFIX = "known deviation"
@@ -58,7 +61,7 @@ def _entry(nodeid: str) -> dict:
     name = nodeid.split("::")[-1]
     prop, _, param = name.partition("[")
     return {"nodeid": nodeid, "property": prop, "params": param.rstrip("]") or None, "outcome": "pass",
-            "message": "", "drift": None, "duration": 0.0}
+            "message": "", "drift": None, "warnings": [], "duration": 0.0}
 
 
 class JsonReport:
@@ -79,6 +82,9 @@ class JsonReport:
         drift = _drift(report)
         if drift is not None:
             entry["drift"] = drift
+        found = warnrecords.from_properties(getattr(report, "user_properties", None))
+        if found:
+            entry["warnings"] = found
 
     def pytest_sessionfinish(self, session, exitstatus):
         counts: dict[str, int] = {}

@@ -19,19 +19,23 @@ jax-side lines and the devices and sends them back with its results.
 """
 
 import json
+import warnings
 
 import pytest
 
 from conformance.core import jax_setup as _setup
+from conformance.core import warnrecords
 from conformance.numerics import drift
 
 _setup.register_profiles()
 
 _REPORT = "conformance_report"  # key of the jax-side summary lines (workeroutput, config.stash)
 _DEVICES = "conformance_devices"  # key of the device list (workeroutput)
+_SURFACE = "conformance_surface"  # key of the installed bridge's public surface (workeroutput, JUnit, JSON)
 _report_key = pytest.StashKey[list]()
 _devices_key = pytest.StashKey[list]()
 _run_info_key = pytest.StashKey[dict]()
+_surface_key = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
@@ -103,12 +107,21 @@ def pytest_report_header(config):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    """Count this test's comparisons; a test that drifted carries its drift as a user property."""
+    """Count this test's comparisons and record its warnings; each kept as a user property when there is one.
+
+    The warning filters in force stay (``-W error::DeprecationWarning`` still
+    raises); the warnings shown are recorded, then passed on to pytest's own summary.
+    """
     drift.reset()
-    yield
+    with warnings.catch_warnings(record=True) as seen:
+        yield
+    for w in seen:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     found = drift.summary()
     if found:
         item.user_properties.append((drift.PROPERTY, json.dumps(found)))
+    if seen:
+        item.user_properties.append((warnrecords.PROPERTY, json.dumps(warnrecords.records(seen))))
 
 
 def _drift_lines(tr) -> list[str]:
@@ -123,6 +136,19 @@ def _drift_lines(tr) -> list[str]:
     return lines
 
 
+def _warning_lines(tr) -> list[str]:
+    """Each distinct warning the tests saw (category, message, where), with how many tests saw it."""
+    seen: dict[tuple, list] = {}
+    for key in ("passed", "failed", "xfailed", "skipped"):
+        for r in tr.stats.get(key, []):
+            for rec in warnrecords.from_properties(getattr(r, "user_properties", None)):
+                seen.setdefault((rec["category"], rec["message"], rec["where"]), []).append(r.nodeid)
+    lines = [f"warnings: {len(seen)} distinct warnings seen during the properties (recorded per test; the gate "
+             "reports those a candidate adds)"]
+    lines += [f"  warning: {c}: {m} (at {w}; {len(ids)} tests)" for (c, m, w), ids in sorted(seen.items())]
+    return lines
+
+
 def _jax_side_lines(with_header: bool) -> list[str]:
     from conformance.reporting import header as report
 
@@ -130,6 +156,16 @@ def _jax_side_lines(with_header: bool) -> list[str]:
         return (report.jax_lines() if with_header else []) + report.default_precision_lines()
     except Exception as exc:  # a report, never a verdict: say why it is missing
         return [f"matmul precision: not measured ({type(exc).__name__}: {exc})"]
+
+
+def _bridge_surface() -> dict:
+    """The installed bridge's public surface (conformance/core/surface.py's records); the gate compares two sides'."""
+    try:
+        from conformance.helpers import surface
+
+        return surface.installed()
+    except Exception as exc:  # a report, never a verdict
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _device_ids() -> list[str]:
@@ -158,6 +194,7 @@ def run_info(config) -> dict:
         "newer_than_verified": versions.newer_than_verified(found),
         "last_verified": dict(defaults.LAST_VERIFIED),
         "verification": versions.verification_note(found),
+        "surface": config.stash.get(_surface_key, None),
     }
     if info["devices"] is not None:
         config.stash[_run_info_key] = info
@@ -179,11 +216,13 @@ def pytest_sessionfinish(session):
     role = _setup.role(config)
     if role == "serial":
         config.stash[_report_key] = _jax_side_lines(with_header=False)
+        config.stash[_surface_key] = _bridge_surface()
         config.stash[_devices_key] = _device_ids()
     elif role == "worker":
         if config.workerinput.get("workerid") == "gw0":
             config.workeroutput[_REPORT] = _jax_side_lines(with_header=True)
             config.workeroutput[_DEVICES] = _device_ids()
+            config.workeroutput[_SURFACE] = _bridge_surface()
         return
     _junit_properties(config, run_info(config))
 
@@ -201,6 +240,8 @@ def _junit_properties(config, info: dict) -> None:
         xml.add_global_property(f"conformance_{name}", info[name] or "none")
     xml.add_global_property("conformance_devices", ", ".join(info["devices"] or []) or "not reported")
     xml.add_global_property("conformance_verification", info["verification"])
+    if info.get("surface") is not None:
+        xml.add_global_property(_SURFACE, json.dumps(info["surface"], sort_keys=True))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -210,6 +251,8 @@ def pytest_testnodedown(node, error):
         node.config.stash[_report_key] = out[_REPORT]
     if out.get(_DEVICES):
         node.config.stash[_devices_key] = out[_DEVICES]
+    if out.get(_SURFACE):
+        node.config.stash[_surface_key] = out[_SURFACE]
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -230,6 +273,8 @@ def pytest_terminal_summary(terminalreporter, config):
     for r in xfailed:
         tr.write_line(f"  deviation: {r.nodeid}")
     for line in _drift_lines(tr):
+        tr.write_line(line)
+    for line in _warning_lines(tr):
         tr.write_line(line)
     for line in config.stash.get(_report_key, []):
         tr.write_line(line)

@@ -26,6 +26,7 @@ class Fault:
     apply_kw: Callable | None = None  # (base_apply, self, variables, x, kw) -> out: sees rngs= and mutable=
     modules: str | None = None  # a factory 'package.module:function' declaring broken user modules
     patch: Callable | None = None  # () -> None: breaks a flax layer the bridge wraps (a regression inside it)
+    only_warns: bool = False  # changes no number, only warns: caught by the warnings a run records, not by a property
 
 
 def fault(area: str, description: str):

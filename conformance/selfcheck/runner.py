@@ -17,6 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from conformance.core import deviations
+from conformance.core import warnrecords
 from conformance.numerics import drift
 from conformance.selfcheck import forked
 from conformance.selfcheck.benign import PERTURBATIONS
@@ -36,7 +37,7 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
     start = time.monotonic()
     proc = forked.run_pytest(cmd + extra, cwd=out_dir)
     elapsed = time.monotonic() - start
-    failed, errored, drift_records, total = set(), set(), {}, 0
+    failed, errored, drift_records, total, warned = set(), set(), {}, 0, {}
     if os.path.exists(xml):
         for case in ET.parse(xml).iter("testcase"):
             total += 1
@@ -46,14 +47,33 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
             elif case.find("error") is not None:  # a fixture's error: the run is red, the property proved nothing
                 errored.add(name)
             props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
+            for rec in warnrecords.from_properties(props):
+                warned.setdefault(name, set()).add(warnrecords.key(rec))
             record = drift.from_properties(props)
             if record:
                 drift_records[f"{case.get('classname')}::{case.get('name')}"] = record
     return {"fault": fault or (f"~{perturb}" if perturb else CLEAN), "perturbation": perturb,
             "caught_by": sorted(failed | errored), "failed": sorted(failed), "errored": sorted(errored - failed),
             "drifted": sorted({t.split("::")[-1].split("[")[0] for t in drift_records}), "drift": drift_records,
+            "warnings": {p: sorted(map(list, keys)) for p, keys in warned.items()},
             "tests": total, "returncode": proc.returncode, "seconds": round(elapsed, 1),
             "tail": proc.stdout[-2000:] if proc.returncode not in (0, 1) or not total else ""}
+
+
+def _warning_only_k(fault: str, first_catch: bool) -> list[str]:
+    """A fault that only warns never fails, so --maxfail never stops its run: with --first-catch it runs only the
+    properties config.FAULT_FIRST_CATCHERS names for it."""
+    from conformance.core import config
+
+    props = config.FAULT_FIRST_CATCHERS.get(fault, ())
+    return ["-k", " or ".join(props)] if first_catch and FAULTS[fault].only_warns and props else []
+
+
+def new_warnings(run: dict, clean: dict) -> list[str]:
+    """Properties that saw a warning (category and message) the clean run's same property did not."""
+    base = clean.get("warnings", {})
+    return sorted(p for p, keys in run.get("warnings", {}).items()
+                  if {tuple(k) for k in keys} - {tuple(k) for k in base.get(p, [])})
 
 
 def seen_in(run: dict, clean: dict) -> list[str]:
@@ -77,17 +97,21 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
     with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         futures = [pool.submit(_pytest, None, profile, out_dir, list(extra))]
         futures += [pool.submit(_pytest, None, profile, out_dir, list(extra), p) for p in benign]
-        futures += [pool.submit(_pytest, f, profile, out_dir, fault_extra) for f in names]
+        futures += [pool.submit(_pytest, f, profile, out_dir, fault_extra + _warning_only_k(f, first_catch)) for f in names]
         results = []
         for fut in concurrent.futures.as_completed(futures):
             r = fut.result()
             results.append(r)
-            good = not r["caught_by"] if r["fault"] == CLEAN or r["perturbation"] else bool(r["caught_by"])
+            warns = r["fault"] in FAULTS and FAULTS[r["fault"]].only_warns  # judged against the clean run, below
+            good = not r["caught_by"] if r["fault"] == CLEAN or r["perturbation"] else bool(r["caught_by"]) or warns
             print(f"  [{len(results)}/{len(futures)}] {'ok' if good else '!!'} {r['fault']} ({r['seconds']} s)",
                   file=sys.stderr, flush=True)
     wall = time.monotonic() - start
     by_name = {r["fault"]: r for r in results}
     clean = by_name[CLEAN]
+    for n in names:  # a fault that only warns is caught by the properties that saw a warning the clean run did not
+        if FAULTS[n].only_warns and not by_name[n]["caught_by"]:
+            by_name[n]["caught_by"] = by_name[n]["failed"] = new_warnings(by_name[n], clean)
     missed = [n for n in names if not by_name[n]["caught_by"]]
     if names:
         width = max(len(n) for n in names)

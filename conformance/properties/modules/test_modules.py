@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from conformance.core import config
 from conformance.modules import module_harness as zh
-from conformance.modules import hints, premises
+from conformance.modules import hints, native, premises
 from conformance.helpers.harness import given_data
 from conformance.helpers.pytest_helpers import assert_equal, tree_paths
 from conformance.properties.modules._draws import SEEDS, draw as _draw, why as _why
@@ -91,7 +91,7 @@ def _vmap_against_batch(spec, v, call):
 
 
 def _collections_hint(spec, v) -> str:
-    found = hints.collections(spec, v)
+    found = premises.collections_hints(spec, v)
     return "; ".join(h.text for h in found) + (" (a Variable subclass's collection is named after the class, or the "
                                                "name given to nnx.register_variable_name)") if found else ""
 
@@ -116,6 +116,8 @@ def test_module_grads(spec, data):
     x, seed, key = _draw(data, spec)
     v = zh.init(spec, seed, x)
     keys = zh.stream_keys(spec, key)
+    if not zh.array_leaves(v.get("params", {})):
+        pytest.skip(_why(spec, "the layer has no params: nothing to differentiate"))
     rest = {c: t for c, t in v.items() if c != "params"}
     grad = zh.loss_grad_fn(spec)
     with zh.step("gradient"):
@@ -193,8 +195,18 @@ def test_module_stream_keys_drive_randomness(spec, data):
         y2, _ = zh.jit_train(spec)(v, x, zh.stream_keys(spec, k))
         if zh.arrays_differ(y1, y2):
             return
+    # Which side ignores the keys, from the class run natively with the same keys. A declared stream the class
+    # never draws from fails too: the declaration is wrong, or the installed flax's own layer stopped drawing.
+    native_train = native.jit_call(spec, "train")
+    n1, _ = native_train(v, x, native.stream_keys(spec, key))
+    natively = any(zh.arrays_differ(n1, native_train(v, x, native.stream_keys(spec, k))[0]) for k in tried)
     raise AssertionError(_why(spec, f"stream keys from seed {key} and from each of seeds {tried[0]}..{tried[-1]} "
-                                    "give the same output: the key is ignored (or training mode draws nothing: "
-                                    f"check train_kwargs, now {dict(spec.train_kwargs)})"))
+                                    "give the same output; " + (
+                                        "the class's training output changes with them natively: the keys do not "
+                                        "reach it" if natively else
+                                        f"so does the class run natively: training draws nothing from the declared "
+                                        f"streams {list(spec.rng_streams)} (check train_kwargs, now "
+                                        f"{dict(spec.train_kwargs)}, and mode_switch), or flax's own layer stopped "
+                                        "drawing")))
 
 
