@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print the tables of an earlier --json report as Markdown, and run nothing")
     sc.add_argument("--first-catch", action="store_true", help="stop each fault's run at its first catch (faster)")
     sub.add_parser("faults", help=COMMANDS["faults"])
-    rec = sub.add_parser("record", help=COMMANDS["record"])
+    rec = sub.add_parser("record", help=COMMANDS["record"], epilog=RECORD_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     rec.add_argument("--out", default=None,
                      help="file to write (default: records/flax-V_jax-V.json under the cache directory, "
                           "$CONFORMANCE_CACHE_DIR or ~/.cache/flax-bridge-conformance; never the installed package)")
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also save every module's variables as orbax checkpoints here, with their outputs "
                           "(what the gate's baseline gives its candidates to restore)")
     rec.add_argument("--module", action="append", default=[], metavar="PACKAGE.MODULE:FACTORY",
-                     help="also record a team's declared modules in the zoo record (repeatable)")
+                     help="also record a team's declared modules in the zoo record (repeatable); without --zoo-out, "
+                          "entries of other modules already in that record are kept")
     gate_parser = sub.add_parser("gate", help=COMMANDS["gate"], epilog=GATE_EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_gate_arguments(gate_parser)
@@ -81,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- the command ----------------------------------------------------------------------------------
+
+
+RECORD_EPILOG = """\
+which record a run compares against (nothing to set after `record --module ...`):
+  declared modules (test_zoo_golden_declared_modules), each the first record whose entry has the
+    declaration's fingerprint (class, constructor arguments, calls' shapes and dtypes, mode fields):
+    $CONFORMANCE_ZOO_RECORD alone when set; else records/zoo/flax-V_jax-V.json of the installed
+    flax and jax under the cache directory (what this command writes), then the newest committed one
+  the zoo's dropout masks and batch statistics: $CONFORMANCE_ZOO_RECORD, else the newest committed
+  the contract (test_golden_*): $CONFORMANCE_RECORD, else the newest committed
+  (a path, or a file name among the committed records)
+the cache directory: $CONFORMANCE_CACHE_DIR, else $XDG_CACHE_HOME/flax-bridge-conformance,
+  else ~/.cache/flax-bridge-conformance
+"""
 
 
 def add_gate_arguments(p: argparse.ArgumentParser) -> None:
@@ -377,6 +393,9 @@ def _run(args) -> int:
             return 2
         print(f"contract's golden record written to {golden.record(args.out)}")
         print(f"zoo's golden record written to {zoo_golden.record(args.zoo_out, specs)}")
+        if specs and not args.zoo_out:
+            print(f"declared modules recorded ({', '.join(s.name for s in specs)}): a plain run on this flax and jax "
+                  f"compares against them (unless ${config.ZOO_RECORD_ENV} names another record)")
         if args.checkpoint_out:
             from conformance.golden import checkpoints
             from conformance.modules import zoo

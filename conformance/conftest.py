@@ -106,12 +106,14 @@ def pytest_collection_modifyitems(config, items):
 
     versions = deviations.installed_versions()
     entries = deviations.load()
-    committed: dict[str, bool] = {}
+    committed: dict[tuple, bool] = {}
+    factories = config.getoption("conformance_modules", None) if config is not None else None
     for item in items:
         name = getattr(item, "originalname", item.name)
-        if name not in committed:
-            committed[name] = references.reference_is_committed(name)
-        if not committed[name]:  # golden properties against another record (a gate baseline's): no deviation excuses them
+        module = getattr(getattr(item, "callspec", None), "params", {}).get("declared_module")  # each chooses its record
+        if (name, module) not in committed:
+            committed[name, module] = references.reference_is_committed(name, module, factories)
+        if not committed[name, module]:  # golden properties against another record (a gate baseline's): no deviation excuses them
             continue
         for dev in entries:
             if dev.test in (name, deviations.property_of(item.name)):  # a property, or one parametrization of it

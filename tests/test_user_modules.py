@@ -168,7 +168,7 @@ def test_the_team_modules_golden_record_passes_then_catches_a_change(tmp_path):
     The committed zoo records hold no team module, so in the self-check this
     property skips: here it is shown to pass and to fail (``--fault
     jit_only_scaled`` scales compiled outputs by 1 + 2**-10, beyond the
-    composition bound).
+    running-error bound of the module at the recorded variables).
     """
     zoo_rec, contract_rec = tmp_path / "zoo.json", tmp_path / "contract.json"
     env = {**os.environ, "PYTHONPATH": USER_PROJECT}

@@ -215,6 +215,10 @@ LAST_VERIFIED = {"flax": "0.12.8", "jax": "0.10.2"}
 # among the committed records (default: the newest committed one).
 GOLDEN_RECORD_ENV = "CONFORMANCE_RECORD"
 ZOO_RECORD_ENV = "CONFORMANCE_ZOO_RECORD"
+# A declared module's golden entry (conformance/golden/zoo_modules.py): its variables from init
+# at this params seed, its training outputs with the stream keys derived from this seed.
+ZOO_GOLDEN_PARAMS_SEED = 0
+ZOO_GOLDEN_STREAM_KEY_SEED = 0
 # The baseline's orbax checkpoints of every module's variables (conformance/golden/checkpoints.py):
 # every side restores them into its own init's tree. Unset: each side round-trips its own.
 CHECKPOINT_DIR_ENV = "CONFORMANCE_CHECKPOINT"

@@ -42,3 +42,21 @@ def is_committed(path: str, records: str = config.RECORDS_DIR) -> bool:
 def load(path: str) -> dict:
     with open(path) as fh:
         return json.load(fh)
+
+
+def in_release_order(directory: str) -> list[str]:
+    """The ``.json`` records of ``directory``, oldest release first."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted((os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".json")),
+                  key=lambda p: version_key(os.path.basename(p)))
+
+
+def resolve(name: str, directory: str) -> str:
+    """A record named by a variable: a path, or a file name among ``directory``'s records."""
+    return name if os.path.isabs(name) else os.path.join(directory, name)
+
+
+def label(rec: dict) -> str:
+    v = rec["versions"]
+    return f"flax {v['flax']} (jax {v['jax']})"

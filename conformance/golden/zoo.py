@@ -7,7 +7,8 @@ that differs from the committed record means the bridge routes the dropout key
 differently (or jax draws differently): a training run is not reproducible
 across the upgrade. The records of every release since 0.9.0 are committed, so
 a failure names the releases whose routing the installed one reproduces.
-Declared user modules (``--module``) add their training-mode outputs.
+Declared modules (``--module``) add their entries (conformance/golden/zoo_modules.py):
+variables, call, keys, training outputs and updates, under the declaration's fingerprint.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import os
 import numpy as np
 
 from conformance.core import config
-from conformance.golden import records
+from conformance.golden import records, zoo_modules
 
 RECORDS = config.ZOO_RECORDS_DIR
 MASK_KEY_SEEDS = (0, 1, 2**31 - 1)
-PARAMS_SEED = 0
+PARAMS_SEED = zoo_modules.PARAMS_SEED
 GOLDEN_PROPERTIES = ("test_zoo_golden_dropout_masks", "test_zoo_golden_batch_stats", "test_zoo_golden_declared_modules")
 
 
@@ -30,19 +31,8 @@ def _bits(mask) -> str:
     return np.packbits(np.asarray(mask, bool).ravel()).tobytes().hex()
 
 
-def _leaves(arrays: dict) -> dict:
-    """``{path: {"values", "shape", "dtype"}}``: values stored as float64, compared in the dtype computed in."""
-    return {p: {"values": np.asarray(a, np.float64).ravel().tolist(), "shape": list(np.shape(a)), "dtype": str(a.dtype)}
-            for p, a in arrays.items()}
-
-
-def compute(specs=None, keep_errors: bool = False) -> dict:
-    """Masks per key seed, batch statistics after one step, and each declared module's training output and updates.
-
-    ``keep_errors``: a declared module that raises gets ``{"error": ...}``
-    instead of stopping the rest (the golden properties name it; a record
-    is never written with one).
-    """
+def compute(specs=None) -> dict:
+    """Masks per key seed, batch statistics after one step, and each declared module's entry (zoo_modules.entry)."""
 
     from conformance.modules import module_harness as zh
     from conformance.helpers.pytest_helpers import tree_paths
@@ -62,43 +52,38 @@ def compute(specs=None, keep_errors: bool = False) -> dict:
     stats = {p: np.asarray(a, np.float64).tolist() for p, a in tree_paths(upd).items()}
     out = {"dropout_masks": masks, "batch_stats": stats, "modules": {}}
     for spec in specs or []:
-        call = spec.calls[0]
-        try:
-            vs = zh.init(spec, PARAMS_SEED, call)
-            y, u = zh.jit_train(spec)(vs, call, zh.stream_keys(spec, 0))
-        except Exception as exc:
-            if not keep_errors:
-                raise
-            out["modules"][spec.name] = {"error": "\n".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", [])])}
-            continue
-        out["modules"][spec.name] = {"outputs": _leaves(zh.array_leaves(y)), "params": zh.param_count(vs),
-                                     "updates": _leaves(zh.array_leaves(u))}
+        out["modules"][spec.name] = zoo_modules.entry(spec)
     return out
 
 
 def record(path: str | None = None, specs=None) -> str:
+    """Writes the zoo record; at the default path (the cache directory) earlier entries of other modules are kept.
+
+    So ``record --module a:specs`` then ``record --module b:specs`` leaves both
+    teams' modules in the record the next run reads (same flax and jax: the
+    file is named after them).
+    """
     import flax
     import jax
 
     data = {"versions": {"flax": flax.__version__, "jax": jax.__version__},
             "settings": {"jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable)},
             **compute(specs)}
+    if path is None and os.path.isfile(zoo_modules.written_record()):
+        earlier = load(zoo_modules.written_record()).get("modules", {})
+        data["modules"] = {**{n: e for n, e in earlier.items() if n not in data["modules"]}, **data["modules"]}
     return records.write_record(data, path, os.path.join(records.written_dir(), "zoo"))
 
 
 def all_records() -> list[str]:
-    if not os.path.isdir(RECORDS):
-        return []
-    return sorted((os.path.join(RECORDS, n) for n in os.listdir(RECORDS) if n.endswith(".json")),
-                  key=lambda p: records.version_key(os.path.basename(p)))
+    return records.in_release_order(RECORDS)
 
 
 def chosen_record() -> str:
-    """CONFORMANCE_ZOO_RECORD (a path or a file name under records/zoo), else the newest record."""
+    """The masks' and batch statistics' record: CONFORMANCE_ZOO_RECORD (a path or a file name under records/zoo), else
+    the newest committed record. Declared modules choose theirs per module (zoo_modules.choose)."""
     name = os.environ.get(config.ZOO_RECORD_ENV)
-    if name:
-        return name if os.path.isabs(name) else os.path.join(RECORDS, name)
-    return all_records()[-1]
+    return records.resolve(name, RECORDS) if name else all_records()[-1]
 
 
 load = records.load
@@ -115,6 +100,4 @@ def same_masks(a: dict, b: dict) -> bool:
     return a["dropout_masks"] == b["dropout_masks"]
 
 
-def label(rec: dict) -> str:
-    v = rec["versions"]
-    return f"flax {v['flax']} (jax {v['jax']})"
+label = records.label

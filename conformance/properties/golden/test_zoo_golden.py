@@ -11,17 +11,13 @@ import numpy as np
 import pytest
 
 from conformance.numerics import errormodel
-from conformance.numerics.dtypes import np_dtype
 from conformance.golden import zoo as zoo_golden
 from conformance.modules import module_harness as zh
 
 
 @pytest.fixture(scope="module")
-def installed(request):
-    from conformance.modules import declare
-
-    specs = declare.user_specs(request.config.getoption("conformance_modules", None))
-    return zoo_golden.compute(specs, keep_errors=True)  # a declared module that cannot run fails its own test only
+def installed():
+    return zoo_golden.compute()  # masks and batch statistics; declared modules are compared one by one below
 
 
 def test_zoo_golden_dropout_masks(installed, record_property):
@@ -75,41 +71,25 @@ def test_zoo_golden_batch_stats(installed):
                         f"{os.path.basename(path)} ({zoo_golden.label(want)})")
 
 
-def _module_leaves(rec: dict) -> dict:
-    """A module's record as ``{path: array}`` in the dtype it was computed in (older records: one float32 output)."""
-    if "outputs" in rec:
-        return {p: np.asarray(v["values"], np.float64).astype(np_dtype(v["dtype"])).reshape(v["shape"])
-                for p, v in rec["outputs"].items()}
-    dtype = np_dtype(rec.get("dtype") or "float32")
-    return {"": np.asarray(rec["y"], np.float64).astype(dtype).reshape(rec["shape"])}
+def test_zoo_golden_declared_modules(declared_module, request):
+    """A declared module (the real-layer tier, a team's) against the record of its declaration, in two parts.
 
-
-def test_zoo_golden_declared_modules(installed, declared_module):
-    """A declared module in the record (the real-layer tier, a team's): training-mode outputs within the composition bound.
-
-    One test per declared module (``[none]`` when none is declared). Params come
-    from each release's own init, so the bound is the composition model's
-    (errormodel.composition_difference); integer outputs must be identical.
+    One test per declared module (``[none]`` when none is declared). Outputs:
+    the installed bridge applied to the recorded variables, call and keys, within
+    the running-error bound of that computation. Init: the installed ``init``'s
+    variables within the running-error bound of ``init``. Integers bitwise.
+    The record is the first with this declaration's fingerprint among
+    $CONFORMANCE_ZOO_RECORD, or the one ``record --module`` wrote for the
+    installed versions, then the newest committed one (zoo_modules.choose).
     """
     if declared_module is None:
         pytest.skip("no module declared (--module PACKAGE.MODULE:FACTORY): nothing to compare with a record")
-    path = zoo_golden.chosen_record()
-    want = zoo_golden.load(path)
-    name = declared_module
-    if name not in want.get("modules", {}):
-        pytest.skip(f"{name} is not in the chosen zoo record {os.path.basename(path)} "
-                    "(python -m conformance record --module ... writes one)")
-    mine = installed["modules"][name]
-    assert "error" not in mine, f"{name} raises here, so its outputs cannot be compared with the record: {mine.get('error')}"
-    got, rec = _module_leaves(mine), _module_leaves(want["modules"][name])
-    assert sorted(got) == sorted(rec), f"{name}: output leaves {sorted(got)}, but the record has {sorted(rec)}"
-    for leaf, w in rec.items():
-        y = got[leaf]
-        assert y.shape == w.shape, f"{name}/{leaf}: output shape {y.shape}, but the record has {w.shape}"
-        label = f"{name}/{leaf}" if leaf else f"{name}/y"
-        if not np.issubdtype(w.dtype, np.inexact):
-            zh.assert_same_arrays(label, y, w, f"{zoo_golden.label(want)}'s record")
-            continue
-        scale = float(np.max(np.abs(w.astype(np.float64)))) if w.size else 0.0
-        bound = errormodel.composition_difference(want["modules"][name]["params"], scale)
-        zh.within_model(label, y, w, np.full(w.shape, bound), f"{zoo_golden.label(want)}'s record")
+    from conformance.golden import zoo_modules
+    from conformance.modules import declare
+
+    specs = {s.name: s for s in declare.user_specs(request.config.getoption("conformance_modules", None))}
+    spec = specs[declared_module]
+    choice = zoo_modules.choose(spec)
+    if choice.entry is None:
+        pytest.skip(choice.reason)
+    zoo_modules.compare(spec, choice)
