@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from conformance.core import deviations
 from conformance.numerics import drift
 from conformance.selfcheck import forked
+from conformance.selfcheck import plan
 from conformance.selfcheck.benign import PERTURBATIONS
 from conformance.selfcheck.faults import FAULTS
 
@@ -77,7 +78,9 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
     with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         futures = [pool.submit(_pytest, None, profile, out_dir, list(extra))]
         futures += [pool.submit(_pytest, None, profile, out_dir, list(extra), p) for p in benign]
-        futures += [pool.submit(_pytest, f, profile, out_dir, fault_extra) for f in names]
+        # A first-catch run looks first in the files of the fault's known catchers (conformance/selfcheck/plan.py).
+        futures += [pool.submit(plan.first_catch_run, _pytest, f, profile, out_dir, fault_extra) if first_catch
+                    else pool.submit(_pytest, f, profile, out_dir, fault_extra) for f in names]
         results = []
         for fut in concurrent.futures.as_completed(futures):
             r = fut.result()
