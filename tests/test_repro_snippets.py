@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 
 from conformance.core import deviations
 from conformance.selfcheck import forked
+from conformance.selfcheck import plan
 from conformance.selfcheck.faults import FAULTS
 
 SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conformance")
@@ -112,6 +113,7 @@ def run_suite(fault: str, props: list[str], tmp) -> dict[str, str]:
     cmd = ["--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
            "--hypothesis-profile=selfcheck", "-p", "conformance.faults", "--fault", fault,
            "-k", " or ".join(props), f"--junitxml={xml}"]
+    cmd += [f"--ignore={path}" for path in plan.ignored_files(props, plan.property_files()) or ()]  # collect their files only
     proc = forked.run_pytest(cmd, cwd=tmp, timeout=900)
     assert os.path.exists(xml), f"{fault}: pytest exited {proc.returncode}\n{proc.stdout[-3000:]}"
     out = {}

@@ -33,6 +33,9 @@ def test_selfcheck_catches_every_fault(tmp_path):
     by_name = {r["fault"]: r for r in json.loads(report.read_text())["results"]}
     for fault, prop in TIER_FAULT_CATCHERS.items():
         assert prop in by_name[fault]["failed"], f"{fault}: caught by {by_name[fault]['caught_by']}, but should be by {prop}"
+    # A fault's known first catchers catch it in their own files: a widened run means the config went stale (slower, not weaker).
+    widened = {n: r["restricted_to"] for n, r in by_name.items() if r.get("widened")}
+    assert not widened, f"caught only by the whole suite, not by their known first catchers (config.FAULT_FIRST_CATCHERS): {widened}"
 
 
 def test_the_tiers_guards_run_first_in_their_faults_runs():
@@ -119,3 +122,116 @@ def test_a_fault_that_only_warns_is_caught_where_a_warning_is_new():
     run = {"warnings": {"test_apply_flags_unknown_leaf": [old], "test_deterministic": [["DeprecationWarning", "init"]]}}
     assert new_warnings(run, clean) == ["test_deterministic"]
     assert new_warnings(clean, clean) == []
+
+
+# --- the first-catch plan (conformance/selfcheck/plan.py): no suite runs ---------------------------------
+
+
+def _suite_files(tmp_path):
+    (tmp_path / "contract").mkdir()
+    (tmp_path / "contract" / "test_a.py").write_text("def test_alpha():\n    pass\n\n\ndef test_beta():\n    pass\n")
+    (tmp_path / "test_b.py").write_text("def test_gamma():\n    pass\n\ndef helper():\n    pass\n")
+    (tmp_path / "test_c.py").write_text("def test_delta():\n    pass\n")
+    from conformance.selfcheck import plan
+
+    return plan.property_files(str(tmp_path))
+
+
+def test_property_files_names_where_each_property_is_defined(tmp_path):
+    files = _suite_files(tmp_path)
+    assert files == {"test_alpha": (str(tmp_path / "contract" / "test_a.py"),),
+                     "test_beta": (str(tmp_path / "contract" / "test_a.py"),),
+                     "test_gamma": (str(tmp_path / "test_b.py"),), "test_delta": (str(tmp_path / "test_c.py"),)}
+
+
+def test_a_restricted_run_ignores_only_files_without_a_catcher(tmp_path):
+    from conformance.selfcheck import plan
+
+    files = _suite_files(tmp_path)
+    assert plan.ignored_files(("test_beta",), files) == sorted([str(tmp_path / "test_b.py"), str(tmp_path / "test_c.py")])
+    assert plan.ignored_files(("test_gamma", "test_delta"), files) == [str(tmp_path / "contract" / "test_a.py")]
+    assert plan.ignored_files((), files) is None  # no known catcher: the whole suite
+    assert plan.ignored_files(("test_beta", "test_renamed"), files) is None  # a catcher defined nowhere: the whole suite
+
+
+def test_catchers_must_be_a_sequence_of_names():
+    import pytest
+
+    from conformance.selfcheck import plan
+
+    with pytest.raises(TypeError, match="catchers must be a sequence of property names"):
+        plan.ignored_files("test_beta", {"test_beta": ("x.py",)})
+
+
+def test_every_known_first_catcher_is_a_property_of_the_suite():
+    """A renamed catcher would silently widen its fault's run to the whole suite: the config must name real properties."""
+    from conformance.core import config
+    from conformance.selfcheck import plan
+
+    files = plan.property_files()
+    named = {c for cs in config.FAULT_FIRST_CATCHERS.values() for c in cs} | set(config.PIPELINE_FIRST_CATCH_ORDER)
+    assert not named - set(files), f"config names {sorted(named - set(files))}, but no property file defines them"
+
+
+def test_first_catchers_are_the_faults_own_then_a_pipelines_then_none():
+    from conformance.core import config
+    from conformance.selfcheck import plan
+
+    assert plan.first_catchers("boxed_leaves", "variables tree") == ("test_variables_tree_structure",)
+    assert plan.first_catchers("no_such_fault", "pipelines: nesting") == tuple(config.PIPELINE_FIRST_CATCH_ORDER)
+    assert plan.first_catchers("no_such_fault", "numerics") == ()
+
+
+def _fake_suite(outcomes):
+    """A stand-in for the runner's suite run: answers from ``outcomes`` (restricted or whole) and logs each call."""
+    calls = []
+
+    def run_suite(fault, profile, out_dir, extra):
+        narrow = any(a.startswith("--ignore=") for a in extra)
+        calls.append("restricted" if narrow else "whole")
+        caught = outcomes["restricted" if narrow else "whole"]
+        return {"fault": fault, "caught_by": caught, "failed": caught, "errored": [], "tests": 3,
+                "returncode": 1 if caught else 0, "seconds": 2.0}
+
+    return run_suite, calls
+
+
+def test_a_fault_caught_in_its_catchers_files_runs_once():
+    from conformance.selfcheck import plan
+
+    run_suite, calls = _fake_suite({"restricted": ["test_variables_tree_structure"], "whole": []})
+    r = plan.first_catch_run(run_suite, "boxed_leaves", "selfcheck", "/tmp", ["--maxfail=1"])
+    assert calls == ["restricted"]
+    assert r["caught_by"] == ["test_variables_tree_structure"] and r["restricted_to"] == ["test_variables_tree_structure"]
+    assert r["widened"] is False
+
+
+def test_a_fault_its_catchers_files_miss_runs_the_whole_suite_before_missed():
+    """The restricted run never decides MISSED: the whole suite runs, and its verdict is the one reported."""
+    from conformance.selfcheck import plan
+
+    run_suite, calls = _fake_suite({"restricted": [], "whole": ["test_golden_numerics"]})
+    r = plan.first_catch_run(run_suite, "boxed_leaves", "selfcheck", "/tmp", [])
+    assert calls == ["restricted", "whole"] and r["caught_by"] == ["test_golden_numerics"] and r["widened"] is True
+    assert r["seconds"] == 4.0  # both runs counted
+    run_suite, calls = _fake_suite({"restricted": [], "whole": []})
+    assert plan.first_catch_run(run_suite, "boxed_leaves", "selfcheck", "/tmp", [])["caught_by"] == []  # MISSED, after both
+
+
+def test_a_fault_without_known_catchers_runs_the_whole_suite_once():
+    from conformance.selfcheck import plan
+    from conformance.selfcheck.faults import FAULTS
+
+    unrestricted = next(n for n, f in FAULTS.items() if not plan.first_catchers(n, f.area))
+    run_suite, calls = _fake_suite({"restricted": ["x"], "whole": ["test_golden_numerics"]})
+    r = plan.first_catch_run(run_suite, unrestricted, "selfcheck", "/tmp", [])
+    assert calls == ["whole"] and "restricted_to" not in r
+
+
+def test_an_unknown_fault_is_named():
+    import pytest
+
+    from conformance.selfcheck import plan
+
+    with pytest.raises(ValueError, match="fault must be one of the corpus' faults; got 'nope'"):
+        plan.first_catch_run(lambda *a: {}, "nope", "selfcheck", "/tmp", [])

@@ -20,6 +20,7 @@ from conformance.core import deviations
 from conformance.core import warnrecords
 from conformance.numerics import drift
 from conformance.selfcheck import forked
+from conformance.selfcheck import plan
 from conformance.selfcheck.benign import PERTURBATIONS
 from conformance.selfcheck.faults import FAULTS
 
@@ -97,7 +98,12 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
     with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         futures = [pool.submit(_pytest, None, profile, out_dir, list(extra))]
         futures += [pool.submit(_pytest, None, profile, out_dir, list(extra), p) for p in benign]
-        futures += [pool.submit(_pytest, f, profile, out_dir, fault_extra + _warning_only_k(f, first_catch)) for f in names]
+        # A first-catch run looks first in the files of the fault's known catchers (conformance/selfcheck/plan.py);
+        # a fault that only warns fails nothing, so it runs just its named catchers and is judged by their warnings.
+        futures += [pool.submit(plan.first_catch_run, _pytest, f, profile, out_dir, fault_extra)
+                    if first_catch and not FAULTS[f].only_warns
+                    else pool.submit(_pytest, f, profile, out_dir, fault_extra + _warning_only_k(f, first_catch))
+                    for f in names]
         results = []
         for fut in concurrent.futures.as_completed(futures):
             r = fut.result()
