@@ -104,3 +104,34 @@ def test_forked_python_runs_code_as_python_c_does(tmp_path):
     unbound = forked.run_python("np.zeros(1)", cwd=str(tmp_path), timeout=60)
     assert unbound.returncode == 1 and unbound.stdout.strip().splitlines()[-1].startswith("NameError"), unbound.stdout
     assert forked.run_python("raise SystemExit(3)", cwd=str(tmp_path), timeout=60).returncode == 3
+
+
+def test_selfcheck_on_a_teams_declared_modules_says_which_faults_each_catches(tmp_path):
+    """--module: only the declared module's tests run; the table names, per fault, the properties that caught it."""
+    import os
+
+    user_project = os.path.join(os.path.dirname(os.path.abspath(__file__)), "user_project")
+    report = tmp_path / "selfcheck.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "selfcheck", "--module", "resmlp_layers.conformance_specs:specs",
+         "--fault", "user_module_ignores_params", "--fault", "batch_stats_not_updated",
+         "--perturb", "product_reordered_under_jit", "--jobs", "2", "--json", str(report)],
+        capture_output=True, text=True, timeout=1500, cwd=user_project,  # the factory imports from where it runs
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-3000:]}"
+    out = proc.stdout
+    assert "user_resmlp: 1 of 2 faults caught" in out, out[-4000:]
+    caught = [line for line in out.splitlines() if line.strip().startswith("user_module_ignores_params ")]
+    assert caught and "test_module_" in caught[-1], out[-4000:]
+    assert any(line.strip().startswith("batch_stats_not_updated") and line.endswith("not caught")
+               for line in out.splitlines()), out[-4000:]  # a BatchNorm fault: this block has no BatchNorm
+    assert "product_reordered_under_jit  accepted" in out, out[-4000:]
+    results = json.loads(report.read_text())["results"]
+    assert all(i.endswith("[user_resmlp]") for r in results for i in r["ids"]), "a test of another module ran"
+
+
+def test_selfcheck_rejects_a_factory_that_does_not_exist(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "conformance", "selfcheck", "--module", "no_such_pkg_xyz.specs:specs"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--module no_such_pkg_xyz.specs:specs: cannot import 'no_such_pkg_xyz.specs'" in proc.stderr, proc.stderr
