@@ -45,7 +45,9 @@ def test_every_published_file_names_its_source_under_its_license():
             continue
         text = path.read_text()
         assert "Apache License, Version 2.0" in text.split("# Source:")[0], f"{path.name}: no license header"
-        assert re.search(r"^# Source: .*(tag v0\.12\.6|not a copy)", text, re.M), f"{path.name}: no source line"
+        source = re.search(r"^# Source: (.*\n)(# .*\n)*", text, re.M)  # the comment block naming the source
+        assert source and "github.com/google/flax" in source.group(0) and "tag v0.12.6" in source.group(0).replace(
+            "\n# ", " "), f"{path.name}: no source (repository, path, tag)"
 
 
 def _outcome(case) -> tuple[str, str]:

@@ -114,15 +114,15 @@ def test_selfcheck_on_a_teams_declared_modules_says_which_faults_each_catches(tm
     report = tmp_path / "selfcheck.json"
     proc = subprocess.run(
         [sys.executable, "-m", "conformance", "selfcheck", "--module", "resmlp_layers.conformance_specs:specs",
-         "--fault", "user_module_ignores_params", "--fault", "batch_stats_not_updated",
+         "--fault", "dropout_key_ignored", "--fault", "batch_stats_not_updated",
          "--perturb", "product_reordered_under_jit", "--jobs", "2", "--json", str(report)],
         capture_output=True, text=True, timeout=1500, cwd=user_project,  # the factory imports from where it runs
     )
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-3000:]}"
     out = proc.stdout
     assert "user_resmlp: 1 of 2 faults caught" in out, out[-4000:]
-    caught = [line for line in out.splitlines() if line.strip().startswith("user_module_ignores_params ")]
-    assert caught and "test_module_" in caught[-1], out[-4000:]
+    caught = [line for line in out.splitlines() if line.strip().startswith("dropout_key_ignored ")]
+    assert caught and "test_module_stream_keys_drive_randomness" in caught[-1], out[-4000:]
     assert any(line.strip().startswith("batch_stats_not_updated") and line.endswith("not caught")
                for line in out.splitlines()), out[-4000:]  # a BatchNorm fault: this block has no BatchNorm
     assert "product_reordered_under_jit  accepted" in out, out[-4000:]
