@@ -26,6 +26,7 @@ COMMANDS = {
     "faults": "list the fault corpus",
     "record": "write the golden record of the installed flax and jax",
     "gate": "the suite in a baseline and candidate environments: may we upgrade?",
+    "merge": "the gate's verdict and reports from side reports written by 'gate --side' (one CI job per side)",
 }
 USAGE_ERROR = 2
 
@@ -70,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     gate_parser = sub.add_parser("gate", help=COMMANDS["gate"], epilog=GATE_EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_gate_arguments(gate_parser)
+    mp = sub.add_parser("merge", help=COMMANDS["merge"])
+    mp.add_argument("dirs", nargs="+", metavar="DIR", help="directories holding side reports (side-*.json) of 'gate --side'")
+    mp.add_argument("--out", default="gate-report", help="report directory (default ./gate-report)")
+    mp.add_argument("--accept", action="append", default=[], metavar="FILE",
+                    help="accepted changes besides those the sides were given (repeatable)")
+    mp.add_argument("--no-attribution", dest="attribute", action="store_false",
+                    help="skip the cross environments that tell whether a change comes from flax or from jax "
+                         "(run by default when the sides' command did not skip them)")
+    mp.add_argument("--cache-dir", default=None, help="where the cross environments are cached (as gate's)")
     return parser
 
 
@@ -80,7 +90,9 @@ def add_gate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", action="append", default=[], metavar="REQ",
                    help="a requirement of the baseline side, e.g. flax==0.12.8 (repeatable)")
     p.add_argument("--candidate", action="append", default=[], metavar="REQ",
-                   help="one candidate side per use, e.g. flax==0.9.0; 'REQ,REQ' for several requirements")
+                   help="one candidate side per use, e.g. flax==0.9.0; 'REQ,REQ' for several requirements. Not only "
+                        "releases: 'flax @ file:///path/to/checkout', 'flax @ git+URL@REF' (branch, tag or commit), "
+                        "or a wheel file's path; their environments are rebuilt whenever what they hold changes")
     p.add_argument("--baseline-requirements", metavar="FILE", help="requirements file added to the baseline side")
     p.add_argument("--candidate-requirements", metavar="FILE",
                    help="requirements file added to every candidate (alone: one candidate from the file)")
@@ -116,6 +128,12 @@ def add_gate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bisect", action="store_true",
                    help="find the first flax release (with the jax of its time) showing each change, by binary "
                         "search over the releases between baseline and candidate")
+    p.add_argument("--side", default=None, metavar="baseline|candidate|candidate:N|LABEL",
+                   help="run only these sides and write their side reports to --out, for 'python -m conformance "
+                        "merge' (one CI job per side; give every job the same sides)")
+    p.add_argument("--golden-from", default=None, metavar="DIR",
+                   help="with --side candidate...: the baseline side's report directory, whose golden records and "
+                        "checkpoints the candidates compare against")
 
 
 
@@ -219,6 +237,8 @@ def check_gate(args) -> None:
             for req in value.split(","):
                 if req.strip():
                     try:
+                        if _path_requirement(option, req):  # a wheel file or a project directory
+                            continue
                         Requirement(req.strip())
                     except InvalidRequirement as exc:
                         raise UsageError(f"{option} {req.strip()!r} is not a pip requirement: {str(exc).splitlines()[0]}") from None
@@ -234,11 +254,38 @@ def check_gate(args) -> None:
         raise UsageError(f"--out {args.out!r} exists and is not a directory")
     check_pytest_args("--pytest-args", args.pytest_args)
     check_pytest_args("--candidate-pytest-args", args.candidate_pytest_args)
+    check_side(args)
 
 
-def _requirements(values: list[str]) -> list[str]:
-    """``--baseline``/``--candidate`` values: one requirement each, or several joined by commas."""
-    return [r.strip() for v in values for r in v.split(",") if r.strip()]
+def check_side(args) -> None:
+    import re
+
+    if args.side is not None and not re.fullmatch(r"baseline|candidate(:[1-9][0-9]*)?|[^\s]+", args.side):
+        raise UsageError(f"--side {args.side!r}: baseline, candidate, candidate:N or a side's label")
+    if args.golden_from and not os.path.isdir(args.golden_from):
+        raise UsageError(f"--golden-from {args.golden_from!r}: no such directory")
+    if args.side and args.side != "baseline" and args.golden == "baseline" and not args.golden_from:
+        raise UsageError(f"--side {args.side} compares against the baseline's golden records: give --golden-from DIR "
+                         "(the baseline side's report directory), or --golden committed")
+    if args.golden_from and not args.side:
+        raise UsageError("--golden-from is for --side runs (the single-process gate records the baseline's own)")
+    if args.bisect and args.side:
+        raise UsageError("--bisect builds environments beyond the sides: it runs in the single-process gate only")
+
+
+def _path_requirement(option: str, text: str) -> str | None:
+    """A wheel file or project directory given as a path, as ``name @ file:///abs``; None for anything else."""
+    from conformance.gate.sources import path_requirement
+
+    try:
+        return path_requirement(text)
+    except ValueError as exc:
+        raise UsageError(f"{option} {exc}") from None
+
+
+def _requirements(values: list[str], option: str = "--candidate") -> list[str]:
+    """``--baseline``/``--candidate`` values: one requirement each, or several joined by commas; paths as file URLs."""
+    return [_path_requirement(option, r) or r.strip() for v in values for r in v.split(",") if r.strip()]
 
 
 def gate_plan(args) -> GatePlan:
@@ -247,7 +294,7 @@ def gate_plan(args) -> GatePlan:
     from conformance.modules import declare
 
     try:
-        baseline = _requirements(args.baseline) + read_requirements(args.baseline_requirements)
+        baseline = _requirements(args.baseline, "--baseline") + read_requirements(args.baseline_requirements)
         cand_file = read_requirements(args.candidate_requirements)
         candidates = [_requirements([c]) + cand_file for c in args.candidate] or ([cand_file] if cand_file else [])
         modules = [declare.check_factory_path(m) for m in args.module]
@@ -263,6 +310,7 @@ def gate_plan(args) -> GatePlan:
         candidate_pytest_args=tuple(shlex.split(args.candidate_pytest_args)), timeout=args.timeout,
         modules=tuple(modules), module_paths=tuple(os.path.abspath(d) for d in args.module_path),
         accept_files=tuple(args.accept), golden=args.golden, attribute=args.attribute, bisect=args.bisect,
+        side=args.side, golden_from=os.path.abspath(args.golden_from) if args.golden_from else None,
     )
 
 
@@ -289,12 +337,25 @@ def check(args) -> None:
         check_writable_parent("--zoo-out", args.zoo_out)
     elif args.command == "gate":
         check_gate(args)
+    elif args.command == "merge":
+        for d in args.dirs:
+            if not os.path.isdir(d):
+                raise UsageError(f"{d!r}: no such directory (give the directories 'gate --side' wrote)")
+        for path in args.accept:
+            if not os.path.isfile(path):
+                raise UsageError(f"--accept {path!r}: no such file")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise UsageError(f"--out {args.out!r} exists and is not a directory")
 
 
 # --- the commands -----------------------------------------------------------------------------------
 
 
 def _run(args) -> int:
+    if args.command == "merge":
+        from conformance.gate import command as gate
+
+        return gate.run_merge(args.dirs, args.out, args.accept, args.attribute, args.cache_dir)
     if args.command == "gate":
         from conformance.gate import command as gate
 

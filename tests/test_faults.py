@@ -32,7 +32,8 @@ def test_zoo_faults_are_in_the_corpus():
     zoo = {n for n, f in faults.FAULTS.items() if f.area.startswith("zoo") or f.area == "user module"}
     assert zoo == {"dropout_key_ignored", "init_error_hides_missing_stream", "batch_stats_not_updated", "kwarg_dtype_swallowed",
                    "user_module_ignores_params", "attention_dropout_key_ignored", "recurrent_carry_reset",
-                   "embedding_row_shifted", "custom_collection_not_written_back"}
+                   "embedding_row_shifted", "custom_collection_not_written_back", "readonly_state_reinitialised",
+                   "created_collection_dropped", "unknown_streams_dropped", "constant_params_redrawn"}
 
 
 def test_user_module_fault_declares_a_module(monkeypatch):

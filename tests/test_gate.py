@@ -62,7 +62,7 @@ def test_gate_command_exit_codes(fake_sides, tmp_path, capsys):
     assert ("flax-0.12.0", "candidate", "2025-09-26T23:59:59Z", (), "dev") in fake_sides
     printed = capsys.readouterr().out
     assert "| `test_a` | pass | pass |" in printed and "| `test_b` | deviation | deviation |" in printed
-    assert sorted(os.listdir(out)) == ["gate-junit.xml", "gate.json", "gate.md"]
+    assert sorted(os.listdir(out)) == ["gate-junit.xml", "gate.html", "gate.json", "gate.md"]
 
     out = tmp_path / "bad"
     code = main(["gate", "--baseline", "flax==0.12.8", "--candidate", "flax==0.12.0", "--candidate", "flax==0.9.0",

@@ -59,6 +59,7 @@ SNIPPET_FAULTS = {
     "nested_name_dropped": ["test_scan_stacks_params_per_layer"],
     "partition_names_lost_under_transform": ["test_partition_names_survive_lifted_transforms"],
     "instance_accepted": ["test_instance_is_rejected"],
+    "created_collection_dropped": ["test_created_collection_returned_under_mutable"],
 }
 REPRO = re.compile(r"^E\s+repro:\s*$")
 

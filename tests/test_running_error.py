@@ -9,6 +9,7 @@ from jax import lax
 from conformance.modules import module_harness as zh
 from conformance.modules import zoo_layers
 from conformance.numerics import errormodel, running_error
+from reference import _compat
 
 U32 = 2.0 ** -24
 
@@ -121,3 +122,29 @@ def test_python_scalar_literals_of_older_jax_are_read_with_their_dtype():
 
 def test_mantissa_bits_cover_bfloat16_without_numpy_finfo():
     assert [errormodel.mantissa_bits(d) for d in ("float64", "float32", "float16", "bfloat16")] == [52, 23, 10, 7]
+
+
+@pytest.mark.parametrize("fn, x", [
+    (lambda x: jnp.sqrt(jnp.maximum(x, 0.0)), np.array([-1.0, 0.0, 4.0], np.float32)),  # sqrt at an exact 0
+    (lambda x: jnp.sqrt(x * x), np.array([0.0, 3.0], np.float32)),  # sqrt at a rounded 0: sqrt(e), not e * inf
+    (lambda x: jnp.log(jnp.maximum(x, 0.0) + 1.0), np.array([-2.0, 0.5], np.float32)),
+    (lambda x: jnp.sum(jnp.sqrt(jnp.maximum(x, 0.0)) * 2.0), np.array([-1.0, 0.0, 9.0], np.float32)),
+])
+def test_no_bound_is_nan_or_negative_where_a_derivative_is_infinite(fn, x):
+    """0 * inf in a JVP (an exact input meeting an infinite derivative) is no error, not NaN; sqrt's is sqrt(e)."""
+    y, e = bound(fn, x)
+    _, e_jit = running_error.jit_value_and_bound(fn)(x)
+    for b in (np.asarray(e, np.float64), np.asarray(e_jit, np.float64)):
+        assert not np.any(np.isnan(b)) and np.all(b >= 0), b
+        assert np.all(np.isfinite(b)), b  # these all have finite errors
+    with _compat.enable_x64(True):
+        exact = np.asarray(fn(x.astype(np.float64)), np.float64)
+    assert np.all(np.abs(np.asarray(y, np.float64) - exact) <= np.asarray(e, np.float64)), (y, exact, e)
+
+
+def test_a_nan_or_negative_bound_fails_as_a_defect_of_the_suite():
+    from conformance.helpers.pytest_helpers import assert_within_model
+
+    for bad in (np.nan, -1.0):
+        with pytest.raises(AssertionError, match="a defect of the suite's error model"):
+            assert_within_model("y", np.ones(3, np.float32), np.ones(3, np.float32), np.array([0.0, bad, 0.0]))

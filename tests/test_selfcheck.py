@@ -15,6 +15,9 @@ TIER_FAULT_CATCHERS = {
     "recurrent_carry_reset": "test_zoo_golden_declared_modules",
     "embedding_row_shifted": "test_zoo_golden_declared_modules",
     "custom_collection_not_written_back": "test_module_mutable_state_round_trip",
+    "readonly_state_reinitialised": "test_module_matches_native",
+    "created_collection_dropped": "test_module_created_collections_collected",
+    "unknown_streams_dropped": "test_module_apply_is_pure",
 }
 
 

@@ -156,7 +156,8 @@ def test_the_team_module_runs_through_every_module_property(tmp_path):
     wanted = {"test_module_deterministic", "test_module_jit_matches_eager", "test_module_vmap_matches_batch",
               "test_module_grads", "test_module_apply_uses_given_params", "test_module_apply_is_pure",
               "test_module_works_as_a_jit_static_argument", "test_module_variables_tree_structure",
-              "test_module_stream_keys_drive_randomness", "test_module_distinct_seeds_distinct_params"}
+              "test_module_stream_keys_drive_randomness", "test_module_distinct_seeds_distinct_params",
+              "test_module_matches_native", "test_module_created_collections_collected"}
     assert wanted <= props, f"missing {sorted(wanted - props)}"
     assert all(n.endswith("[user_resmlp]") for n in names), sorted(names)
 

@@ -169,6 +169,10 @@ FAULT_FIRST_CATCHERS = {
     "output_gradient_stopped": ("test_remat_outputs_and_grads_unchanged",),
     "init_in_input_dtype": ("test_jit_init_apply_matches_eager",),
     "method_ignored": ("test_method_through_parent",),
+    "readonly_state_reinitialised": ("test_module_matches_native",),
+    "created_collection_dropped": ("test_module_created_collections_collected",),
+    "unknown_streams_dropped": ("test_module_apply_is_pure",),
+    "constant_params_redrawn": ("test_module_distinct_seeds_distinct_params",),
 }
 
 # --- caches ------------------------------------------------------------------------
@@ -213,6 +217,15 @@ CHECKPOINT_CONTRACT_SHAPES = ((64, 64), (2, 5))  # the contract module's (width,
 # the committed record; "committed" compares every side with the committed one.
 GATE_GOLDEN_CHOICES = ("baseline", "committed")
 GATE_GOLDEN = "baseline"
+# Sides built from something that moves (conformance/gate/sources.py): a checkout,
+# a git reference, a wheel. Their environments are keyed by what they hold now.
+SOURCE_DIGEST_CHARS = 12  # hex digits of a commit or digest shown in labels and reports (48 bits: no collisions in practice)
+# Directories a checkout's digest leaves out: VCS metadata, caches and build outputs, not the code installed.
+SOURCE_DIGEST_SKIP_DIRS = (".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox",
+                           ".nox", ".venv", "build", "dist", ".eggs")
+GIT_TIMEOUT_S = 120  # one git ls-remote / rev-parse / diff; beyond that the side gets no verdict
+# The gate's HTML report (conformance/gate/html.py): characters of one failure's text shown (its repro snippet included).
+HTML_FAILURE_CHARS = 20000
 
 # --- the module zoo (conformance/modules/zoo.py) ---------------------------------------------------
 # Compile-aware: one width, one feature count, two input shapes (a batch, a row),

@@ -36,7 +36,7 @@ import sys
 import time
 
 from conformance.core import cachedirs
-from conformance.gate import attribution, dist, envs
+from conformance.gate import attribution, dist, envs, merge, sources
 from conformance.gate.envs import UV_MISSING, Side, find_uv, flax_releases, label_for, log, resolve_exclude_newer
 from conformance.gate.plan import GatePlan
 from conformance.gate.reports import write_reports
@@ -53,8 +53,11 @@ def make_sides(plan: GatePlan, lookup=None) -> list[Side]:
     taken: set[str] = set()
     sides = []
     for role, reqs in [("baseline", plan.baseline)] + [("candidate", c) for c in plan.candidates]:
-        side = Side(label_for(list(reqs), taken), role, list(reqs), pytest_args=plan.side_pytest_args(role),
-                    pythonpath=list(plan.module_paths))
+        found = {r: sources.resolve(r) for r in reqs}  # checkouts, git references, wheels: what they hold now
+        srcs = [s for s in found.values() if s is not None]
+        installed = [found[r].requirement if found[r] else r for r in reqs]  # a git reference pinned to its commit
+        side = Side(label_for(installed, taken, srcs), role, installed, pytest_args=plan.side_pytest_args(role),
+                    pythonpath=list(plan.module_paths), sources=srcs)
         side.exclude_newer, side.exclude_newer_note = resolve_exclude_newer(plan.exclude_newer, list(reqs), lookup)
         sides.append(side)
     return sides
@@ -156,6 +159,50 @@ def trace_changes(plan: GatePlan, result: dict, matrix: dict, infos: dict, runne
             comp["bisection"] = bis
 
 
+# --- merge: the verdict of side reports (conformance/gate/merge.py) -------------------------------------
+
+
+def trace_merged(matrix: dict, result: dict, infos: dict, out_dir: str, plan: dict, golden: dict | None,
+                 cache_dir: str | None) -> None:
+    """Attribution of every change, in cross environments, as the single-process gate traces it (into ``result``)."""
+    baseline = result["baseline"]
+    base_info = infos[baseline]
+    gate_plan = GatePlan(baseline=tuple(base_info.get("requirements") or []), candidates=(), profile=plan["profile"],
+                         timeout=plan["timeout"], module_paths=tuple(plan.get("module_paths") or ()),
+                         python=sys.executable, attribute=True)
+    # The baseline's records, copied beside the report: the cross environments compare against them, as in one process.
+    env_vars = {k: os.path.join(out_dir, rel) for k, rel in ((golden or {}).get("files") or {}).items()}
+    project, _ = dist.install_source(None, cachedirs.part("wheels"))
+    cache = os.path.abspath(os.path.expanduser(cache_dir or cachedirs.gate_envs()))
+    runner = EnvRunner(gate_plan, os.path.join(out_dir, "origins"), cache, project,
+                       list(base_info.get("pytest_args") or []), env_vars)
+    trace_changes(gate_plan, result, matrix, infos, runner)
+
+
+def run_merge(directories: list[str], out: str, accept_files: list[str], attribute: bool = True,
+              cache_dir: str | None = None) -> int:
+    """``python -m conformance merge``: the verdict and reports of the sides' reports; its exit code is the gate's."""
+    try:
+        extra = [a for path in accept_files for a in load_accepts(path)]
+        out_dir = os.path.abspath(out)
+        matrix, result, infos = merge.merge(directories, out_dir, extra)
+        docs = [d for directory in directories for d in merge.read_dir(directory)]
+        plan = next((d["plan"] for d in docs if d.get("plan")), None)
+        golden = next((d.get("golden") for d in docs if d["label"] == result["baseline"]), None)
+    except (ValueError, OSError, KeyError) as exc:
+        print(f"python -m conformance merge: {exc}", file=sys.stderr)
+        return 2
+    if attribute and plan and plan.get("attribute") and any(c["changes"] or c["accepted"] or c["improvements"]
+                                                             for c in result["comparisons"]):
+        trace_merged(matrix, result, infos, out_dir, plan, golden, cache_dir)
+    result["wall_seconds"] = max((info.get("seconds") or 0.0 for info in infos.values()), default=0.0)
+    md = write_reports(out_dir, matrix, result, infos)
+    print(md)
+    log(f"exit {result['exit_code']}: {len(infos)} sides merged from {len(directories)} directories; reports in "
+        f"{out_dir} (gate.md, gate.html, gate.json, gate-junit.xml)")
+    return result["exit_code"]
+
+
 def _interrupt(signum, frame):
     envs.stop_children()  # first, so worker threads stop waiting on builds and suites
     raise KeyboardInterrupt
@@ -180,10 +227,28 @@ def run(plan: GatePlan) -> int:
         envs._STOPPING.clear()
 
 
+def write_side_reports(plan: GatePlan, sides: list[Side], selected: list[Side], infos: dict, accepts: list,
+                       reference: GoldenReference, out_dir: str) -> int:
+    """``--side``: each selected side's report for ``merge``; exit 0 when every one gave results, else 2."""
+    labels = [s.label for s in sides]
+    for s in selected:
+        golden = None
+        if s.role == "baseline" and plan.golden == "baseline" and reference.env_vars:
+            golden = merge.golden_files(reference.dir, reference.env_vars, reference.note)
+        path = merge.write_side(out_dir, s, labels.index(s.label), labels, infos[s.label], accepts, golden,
+                                reference.note, plan)
+        log(f"{s.role} {s.label}: side report {path}")
+    missing = [s.label for s in selected if infos[s.label]["results"] is None]
+    log(f"merge every side's directory for the verdict: python -m conformance merge DIR... "
+        f"({'no results from ' + ', '.join(missing) if missing else 'results from ' + ', '.join(s.label for s in selected)})")
+    return 2 if missing else 0
+
+
 def _run_gate(plan: GatePlan) -> int:
     start = time.monotonic()
     try:
         sides = make_sides(plan)
+        selected = merge.select(sides, plan.side) if plan.side else sides  # --side: this job's share
         accepts = []
         for path in plan.accept_files:
             try:
@@ -202,18 +267,26 @@ def _run_gate(plan: GatePlan) -> int:
         return 2
     out_dir = os.path.abspath(plan.out)
     os.makedirs(out_dir, exist_ok=True)
-    jobs = max(1, plan.jobs or min(len(sides), os.cpu_count() or 1))
+    jobs = max(1, plan.jobs or min(len(selected), os.cpu_count() or 1))
     log(f"suite: {source_note}")
     if find_uv() is None:
         log(f"note: {UV_MISSING}")
     for s in sides:
-        log(f"{s.role} {s.label}: {' '.join(s.requirements)}; exclude-newer {s.exclude_newer or 'none'} ({s.exclude_newer_note})")
-    log(f"{len(sides)} environments, {jobs} at a time, profile {plan.profile!r}, cache {cache_dir}, report {out_dir}")
+        log(f"{s.role} {s.label}: {' '.join(s.requirements)}; exclude-newer {s.exclude_newer or 'none'} ({s.exclude_newer_note})"
+            + "".join(f"; {src.describe()}" for src in s.sources))
+    log(f"{len(selected)} environments, {jobs} at a time, profile {plan.profile!r}, cache {cache_dir}, report {out_dir}")
     reference = GoldenReference(plan.golden, out_dir, list(plan.modules), plan.timeout)
+    if plan.golden == "baseline" and not any(s.role == "baseline" for s in selected):  # a candidates' job
+        try:
+            reference.env_vars, reference.note = merge.adopt_golden(plan.golden_from)
+        except (ValueError, OSError) as exc:
+            print(f"python -m conformance gate: {exc}", file=sys.stderr)
+            return 2
+        reference.ready.set()
     pool = concurrent.futures.ThreadPoolExecutor(jobs)
     try:
         futures = {}
-        for s in sides:  # the baseline first: with one job at a time it must not wait behind a candidate
+        for s in selected:  # the baseline first: with one job at a time it must not wait behind a candidate
             prepare = reference.record if s.role == "baseline" else reference.wait
             futures[s.label] = pool.submit(run_side, s, out_dir, cache_dir, plan.python, project, plan.profile,
                                            plan.timeout, deps, prepare)
@@ -223,6 +296,8 @@ def _run_gate(plan: GatePlan) -> int:
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     log(f"golden reference: {reference.note}")
+    if plan.side:
+        return write_side_reports(plan, sides, selected, infos, accepts, reference, out_dir)
     baseline = sides[0].label
     candidates = [s.label for s in sides[1:]]
     matrix = build_matrix({label: info["results"] for label, info in infos.items()})
@@ -237,5 +312,5 @@ def _run_gate(plan: GatePlan) -> int:
     result["wall_seconds"] = round(time.monotonic() - start, 1)
     md = write_reports(out_dir, matrix, result, infos)
     print(md)
-    log(f"exit {result['exit_code']} after {result['wall_seconds']} s; reports in {out_dir} (gate.md, gate.json, gate-junit.xml)")
+    log(f"exit {result['exit_code']} after {result['wall_seconds']} s; reports in {out_dir} (gate.md, gate.html, gate.json, gate-junit.xml)")
     return result["exit_code"]

@@ -25,6 +25,8 @@ import tempfile
 import threading
 import time
 
+from conformance.gate.sources import label_for, pinned_version, read_requirements  # noqa: F401 (what a side is made of)
+
 # Where environments are cached by default: envs/ under the suite's cache directory (conformance/core/cachedirs.py).
 DEFAULT_CACHE = "envs/ of the cache directory ($CONFORMANCE_CACHE_DIR, $XDG_CACHE_HOME or ~/.cache/flax-bridge-conformance)"
 PYPI_JSON = "https://pypi.org/pypi/{package}/{version}/json"
@@ -88,16 +90,6 @@ def exclude_newer_after(upload_iso: str) -> str:
     return f"{day.isoformat()}T23:59:59Z"
 
 
-def pinned_version(requirements: list[str], package: str = "flax") -> str | None:
-    """The version of an exact ``package==V`` pin among ``requirements`` (lines of a requirements file too)."""
-    for line in requirements:
-        line = line.split("#", 1)[0].strip()
-        m = re.match(rf"^{re.escape(package)}\s*(\[[^\]]*\])?\s*===?\s*([A-Za-z0-9_.+!-]+)\s*(;.*)?$", line, re.I)
-        if m:
-            return m.group(2)
-    return None
-
-
 def normalize_date(text: str) -> str:
     """``YYYY-MM-DD`` -> that day's end (UTC); a full RFC 3339 timestamp stays as given."""
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
@@ -136,28 +128,17 @@ class Side:
     env: str = ""
     pythonpath: list[str] = dataclasses.field(default_factory=list)  # --module-path: a team's layers, uninstalled
     env_vars: dict = dataclasses.field(default_factory=dict)  # e.g. the golden records every side compares against
+    sources: list = dataclasses.field(default_factory=list)  # sources.Source of each checkout, git reference or wheel
 
 
-def read_requirements(path: str | None) -> list[str]:
-    if not path:
-        return []
-    with open(path) as fh:
-        return [ln.strip() for ln in fh if ln.split("#", 1)[0].strip()]
-
-
-def label_for(requirements: list[str], taken: set[str]) -> str:
-    version = pinned_version(requirements)
-    base = f"flax-{version}" if version else re.sub(r"[^A-Za-z0-9_.=-]+", "_", "+".join(requirements) or "env")[:60]
-    label, n = base, 2
-    while label in taken:
-        label, n = f"{base}#{n}", n + 1
-    taken.add(label)
-    return label
-
-
-def env_key(python_version: str, requirements: list[str], project_deps: list[str], exclude_newer: str | None) -> str:
-    blob = json.dumps({"python": python_version, "requirements": sorted(requirements), "project": sorted(project_deps),
-                       "exclude_newer": exclude_newer, "layout": 1}, sort_keys=True)
+def env_key(python_version: str, requirements: list[str], project_deps: list[str], exclude_newer: str | None,
+            fingerprints: list[str] | None = None) -> str:
+    """The cache key: what the environment was built from (a checkout's digest, a git commit, a wheel's hash included)."""
+    fields = {"python": python_version, "requirements": sorted(requirements), "project": sorted(project_deps),
+              "exclude_newer": exclude_newer, "layout": 1}
+    if fingerprints:  # only then: environments of plain requirements keep their keys
+        fields["sources"] = sorted(fingerprints)
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -289,7 +270,8 @@ def build_env(side: Side, cache_dir: str, python: str, project: str, logfile, de
                            capture_output=True, text=True, check=True).stdout.strip()
     deps = dist.dependencies(project if os.path.isdir(project) else None) if deps is None else deps
     exclude_newer = side.exclude_newer if uv else None
-    key = env_key(pyver, side.requirements, deps, exclude_newer) + ("" if uv else "-pip")
+    key = env_key(pyver, side.requirements, deps, exclude_newer, [s.fingerprint for s in side.sources]) + ("" if uv else "-pip")
+    built_from = "".join(f"; {s.describe()}" for s in side.sources)
     env = os.path.join(cache_dir, f"{re.sub(r'#[0-9]+$', '', side.label)}-{key}")  # sides alike share one
     env_python = os.path.join(env, "bin", "python")
     marker = os.path.join(env, "gate-env.json")
@@ -297,7 +279,8 @@ def build_env(side: Side, cache_dir: str, python: str, project: str, logfile, de
     with open(env + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.exists(marker):
-            log(f"{side.label}: building {env} (exclude-newer {exclude_newer or 'none'}{'' if uv else '; venv + pip'})")
+            log(f"{side.label}: building {env} (exclude-newer {exclude_newer or 'none'}{'' if uv else '; venv + pip'}"
+                f"{built_from})")
             shutil.rmtree(env, ignore_errors=True)
             t0 = time.monotonic()
             with building(env) as tmp:  # renamed to env only when complete: Ctrl-C leaves nothing half-built
@@ -305,17 +288,21 @@ def build_env(side: Side, cache_dir: str, python: str, project: str, logfile, de
                 if uv:
                     _run([*uv, "venv", "-q", "--relocatable", tmp, "--python", python], logfile)
                     newer = ["--exclude-newer", exclude_newer] if exclude_newer else []
-                    _run([*uv, "pip", "install", "--python", tmp_python, *newer, *side.requirements, *deps], logfile)
+                    # uv keys its own cache of a directory's build by the project file's mtime: a changed module
+                    # would come back from it. The environment's key says the source changed; rebuild it.
+                    fresh = [a for s in side.sources if s.kind in ("directory", "wheel") for a in ("--refresh-package", s.name)]
+                    _run([*uv, "pip", "install", "--python", tmp_python, *newer, *fresh, *side.requirements, *deps], logfile)
                 else:
                     _run([python, "-m", "venv", tmp], logfile)
                     _run([tmp_python, "-m", "pip", "install", "-q", *side.requirements, *deps], logfile)
                 with open(os.path.join(tmp, "gate-env.json"), "w") as fh:
                     json.dump({"requirements": side.requirements, "project_dependencies": deps,
+                               "sources": [dataclasses.asdict(s) for s in side.sources],
                                "exclude_newer": exclude_newer, "python": pyver, "installer": "uv" if uv else "pip"},
                               fh, indent=1)
             log(f"{side.label}: built in {time.monotonic() - t0:.0f} s")
         else:
-            log(f"{side.label}: reusing {env}")
+            log(f"{side.label}: reusing {env}{built_from}")
         # This project, not editable and without its dependencies: the copy under test. Once per
         # environment and gate run: sides sharing an environment must not reinstall under a running suite.
         if env not in _REFRESHED:
@@ -379,6 +366,7 @@ def record_golden(side: Side, env_python: str, out_dir: str, modules: list[str],
     os.makedirs(out_dir, exist_ok=True)
     contract, zoo = os.path.join(out_dir, "contract.json"), os.path.join(out_dir, "zoo.json")
     ckpt = os.path.join(out_dir, "checkpoints")
+    shutil.rmtree(ckpt, ignore_errors=True)  # a previous run's into the same --out: orbax will not overwrite it
     cmd = [env_python, "-m", "conformance", "record", "--out", contract, "--zoo-out", zoo, "--checkpoint-out", ckpt,
            *[a for m in modules for a in ("--module", m)]]
     code = run_in_env(side, env_python, cmd, timeout, logfile)

@@ -33,6 +33,8 @@ class GatePlan:
     golden: str = config.GATE_GOLDEN
     attribute: bool = True
     bisect: bool = False
+    side: str | None = None  # run only these sides and write their side reports (conformance/gate/merge.py)
+    golden_from: str | None = None  # a baseline side report's directory: candidates compare against its records
 
     def side_pytest_args(self, role: str) -> list[str]:
         """What a side's pytest gets beyond the suite's own: the extra arguments and the declarations."""

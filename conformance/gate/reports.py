@@ -212,11 +212,30 @@ def to_junit(matrix: dict, result: dict) -> str:
     return "\n".join([head, *cases, "</testsuite>"]) + "\n"
 
 
+def source_note(info: dict) -> str:
+    """`` [file:///src/flax, commit 1a2b3c4d5e6f + uncommitted changes 9f8e7d6c5b4a]``: what a side was built from."""
+    parts = []
+    for src in info.get("sources") or []:
+        where = {"directory": "file://" + src["location"], "wheel": "wheel " + os.path.basename(src["location"])}.get(
+            src["kind"], src["location"])
+        parts.append(f"{where}, {src['detail']}")
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def distinct(headers: dict[str, str]) -> dict[str, str]:
+    """Headers two sides share get their labels: no two columns of a report read alike."""
+    counts: dict[str, int] = {}
+    for head in headers.values():
+        counts[head] = counts.get(head, 0) + 1
+    return {label: head + (f" ({label})" if counts[head] > 1 else "") for label, head in headers.items()}
+
+
 def headers_for(infos: dict[str, dict]) -> dict[str, str]:
     out = {}
     for label, info in infos.items():
         v = info.get("versions") or {}
         head = f"flax {v['flax']} (jax {v.get('jax', '?')})" if v.get("flax") else label
+        head += source_note(info)
         if info.get("pytest_args"):
             head += " [" + " ".join(info["pytest_args"]) + "]"
         if info.get("unverified"):
@@ -224,7 +243,7 @@ def headers_for(infos: dict[str, dict]) -> dict[str, str]:
 
             head += f" (newer than the last verified release: {last_verified()})"
         out[label] = head
-    return out
+    return distinct(out)
 
 
 def write_reports(out_dir: str, matrix: dict, result: dict, infos: dict[str, dict]) -> str:
@@ -237,4 +256,16 @@ def write_reports(out_dir: str, matrix: dict, result: dict, infos: dict[str, dic
         json.dump(to_json(matrix, result, envs_info), fh, indent=1)
     with open(os.path.join(out_dir, "gate-junit.xml"), "w") as fh:
         fh.write(to_junit(matrix, result))
+    write_html(out_dir, matrix, result, infos, headers)
     return md
+
+
+def write_html(out_dir: str, matrix: dict, result: dict, infos: dict[str, dict], headers: dict[str, str]) -> str:
+    """gate.html: the verdict, the heat-map and each cell's evidence, one self-contained page."""
+    from conformance.gate.html import to_html
+
+    path = os.path.join(out_dir, "gate.html")
+    with open(path, "w") as fh:
+        fh.write(to_html(matrix, result, infos, headers, summary_lines(matrix, result, headers),
+                         EXIT_MEANING.get(result["exit_code"], "?")))
+    return path

@@ -6,6 +6,7 @@ crash: the verdict then says "no verdict" for it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -28,7 +29,8 @@ def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str
     log_path = os.path.join(out_dir, f"{side.label.replace('#', '-')}.log")
     info = {"label": side.label, "role": side.role, "requirements": side.requirements,
             "exclude_newer": side.exclude_newer, "exclude_newer_note": side.exclude_newer_note,
-            "pytest_args": side.pytest_args, "log": log_path, "results": None, "error": None, "versions": {}}
+            "pytest_args": side.pytest_args, "log": log_path, "results": None, "error": None, "versions": {},
+            "sources": [dataclasses.asdict(s) for s in side.sources]}
     with open(log_path, "w") as logfile:
         try:
             env_python, info["versions"] = build_env(side, cache_dir, python, project, logfile, deps)

@@ -360,6 +360,31 @@ def _counting(width, features, cls):
     return _compat.to_linen(cls, width, features)
 
 
+@functools.lru_cache(maxsize=None)
+def creating_class():
+    """An affine layer that creates a Variable of its own type during the call (the NNX VAE example's KL loss)."""
+    nnx = _compat.nnx
+
+    class CreatedLoss(nnx.Variable):  # a name no other layer of the suite files a collection under
+        pass
+
+    class Creating(nnx.Module):
+        def __init__(self, width, features, *, rngs):
+            self.linear = nnx.Linear(width, features, rngs=rngs)
+
+        def __call__(self, x):
+            y = self.linear(x)
+            self.loss = CreatedLoss(jnp.mean(jnp.square(y)))
+            return y
+
+    return Creating, CreatedLoss
+
+
+@functools.lru_cache(maxsize=None)
+def creating(width: int, features: int):
+    return _compat.to_linen(creating_class()[0], int(width), int(features))
+
+
 def custom_collection(variables) -> str:
     """The collection init filed the call count under: the Variable subclass's name in every release (``StepCount``).
 

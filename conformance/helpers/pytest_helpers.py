@@ -56,6 +56,7 @@ def assert_close(name: str, actual, expected, bound, what: str = "expected"):
     e = np.asarray(expected, dtype=np.float64)
     assert a.shape == e.shape, f"{name}.shape={a.shape}, but should be {e.shape}"
     b = np.broadcast_to(np.asarray(bound, dtype=np.float64), e.shape)
+    assert_bound_is_sound(name, b, what)
     err = np.abs(a - e)
     bad = ~(err <= b)  # NaN counts as bad
     if bad.any():
@@ -67,6 +68,18 @@ def assert_close(name: str, actual, expected, bound, what: str = "expected"):
         )
 
 
+def assert_bound_is_sound(name: str, bound, what: str = "expected"):
+    """A bound of the error model is never NaN nor negative: either is a defect of the suite, not of the bridge."""
+    __tracebackhide__ = True
+    b = np.asarray(bound, dtype=np.float64)
+    bad = np.isnan(b) | (b < 0)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(f"the error model's bound for {name}[{', '.join(map(str, idx))}] is {b[idx]!r} ({what}): "
+                             f"{int(bad.sum())} of {b.size} bounds NaN or negative, a defect of the suite's error model "
+                             "(conformance/numerics), whatever the bridge does")
+
+
 def assert_within_model(name: str, actual, expected, bound, what: str = "expected") -> str:
     """Two computations of the same values: ``"identical"``, ``"drift"`` (counted), or changed (fails).
 
@@ -76,6 +89,7 @@ def assert_within_model(name: str, actual, expected, bound, what: str = "expecte
     __tracebackhide__ = True
     a, e = np.asarray(actual), np.asarray(expected)
     assert a.shape == e.shape, f"{name}.shape={a.shape}, but should be {e.shape} ({what})"
+    assert_bound_is_sound(name, np.broadcast_to(np.asarray(bound, np.float64), e.shape), what)
     if a.dtype == e.dtype and (a.size == 0 or np.array_equal(_bytes(a), _bytes(e))):
         drift.record(name, False)
         return "identical"

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from conformance.helpers.pytest_helpers import assert_equal, assert_within_model, tree_paths
+from conformance.modules import hints
 from conformance.modules.declare import Call, ModuleSpec
 from conformance.numerics import errormodel, running_error
 from reference import _compat
@@ -60,6 +61,12 @@ def difference_bound(fn, *args):
     return value_and_difference_bound(fn, *args)[1]
 
 
+def halved_sum(a, b):
+    """``(a + b) / 2`` leaf by leaf: two difference bounds (2 E each) of two computations of the same values
+    make the bound ``E_a + E_b`` on their difference."""
+    return jax.tree_util.tree_map(lambda p, q: (np.asarray(p, np.float64) + np.asarray(q, np.float64)) / 2, a, b)
+
+
 def value_and_difference_bound(fn, *args):
     """``fn(*args)`` as the running-error analysis evaluates it (one compiled program), and :func:`difference_bound`.
 
@@ -79,8 +86,55 @@ def linen(spec: ModuleSpec):
     return _compat.to_linen(spec.nnx_class, *spec.args, **spec.kwargs)
 
 
-def _method(spec: ModuleSpec) -> dict:
+class Invoke:
+    """The NNX method a declared call runs, through ``nnx_method``: the mode switched and an ``nnx.Rngs`` given.
+
+    For ``mode_switch="train_eval"`` it calls ``module.train()`` or
+    ``module.eval()`` first; for ``call_rngs`` it passes an ``nnx.Rngs`` of the
+    stream keys the harness hands it under :data:`STREAM_KEYS` (training mode).
+    Equal for equal fields, so a jit static argument or a cache key.
+    """
+
+    def __init__(self, method: str | None, mode: str | None, call_rngs: str | None):
+        self.method, self.mode, self.call_rngs = method or "__call__", mode, call_rngs
+
+    def _key(self):
+        return (self.method, self.mode, self.call_rngs)
+
+    def __eq__(self, other):
+        return isinstance(other, Invoke) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return f"Invoke{self._key()!r}"
+
+    def __call__(self, module, *args, **kwargs):
+        keys = kwargs.pop(STREAM_KEYS, None)
+        if self.mode == "train":
+            module.train()
+        elif self.mode == "eval":
+            module.eval()
+        if self.call_rngs and keys:
+            kwargs[self.call_rngs] = _compat.nnx.Rngs(**keys)
+        return getattr(module, self.method)(*args, **kwargs)
+
+
+STREAM_KEYS = "_conformance_stream_keys"  # the call keyword Invoke takes the training keys from
+
+
+def method_kwargs(spec: ModuleSpec, mode: str = "eval") -> dict:
+    """``nnx_method=`` for a call in ``mode`` ("init", "train", "eval"): the method's name, or an :class:`Invoke`."""
+    if spec.mode_switch == "train_eval" or spec.call_rngs:
+        switch = ("eval" if mode == "init" else mode) if spec.mode_switch == "train_eval" else None
+        return {"nnx_method": Invoke(spec.method, switch, spec.call_rngs)}
     return {"nnx_method": spec.method} if spec.method else {}
+
+
+def _call_keys(spec: ModuleSpec, rngs) -> dict:
+    """The stream keys a ``call_rngs`` layer takes as an ``nnx.Rngs`` argument in training mode."""
+    return {STREAM_KEYS: {s: rngs[s] for s in spec.rng_streams}} if spec.call_rngs and rngs else {}
 
 
 def stream_keys(spec: ModuleSpec, seed, streams=None) -> dict:
@@ -103,7 +157,7 @@ def jit_init(spec: ModuleSpec):
     m = linen(spec)
 
     def init_fn(seed, call):
-        return m.init(init_rngs(spec, seed), *call.args, **call.kwargs, **spec.init_kwargs, **_method(spec))
+        return m.init(init_rngs(spec, seed), *call.args, **call.kwargs, **spec.init_kwargs, **method_kwargs(spec, "init"))
 
     return jax.jit(init_fn)
 
@@ -114,13 +168,13 @@ def init(spec: ModuleSpec, seed: int, x):
 
 
 def train(spec: ModuleSpec, variables, x, rngs):
-    """Training-mode apply: ``(y, updates)``; updates is ``{}`` when nothing is mutable."""
+    """Training-mode apply: ``(y, updates)`` of the mutable and created collections; ``{}`` when there are none."""
     m, call = linen(spec), as_call(x)
+    kw = {**call.kwargs, **spec.train_kwargs, **method_kwargs(spec, "train"), **_call_keys(spec, rngs)}
     with explained(spec, "training-mode apply"):
-        if spec.mutable:
-            return m.apply(variables, *call.args, rngs=rngs, mutable=list(spec.mutable), **call.kwargs,
-                           **spec.train_kwargs, **_method(spec))
-        return m.apply(variables, *call.args, rngs=rngs, **call.kwargs, **spec.train_kwargs, **_method(spec)), {}
+        if spec.collected:
+            return m.apply(variables, *call.args, rngs=rngs, mutable=list(spec.collected), **kw)
+        return m.apply(variables, *call.args, rngs=rngs, **kw), {}
 
 
 @functools.lru_cache(maxsize=None)
@@ -133,7 +187,7 @@ def evaluate(spec: ModuleSpec, variables, x, rngs=None):
     kw = {"rngs": rngs} if rngs else {}
     call = as_call(x)
     with explained(spec, "evaluation-mode apply"):
-        return linen(spec).apply(variables, *call.args, **kw, **call.kwargs, **spec.eval_kwargs, **_method(spec))
+        return linen(spec).apply(variables, *call.args, **kw, **call.kwargs, **spec.eval_kwargs, **method_kwargs(spec, "eval"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -224,45 +278,26 @@ def arrays_differ(a, b) -> bool:
     return any(k in pb and (pa[k].shape != pb[k].shape or not np.array_equal(pa[k], pb[k])) for k in pa)
 
 
-# --- errors the layer raises, explained by the declaration field that would fix them ----------------------------
-
-HINTS = (
-    (("deterministic", "missing 1 required positional argument", "missing required", "unexpected keyword argument",
-      "got an unexpected keyword"),
-     "declare the call's keywords: init_kwargs (init), train_kwargs and eval_kwargs (the two apply modes), e.g. "
-     "init_kwargs={'deterministic': True}; inputs that are arrays go in Call(args=..., kwargs=...)"),
-    (("rng", "stream", "prngkey", "random key"),
-     "declare the RNG streams apply needs in training mode: rng_streams=('dropout',)"),
-    (("not mutable", "immutable", "cannot update variable", "mutable"),
-     "declare the collections apply updates: mutable=('batch_stats',); a Variable subclass's collection is named "
-     "after the class (class Count(nnx.Variable) -> 'Count') or the name given to nnx.register_variable_name"),
-    (("dot_general requires contracting", "conv", "rank", "ndim", "dimension"),
-     "if the layer needs its batch axis (convolutions, RNNs), declare batch_axis=None: the vmap property then maps "
-     "over a new leading axis of whole calls"),
-    (("already registered in the registry",),
-     "two nnx.Variable subclasses share a class name: flax files a collection under its class's name, so give each "
-     "variable type a name no other loaded module uses (or register one with nnx.register_variable_name)"),
-    (("nnx_method",), "method= needs a flax whose to_linen modules take nnx_method (flax >= 0.10)"),
-)
+# --- errors the layer raises, explained by the declaration fields that would fix them (hints.py) ----------------
 
 
-def hint_for(message: str) -> str | None:
-    low = message.lower()
-    for needles, hint in HINTS:
-        if any(n.lower() in low for n in needles):
-            return hint
-    return None
+@contextlib.contextmanager
+def step(name: str):
+    """The step a property takes (``"vmap over rows"``): the hints of any error raised inside are that step's."""
+    token = hints.STEP.set(name)
+    try:
+        yield
+    finally:
+        hints.STEP.reset(token)
 
 
 @contextlib.contextmanager
 def explained(spec: ModuleSpec, what: str):
-    """Any error the layer raises inside gets a note naming the declaration and the field that would fix it."""
+    """Any error the layer raises inside gets a note: the declaration, the step, and the fields that would fix it."""
     try:
         yield
     except Exception as exc:
         if hasattr(exc, "add_note") and not getattr(exc, "_conformance_explained", False):
             exc._conformance_explained = True
-            hint = hint_for(f"{type(exc).__name__}: {exc}")
-            exc.add_note(f"raised by the layer during {what} of {spec.declared()}"
-                         + (f"; {hint}" if hint else "") + " (README: 'Declaring real layers')")
+            exc.add_note(hints.note(spec, what))
         raise

@@ -3,7 +3,12 @@
 Attention with dropout and a mask, a CNN with BatchNorm (flax's NNX MNIST
 example), an LSTM encoder, a gated MLP, a layer with its own ``nnx.Variable``
 type, bf16 params, a token classifier over int ids, attention whose ``init``
-needs ``deterministic``, and a Linen-style ``__call__(x, train)``.
+needs ``deterministic``, and a Linen-style ``__call__(x, train)``. Then what
+published NNX code does that those do not: a zero-initialised scale (Gemma's
+RMSNorm), a layer that samples in every mode and creates a Variable during the
+call (the NNX VAE example's encoder), an inference-mode BatchNorm, and a layer
+switched by ``.train()``/``.eval()`` that takes ``nnx.Rngs`` at call time (the
+NNX MNIST tutorial's style).
 
 Declared through the factory ``TIER``, as a team declares its layers::
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -146,6 +152,60 @@ class TrainFlagMLP(nnx.Module):
         return self.dropout(nnx.relu(y), deterministic=not train)
 
 
+class ZeroScaleRMSNorm(nnx.Module):
+    """RMSNorm with a scale initialised to zeros, as Gemma's, applied as ``1 + scale``; then a Linear."""
+
+    def __init__(self, width: int, rngs):
+        self.scale = nnx.Param(jnp.zeros((width,), jnp.float32))
+        self.linear = nnx.Linear(width, width, rngs=rngs)
+
+    def __call__(self, x):
+        var = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+        return self.linear(x * jax.lax.rsqrt(var + 1e-6) * (1 + self.scale[...]))
+
+
+class KLTerm(nnx.Variable):
+    """A loss term the layer creates during its call (the NNX VAE example's ``Loss``, under a name of the tier's own)."""
+
+
+class ReparamEncoder(nnx.Module):
+    """The NNX VAE example's encoder: samples ``mean + std * noise`` in every call and records its KL term."""
+
+    def __init__(self, width: int, latent: int, rngs):
+        self.mean = nnx.Linear(width, latent, rngs=rngs)
+        self.log_std = nnx.Linear(width, latent, rngs=rngs)
+        self.rngs = rngs
+
+    def __call__(self, x):
+        mean = self.mean(x)
+        std = jnp.exp(self.log_std(x))
+        self.kl = KLTerm(jnp.mean(0.5 * jnp.mean(-jnp.log(std**2) - 1.0 + std**2 + mean**2, axis=-1)))
+        return mean + std * jax.random.normal(self.rngs.noise(), mean.shape)
+
+
+class FrozenBatchNormHead(nnx.Module):
+    """An inference-mode BatchNorm (``use_running_average=True`` at construction): its statistics are only read."""
+
+    def __init__(self, width: int, features: int, rngs):
+        self.bn = nnx.BatchNorm(width, use_running_average=True, rngs=rngs)
+        self.linear = nnx.Linear(width, features, rngs=rngs)
+
+    def __call__(self, x):
+        return self.linear(self.bn(x))
+
+
+class TrainEvalMLP(nnx.Module):
+    """Switched by ``.train()``/``.eval()``, with ``nnx.Rngs`` at call time: the NNX MNIST tutorial's style."""
+
+    def __init__(self, width: int, features: int, rngs):
+        self.linear = nnx.Linear(width, features, rngs=rngs)
+        self.bn = nnx.BatchNorm(features, rngs=rngs)
+        self.dropout = nnx.Dropout(0.2)
+
+    def __call__(self, x, rngs=None):
+        return self.dropout(nnx.relu(self.bn(self.linear(x))), rngs=rngs)
+
+
 # --- the declarations: what a team writes ----------------------------------------------------------------
 
 
@@ -188,4 +248,13 @@ def real_layer_specs() -> tuple:
                    inputs=(r.normal(size=(4, 6)).astype(np.float32),), rng_streams=("dropout",),
                    mutable=("batch_stats",), init_kwargs={"train": False}, train_kwargs={"train": True},
                    eval_kwargs={"train": False}),
+        ModuleSpec(name="real_zero_scale_norm", nnx_class=ZeroScaleRMSNorm, kwargs=dict(width=8),
+                   inputs=(r.normal(size=(4, 8)).astype(np.float32),)),
+        ModuleSpec(name="real_reparam_encoder", nnx_class=ReparamEncoder, kwargs=dict(width=8, latent=4),
+                   inputs=(r.normal(size=(4, 8)).astype(np.float32),), rng_streams=("noise",), created=("KLTerm",)),
+        ModuleSpec(name="real_frozen_batchnorm", nnx_class=FrozenBatchNormHead, kwargs=dict(width=6, features=3),
+                   inputs=(r.normal(size=(4, 6)).astype(np.float32),), readonly=("batch_stats",)),
+        ModuleSpec(name="real_train_eval", nnx_class=TrainEvalMLP, kwargs=dict(width=6, features=5),
+                   inputs=(r.normal(size=(4, 6)).astype(np.float32),), mode_switch="train_eval", call_rngs="rngs",
+                   rng_streams=("dropout",), mutable=("batch_stats",)),
     )

@@ -146,7 +146,7 @@ def _propagated(eqn, vals, errs, outs):
         t_out = run(lambda i: tangent(i, errs[i]))
         for k, t in enumerate(t_out):
             if total[k] is not None and _is_float(t):
-                total[k] = total[k] + jnp.abs(t).astype(_err_dtype())
+                total[k] = total[k] + _magnitude(t, None)
         return total
     for i in idx:
         if name in CONTRACTIONS:  # |a| . e_b + e_a . |b|: the other operand's magnitude, so nothing cancels
@@ -162,8 +162,23 @@ def _propagated(eqn, vals, errs, outs):
             t_out = run(lambda j, i=i: tangent(j, errs[j]) if j == i else zero_like(j))
         for k, t in enumerate(t_out):
             if total[k] is not None and _is_float(t):
-                total[k] = total[k] + jnp.abs(t).astype(_err_dtype())
+                total[k] = total[k] + _magnitude(t, errs[i])
+    if name == "sqrt" and total[0] is not None:  # |sqrt(a + e) - sqrt(a)| <= sqrt(e): finite where sqrt'(0) is not
+        total[0] = jnp.minimum(total[0], jnp.sqrt(errs[0].astype(_err_dtype())))
     return total
+
+
+def _magnitude(t, e):
+    """``|t|`` of a JVP, where an infinite derivative met an exact input (``0 * inf``, sqrt at 0) counts 0.
+
+    Where the input is exact the value's error is zero whatever the
+    derivative; any other NaN (an infinite derivative times a non-zero
+    error) is an unbounded first-order error: infinity, never NaN.
+    """
+    m = jnp.abs(t).astype(_err_dtype())
+    if e is not None and jnp.shape(e) == jnp.shape(t):
+        m = jnp.where(jnp.isnan(m) & (e == 0), 0, m)
+    return jnp.where(jnp.isnan(m), jnp.inf, m)
 
 
 def _local(eqn, vals, outs):

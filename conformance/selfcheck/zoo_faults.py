@@ -128,3 +128,56 @@ def params_ignoring_modules():
 
     x = np.random.default_rng(0).uniform(-1, 1, (4, 8)).astype(np.float32)
     return ModuleSpec(name="user_ignores_params", nnx_class=IgnoresParams, kwargs=dict(width=8, features=5), inputs=(x,))
+
+
+# --- layers as published: premises taken from the layer (zero scales, sampling in every mode, read-only and created state)
+
+
+@fault("zoo: real layers", "a training-mode apply re-initialises a collection it may not update (an inference-mode "
+                           "BatchNorm's statistics read as zeros and ones)")
+def readonly_state_reinitialised():
+    def apply_kw(base, self, v, x, kw):
+        jax, jnp = _jax()
+
+        def fresh(path, a):  # BatchNorm's initial statistics: var ones, everything else zeros
+            return jnp.ones_like(a) if getattr(path[-1], "key", None) == "var" else jnp.zeros_like(a)
+
+        frozen = [c for c in v if c not in ("params", *kw.get("mutable", ()))]
+        if "rngs" in kw and frozen:  # a training step (the harness always passes rngs= there)
+            v = {**v, **{c: jax.tree_util.tree_map_with_path(fresh, v[c]) for c in frozen}}
+        return base(self, v, x, kw)
+
+    return dict(apply_kw=apply_kw, modules=TIER)
+
+
+@fault("zoo: real layers", "apply(mutable=[...]) drops a collection the call created (it returns only those init made)")
+def created_collection_dropped():
+    return dict(apply_kw=_rewriting_updates(lambda v, updates: {c: t for c, t in updates.items() if c in v}),
+                modules=TIER)
+
+
+@fault("zoo: real layers", "apply passes on only the RNG streams it knows ('params', 'dropout'): a VAE's 'noise' "
+                           "draws from the fixed fallback key, in training and in evaluation")
+def unknown_streams_dropped():
+    def apply_kw(base, self, v, x, kw):
+        if kw.get("rngs"):
+            kw["rngs"] = {s: k for s, k in kw["rngs"].items() if s in ("params", "dropout")}
+        return base(self, v, x, kw)
+
+    return dict(apply_kw=apply_kw, modules=TIER)
+
+
+@fault("zoo: real layers", "init draws a constant-initialised param (a zero scale) from the params key")
+def constant_params_redrawn():
+    def init(base, self, key, x):
+        jax, jnp = _jax()
+        v = base(self, key, x)
+
+        def redraw(path, a):
+            if hasattr(a, "shape") and a.size > 1 and jnp.issubdtype(a.dtype, jnp.floating):
+                return jnp.where(jnp.all(a == 0), 1e-3 * jax.random.normal(key, a.shape, a.dtype), a)
+            return a
+
+        return {**v, "params": jax.tree_util.tree_map_with_path(redraw, v["params"])}
+
+    return dict(init=init, modules=TIER)

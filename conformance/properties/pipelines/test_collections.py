@@ -1,9 +1,13 @@
-"""Mutable state beyond ``batch_stats``: a team's own ``nnx.Variable`` subclass, and sown intermediates.
+"""Mutable state beyond ``batch_stats``: a team's own ``nnx.Variable`` subclass, sown intermediates, created state.
 
 Oracle: Linen's own rules. A collection is updated only under
 ``mutable=[name]`` and comes back in the updates; fed back, it carries on.
 Intermediates appear only when asked for. A state update outside ``mutable``
-raises, as it does for Linen's own ``nn.BatchNorm``.
+raises, as it does for Linen's own ``nn.BatchNorm``. A collection the call
+creates (``self.loss = Loss(...)`` in ``__call__``, Linen's
+``self.variable(...)`` there) is kept by ``init``, comes back under
+``mutable=``, and outside it is refused, as Linen's ``ScopeCollectionNotFound``
+refuses it.
 """
 
 import jax
@@ -14,6 +18,7 @@ from conformance.helpers import pipelines as pl
 from conformance.helpers.harness import case_x, given_data, numerics, unbox
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import assert_equal, reporting
+from conformance.numerics import errormodel
 from reference import prng_key
 
 FRACTION = config.PIPELINE_EXAMPLE_FRACTION
@@ -114,3 +119,82 @@ def test_state_update_outside_mutable_raises(device, data):
             return
         raise AssertionError(f"apply updated the {name!r} collection without mutable=[{name!r}] and dropped the "
                              "update silently, but should raise as Linen's own nn.BatchNorm does")
+
+
+CREATING = """
+    from conformance.helpers import pipelines as pl
+    m = pl.creating(x.shape[-1], int(features))
+    name = pl.creating_class()[1].__name__
+"""
+
+
+@given_data(FRACTION, shrink=False)
+def test_created_collection_kept_by_init(device, data):
+    """Linen's init returns every collection the call creates; so must the bridged module's."""
+    case = draw_pipeline_case(data, device)
+    check = CREATING.rstrip() + """
+    v = m.init(prng_key(seed), x)
+    assert name in v, f"init's variables hold {sorted(v)}, but Linen's init keeps {name!r}, created during the call"
+    """
+    with numerics(case), reporting("init keeps a collection the call creates, as Linen's does", case, check):
+        x = case_x(case)
+        m = pl.creating(case.width, case.features_int)
+        name = pl.creating_class()[1].__name__
+        v = m.init(prng_key(case.seed_int), x)
+        assert name in v, (f"init's variables hold {sorted(v)}, but should also hold {name!r}: the call creates it, "
+                           "and Linen's init keeps every collection its call creates")
+
+
+@given_data(FRACTION, shrink=False)
+def test_created_collection_returned_under_mutable(device, data):
+    """apply(..., mutable=[name]) returns the collection the call creates, holding what the call computed."""
+    case = draw_pipeline_case(data, device)
+    check = CREATING.rstrip() + """
+    v = {"params": m.init(prng_key(seed), x)["params"]}
+    y, upd = m.apply(v, x, mutable=[name])
+    assert name in upd, f"apply(mutable=[{name!r}]) returned {sorted(upd)}, but the call creates {name!r}"
+    """
+    with numerics(case), reporting("apply(mutable=[name]) returns a collection the call creates", case, check):
+        x = case_x(case)
+        m = pl.creating(case.width, case.features_int)
+        name = pl.creating_class()[1].__name__
+        v = {"params": m.init(prng_key(case.seed_int), x)["params"]}
+        y, updates = m.apply(v, x, mutable=[name])
+        assert name in updates, (f"apply(mutable=[{name!r}]) returned the collections {sorted(updates)}, but should "
+                                 f"return {name!r}, which the call creates")
+        (loss,) = jax.tree_util.tree_leaves(unbox(updates[name]))
+        y64 = np.asarray(y, np.float64)
+        # The mean of squares the call computed, in float32: each square rounds once and the mean's
+        # sum of n terms is within gamma_n of sum(y^2) (Higham 3.1), one more rounding for the division.
+        n = y64.size
+        bound = errormodel.gamma(n + 2, np.float32) * float(np.mean(y64**2)) + np.finfo(np.float32).tiny * n
+        assert abs(float(loss) - float(np.mean(y64**2))) <= bound, (
+            f"{name} holds {float(loss)!r}, but the call computed mean(y**2) = {float(np.mean(y64**2))!r} "
+            f"(bound {bound:.3e} of the error model)")
+
+
+@given_data(FRACTION, shrink=False)
+def test_created_collection_outside_mutable_raises(device, data):
+    """apply without mutable=[name] refuses a collection the call creates, as Linen does, instead of losing it."""
+    case = draw_pipeline_case(data, device)
+    check = CREATING.rstrip() + """
+    v = {"params": m.init(prng_key(seed), x)["params"]}
+    try:
+        m.apply(v, x)
+    except Exception as exc:
+        print("raised, as Linen's self.variable(...) does:", type(exc).__name__)
+    else:
+        raise AssertionError(f"apply created {name!r} outside mutable= and dropped it silently")
+    """
+    with numerics(case), reporting("a collection created outside mutable= is refused", case, check):
+        x = case_x(case)
+        m = pl.creating(case.width, case.features_int)
+        name = pl.creating_class()[1].__name__
+        v = {"params": m.init(prng_key(case.seed_int), x)["params"]}
+        try:
+            m.apply(v, x)
+        except Exception:  # noqa: BLE001 - Linen raises ScopeCollectionNotFound; any error refuses the lost value
+            return
+        raise AssertionError(f"apply without mutable=[{name!r}] dropped the {name!r} collection the call creates "
+                             "silently, but should raise as Linen's own self.variable(...) does "
+                             "(ScopeCollectionNotFound)")

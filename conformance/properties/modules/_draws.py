@@ -1,0 +1,21 @@
+"""What every module property draws (an example call, a params seed, a stream key seed) and how it names the module."""
+
+from hypothesis import strategies as st
+
+SEEDS = st.integers(0, 2**31 - 1)
+
+
+def draw(data, spec):
+    i = data.draw(st.integers(0, len(spec.calls) - 1), label="example call")
+    seed = data.draw(SEEDS, label="params seed")
+    key = data.draw(SEEDS, label="stream key seed")
+    return spec.calls[i], seed, key
+
+
+def other(data, seed, label):
+    """A seed other than ``seed``."""
+    return data.draw(SEEDS.filter(lambda s: s != seed), label=label)
+
+
+def why(spec, text):
+    return f"{spec.name} ({spec.source or 'zoo'}): {text}"
