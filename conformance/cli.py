@@ -1,6 +1,6 @@
 """``python -m conformance``: the project's commands.
 
-    python -m conformance selfcheck [--fault NAME ...] [--perturb NAME ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
+    python -m conformance selfcheck [--fault NAME ...] [--perturb NAME ...] [--module PKG.MOD:FACTORY ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
     python -m conformance faults          # list the fault corpus
     python -m conformance record [--module pkg.mod:factory]   # golden records (contract, zoo) of the installed flax and jax
     python -m conformance gate --baseline flax==A --candidate flax==B [...]   # upgrade gate (see conformance/gate/command.py)
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--markdown-from", default=None, metavar="JSON",
                     help="print the tables of an earlier --json report as Markdown, and run nothing")
     sc.add_argument("--first-catch", action="store_true", help="stop each fault's run at its first catch (faster)")
+    sc.add_argument("--module", action="append", default=[], metavar="PACKAGE.MODULE:FACTORY",
+                    help="run only these declared modules' tests (repeatable), and say which faults each one's "
+                         "properties catch; the benign perturbations must still pass on them")
     sub.add_parser("faults", help=COMMANDS["faults"])
     rec = sub.add_parser("record", help=COMMANDS["record"], epilog=RECORD_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -224,6 +227,17 @@ def check_pytest_args(option: str, text: str) -> list[str]:
     return args
 
 
+def check_factories(paths) -> None:
+    """Each ``--module`` names a factory its files show exists (the run's pytest processes import it)."""
+    from conformance.modules import declare
+
+    for path in paths or ():
+        try:
+            declare.check_factory_findable(path)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+
 def check_perturbation(name: str, option: str = "--perturb") -> None:
     from conformance.selfcheck.benign import PERTURBATIONS
 
@@ -336,6 +350,7 @@ def check(args) -> None:
         check_profile(args.profile)
         check_positive("--jobs", args.jobs)
         check_writable_parent("--json", args.json)
+        check_factories(args.module)
         if args.markdown_from and not os.path.isfile(args.markdown_from):
             raise UsageError(f"--markdown-from {args.markdown_from!r}: no such file")
     elif args.command == "record":
@@ -377,7 +392,8 @@ def _run(args) -> int:
             return 0
         named = args.fault or args.perturb  # naming either runs only what is named
         return selfcheck.run(args.fault or ([] if named else None), args.profile, args.jobs, json_path=args.json,
-                             first_catch=args.first_catch, perturbations=args.perturb or ([] if named else None))
+                             first_catch=args.first_catch, perturbations=args.perturb or ([] if named else None),
+                             modules=args.module)
     if args.command == "record":
         from conformance.core import jax_setup as _setup
 

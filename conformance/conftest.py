@@ -49,6 +49,10 @@ def _declared(metafunc, load):
     try:
         return load(metafunc.config.getoption("conformance_modules", None))
     except (ValueError, TypeError) as exc:
+        if hasattr(metafunc.config, "workerinput"):
+            # A worker reports a collection error to the controller: its message alone, no traceback. (The
+            # controller checked what the files tell before the workers started, as a usage error.)
+            raise pytest.Collector.CollectError(f"usage error: {exc}") from None
         raise pytest.UsageError(str(exc)) from None
 
 
@@ -97,12 +101,32 @@ def _group_by_declared_module(items) -> None:
             items[i] = it
 
 
+def _keep_declared_modules_only(config, items) -> None:
+    """--only-declared-modules: the tests parametrized by a declared module (its spec or its name); the rest deselected."""
+    from conformance.modules import declare
+
+    names = {s.name for s in declare.user_specs(config.getoption("conformance_modules", None))}
+    if not names:
+        raise pytest.UsageError("--only-declared-modules needs declared modules: --module PACKAGE.MODULE:FACTORY "
+                                "or an entry point")
+
+    def declared(item) -> bool:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        return getattr(params.get("spec"), "name", None) in names or params.get("declared_module") in names
+
+    kept = [it for it in items if declared(it)]
+    config.hook.pytest_deselected(items=[it for it in items if not declared(it)])
+    items[:] = kept
+
+
 @pytest.hookimpl(tryfirst=True)  # before a fault run's catchers-first order (conformance/selfcheck/faults.py)
 def pytest_collection_modifyitems(config, items):
     from conformance.core import deviations
     from conformance.golden import references
 
     _group_by_declared_module(items)
+    if config.getoption("conformance_only_declared", False):
+        _keep_declared_modules_only(config, items)
 
     versions = deviations.installed_versions()
     entries = deviations.load()

@@ -235,3 +235,34 @@ def test_an_unknown_fault_is_named():
 
     with pytest.raises(ValueError, match="fault must be one of the corpus' faults; got 'nope'"):
         plan.first_catch_run(lambda *a: {}, "nope", "selfcheck", "/tmp", [])
+
+
+def test_selfcheck_on_a_teams_declared_modules_says_which_faults_each_catches(tmp_path):
+    """--module: only the declared module's tests run; the table names, per fault, the properties that caught it."""
+    import os
+
+    user_project = os.path.join(os.path.dirname(os.path.abspath(__file__)), "user_project")
+    report = tmp_path / "selfcheck.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "selfcheck", "--module", "resmlp_layers.conformance_specs:specs",
+         "--fault", "dropout_key_ignored", "--fault", "batch_stats_not_updated",
+         "--perturb", "product_reordered_under_jit", "--jobs", "2", "--json", str(report)],
+        capture_output=True, text=True, timeout=1500, cwd=user_project,  # the factory imports from where it runs
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-3000:]}"
+    out = proc.stdout
+    assert "user_resmlp: 1 of 2 faults caught" in out, out[-4000:]
+    caught = [line for line in out.splitlines() if line.strip().startswith("dropout_key_ignored ")]
+    assert caught and "test_module_stream_keys_drive_randomness" in caught[-1], out[-4000:]
+    assert any(line.strip().startswith("batch_stats_not_updated") and line.endswith("not caught")
+               for line in out.splitlines()), out[-4000:]  # a BatchNorm fault: this block has no BatchNorm
+    assert "product_reordered_under_jit  accepted" in out, out[-4000:]
+    results = json.loads(report.read_text())["results"]
+    assert all(i.endswith("[user_resmlp]") for r in results for i in r["ids"]), "a test of another module ran"
+
+
+def test_selfcheck_rejects_a_factory_that_does_not_exist(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "conformance", "selfcheck", "--module", "no_such_pkg_xyz.specs:specs"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--module no_such_pkg_xyz.specs:specs: cannot import 'no_such_pkg_xyz.specs'" in proc.stderr, proc.stderr

@@ -183,3 +183,89 @@ def test_the_team_modules_golden_record_passes_then_catches_a_change(tmp_path):
                      "--fault", "jit_only_scaled", env=rec)
     assert proc.returncode == 1 and "user_resmlp/y" in proc.stdout and "changed beyond the error model" in proc.stdout, \
         proc.stdout[-3000:]
+
+
+# --- a factory in the directory pytest runs in, and factories that cannot be imported ---------------------------
+
+LOCAL_FACTORY = (
+    "import numpy as np\n"
+    "from conformance.declare import ModuleSpec\n"
+    "from conformance.modules.zoo import DropoutBlock\n"
+    "def specs():\n"
+    "    return ModuleSpec(name='local_dropout', nnx_class=DropoutBlock, kwargs=dict(width=3, features=2, rate=0.5),\n"
+    "                      inputs=(np.ones((2, 3), np.float32),), rng_streams=('dropout',),\n"
+    "                      train_kwargs={'deterministic': False}, eval_kwargs={'deterministic': True})\n")
+
+
+def _plain_pytest(tmp_path, *args):
+    """``pytest ...`` as a console script runs it: the working directory is not on sys.path, PYTHONPATH unset."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = "import sys, pytest; sys.exit(pytest.main(sys.argv[1:]))"  # what the `pytest` script does
+    return subprocess.run([sys.executable, "-c", code, "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+                           "--hypothesis-profile=selfcheck", *args], cwd=tmp_path, capture_output=True, text=True,
+                          env=env)
+
+
+def test_a_factory_in_the_working_directory_imports_without_pythonpath(tmp_path):
+    (tmp_path / "local_specs.py").write_text(LOCAL_FACTORY)
+    declare._LOADED.clear()
+    for workers in ([], ["-n", "2"]):  # the controller and xdist workers alike
+        proc = _plain_pytest(tmp_path, "--module", "local_specs:specs", "-k", "deterministic and local_dropout",
+                             *workers)
+        assert proc.returncode == 0 and "passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_the_lookup_leaves_sys_path_as_it_found_it(tmp_path, monkeypatch):
+    (tmp_path / "local_specs_path.py").write_text(LOCAL_FACTORY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    (spec,) = declare.load_factory("local_specs_path:specs")
+    assert spec.name == "local_dropout" and sys.path == before
+
+
+BROKEN = {
+    "import_error": ("import no_such_dependency_xyz\ndef specs(): pass\n", "broken_specs:specs",
+                     "cannot import 'broken_specs' (ModuleNotFoundError: No module named 'no_such_dependency_xyz')"),
+    "not_found": ("", "no_such_specs_module:specs", "cannot import 'no_such_specs_module' (ModuleNotFoundError: No module named 'no_such_specs_module')"),
+    "syntax_error": ("def specs(:\n", "broken_specs:specs", "importing 'broken_specs' raised SyntaxError: "),
+    "raises_at_import": ("raise RuntimeError('config file missing')\n", "broken_specs:specs",
+                         "importing 'broken_specs' raised RuntimeError: config file missing"),
+    "missing_attribute": ("def specs(): pass\n", "broken_specs:spec", "broken_specs has no attribute 'spec'"),
+    "factory_raises": ("def specs():\n    raise KeyError('width')\n", "broken_specs:specs",
+                       "calling specs() raised KeyError: 'width'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_factory_that_cannot_be_loaded_is_a_one_line_usage_error(tmp_path, case):
+    source, factory, expected = BROKEN[case]
+    (tmp_path / "broken_specs.py").write_text(source)
+    proc = _plain_pytest(tmp_path, "--module", factory, "-k", "test_module_deterministic")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and f"--module {factory}: " in errors[0] and expected in errors[0], out[-3000:]
+    assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
+
+
+@pytest.mark.parametrize("case", ["not_found", "syntax_error", "missing_attribute"])
+def test_under_xdist_what_the_files_tell_is_a_usage_error_before_the_workers_start(tmp_path, case):
+    """The controller never imports jax, so it reads the factory's files: found, compiles, defines the name."""
+    source, factory, expected = BROKEN[case]
+    (tmp_path / "broken_specs.py").write_text(source)
+    proc = _plain_pytest(tmp_path, "--module", factory, "-k", "test_module_deterministic", "-n", "2")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4 and "bringing up nodes" not in out, out[-3000:]
+    errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and expected in errors[0], out[-3000:]
+
+
+def test_under_xdist_an_import_that_raises_is_one_line_per_collection_error(tmp_path):
+    """Only running the module tells: each worker reports the one-line message as a collection error, no traceback."""
+    source, factory, expected = BROKEN["raises_at_import"]
+    (tmp_path / "broken_specs.py").write_text(source)
+    proc = _plain_pytest(tmp_path, "--module", factory, "-k", "test_module_deterministic", "-n", "2")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"usage error: --module {factory}: {expected}" in out, out[-3000:]
+    assert "Traceback" not in out and "raise RuntimeError" not in out, out[-3000:]

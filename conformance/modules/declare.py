@@ -18,10 +18,13 @@ RNG stream or a mutable collection.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import os
 import re
+import sys
 from typing import Any, Callable, Mapping
 
 ENTRY_POINT_GROUP = "flax_bridge_conformance.modules"
@@ -212,23 +215,115 @@ def _as_specs(result, source: str) -> list[ModuleSpec]:
     return [dataclasses.replace(s, source=source) for s in items]
 
 
-def load_factory(path: str) -> list[ModuleSpec]:
-    """The specs of the factory ``package.module:function``; errors name the option and what is wrong."""
+@contextlib.contextmanager
+def _invocation_dir_importable():
+    """The working directory on ``sys.path`` while a factory is looked up, as ``python -m pytest`` has it.
+
+    Plain ``pytest`` (and an xdist worker) does not put the directory it runs
+    in on ``sys.path``; a team's factory beside its tests must import either
+    way. Only for the lookup: the suite's own imports stay as pytest made them.
+    """
+    cwd = os.getcwd()
+    present = any(os.path.abspath(p or os.curdir) == cwd for p in sys.path)
+    if not present:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if not present and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}"
+
+
+def check_factory_findable(path: str) -> None:
+    """Without running any of its code: the factory's module exists, compiles, and defines the name.
+
+    For a process that must not import the team's layers (the xdist controller
+    never imports jax): what can be told from the files alone. Silent where a
+    finder it cannot read (an editable install's) or a dynamic module leaves
+    the answer open; :func:`load_factory` then tells in each worker.
+    """
+    import ast
+    from importlib.machinery import PathFinder
+
     path = check_factory_path(path)
     mod_name, attr = path.split(":")
+    parts = mod_name.split(".")
+    if parts[0] in sys.modules:
+        return  # already imported: the import will tell
+    with _invocation_dir_importable():
+        spec = importlib.util.find_spec(parts[0])  # a top-level name: found without running its code
+        for i in range(len(parts)):
+            if spec is None:
+                raise ValueError(f"{MODULE_OPTION} {path}: cannot import {mod_name!r} (ModuleNotFoundError: No module "
+                                 f"named {'.'.join(parts[: i + 1])!r}); install the package, run from the directory that "
+                                 "holds it, or add that directory to PYTHONPATH (gate: --module-path)")
+            if i + 1 < len(parts):
+                if spec.submodule_search_locations is None:
+                    return  # not a package on a path: the import will tell
+                spec = PathFinder.find_spec(".".join(parts[: i + 2]), list(spec.submodule_search_locations))
+    if spec is None or not spec.has_location or not str(spec.origin).endswith(".py"):
+        return
     try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise ValueError(f"{MODULE_OPTION} {path}: cannot import {mod_name!r} ({exc}); install the package "
-                         f"or add its directory to PYTHONPATH (gate: --module-path)") from exc
-    fn = mod
-    for part in attr.split("."):
-        fn = getattr(fn, part, None)
-        if fn is None:
-            raise ValueError(f"{MODULE_OPTION} {path}: {mod_name} has no attribute {attr!r}")
-    if not callable(fn):
-        raise TypeError(f"{MODULE_OPTION} {path}: {attr} is not callable")
-    return _as_specs(fn(), path)
+        with open(spec.origin, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), filename=spec.origin)
+    except SyntaxError as exc:
+        raise ValueError(f"{MODULE_OPTION} {path}: importing {mod_name!r} raised {_one_line(exc)}") from None
+    except OSError:
+        return
+    defined, dynamic = set(), False
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                dynamic |= a.name == "*"
+                defined.add((a.asname or a.name).split(".")[0])
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                defined |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        else:
+            dynamic = True  # if/try/with/loops may define names: no verdict from the file alone
+    if not dynamic and "__getattr__" not in defined and attr.split(".")[0] not in defined:
+        raise ValueError(f"{MODULE_OPTION} {path}: {mod_name} has no attribute {attr!r}")
+
+
+def load_factory(path: str) -> list[ModuleSpec]:
+    """The specs of the factory ``package.module:function``; errors name the option and what is wrong.
+
+    A factory that cannot be imported (not found, a syntax error, an exception
+    while importing, no such attribute) or that raises is a ValueError of one
+    line: the suite turns it into a usage error, not a collection traceback.
+    """
+    path = check_factory_path(path)
+    mod_name, attr = path.split(":")
+    with _invocation_dir_importable():
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError as exc:
+            raise ValueError(f"{MODULE_OPTION} {path}: cannot import {mod_name!r} ({_one_line(exc)}); install the "
+                             f"package, run from the directory that holds it, or add that directory to PYTHONPATH "
+                             f"(gate: --module-path)") from exc
+        except Exception as exc:  # SyntaxError, or anything the module raises at import
+            raise ValueError(f"{MODULE_OPTION} {path}: importing {mod_name!r} raised {_one_line(exc)}") from exc
+        fn = mod
+        for part in attr.split("."):
+            fn = getattr(fn, part, None)
+            if fn is None:
+                raise ValueError(f"{MODULE_OPTION} {path}: {mod_name} has no attribute {attr!r}")
+        if not callable(fn):
+            raise TypeError(f"{MODULE_OPTION} {path}: {attr} is not callable")
+        try:
+            result = fn()
+        except (ValueError, TypeError):  # a declaration's own check names its field: keep its message
+            raise
+        except Exception as exc:
+            raise ValueError(f"{MODULE_OPTION} {path}: calling {attr}() raised {_one_line(exc)}") from exc
+    return _as_specs(result, path)
 
 
 def entry_point_factories() -> list[str]:

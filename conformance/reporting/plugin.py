@@ -47,6 +47,11 @@ def pytest_addoption(parser):
         help="run the module properties (test_modules.py) on a team's own NNX layers too: a factory returning "
              "conformance.declare.ModuleSpec(s) (repeatable; entry point group flax_bridge_conformance.modules)",
     )
+    group.addoption(
+        "--only-declared-modules", action="store_true", dest="conformance_only_declared",
+        help="run only the tests of the declared modules (--module, entry points): their module properties, "
+             "golden and checkpoint tests (what `python -m conformance selfcheck --module` runs)",
+    )
 
 
 def _names_the_suite(args) -> bool:
@@ -77,6 +82,7 @@ def pytest_configure(config):
             raise pytest.UsageError(str(exc)) from None
     if not _runs_the_suite(config):
         return
+    _load_declared_factories(config)
     from conformance.core import cachedirs
 
     cachedirs.use_for_hypothesis()  # not ./.hypothesis
@@ -85,6 +91,26 @@ def pytest_configure(config):
         from conformance.reporting.jsonreport import JsonReport
 
         config.pluginmanager.register(JsonReport(config, path, run_info), "conformance_json_report")
+
+
+def _load_declared_factories(config) -> None:
+    """A factory that cannot be loaded is a usage error of one line, before collection (not a traceback in it).
+
+    The xdist controller never imports jax: it checks what the files tell
+    (found, compiles, defines the name); each process that runs tests loads
+    the factories, the same ones collection uses.
+    """
+    from conformance.modules import declare
+
+    given = config.getoption("conformance_modules", None)
+    try:
+        if _setup.role(config) == "controller":
+            for path in declare.declared_factories(given):
+                declare.check_factory_findable(path)
+        elif _setup.role(config) == "serial":
+            declare.user_specs(given)
+    except (ValueError, TypeError) as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config):

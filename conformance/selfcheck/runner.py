@@ -9,6 +9,7 @@ clean run fails.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import os
 import sys
@@ -27,7 +28,8 @@ from conformance.selfcheck.faults import FAULTS
 CLEAN = "(no fault)"
 
 
-def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], perturb: str | None = None) -> dict:
+def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], perturb: str | None = None,
+            env: dict | None = None) -> dict:
     xml = os.path.join(out_dir, f"{fault or perturb or 'clean'}.xml")
     cmd = ["--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
            f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-p", "conformance.faults", "-p", "conformance.benign"]
@@ -36,15 +38,17 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
     if perturb:
         cmd += ["--perturb", perturb]
     start = time.monotonic()
-    proc = forked.run_pytest(cmd + extra, cwd=out_dir)
+    proc = forked.run_pytest(cmd + extra, cwd=out_dir, env=env)
     elapsed = time.monotonic() - start
-    failed, errored, drift_records, total, warned = set(), set(), {}, 0, {}
+    failed, errored, drift_records, total, warned, failed_ids, ids = set(), set(), {}, 0, {}, [], []
     if os.path.exists(xml):
         for case in ET.parse(xml).iter("testcase"):
             total += 1
+            ids.append(case.get("name"))
             name = case.get("name").split("[")[0]
             if case.find("failure") is not None:
                 failed.add(name)
+                failed_ids.append(case.get("name"))
             elif case.find("error") is not None:  # a fixture's error: the run is red, the property proved nothing
                 errored.add(name)
             props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
@@ -57,7 +61,8 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
             "caught_by": sorted(failed | errored), "failed": sorted(failed), "errored": sorted(errored - failed),
             "drifted": sorted({t.split("::")[-1].split("[")[0] for t in drift_records}), "drift": drift_records,
             "warnings": {p: sorted(map(list, keys)) for p, keys in warned.items()},
-            "tests": total, "returncode": proc.returncode, "seconds": round(elapsed, 1),
+            "failed_ids": sorted(failed_ids), "ids": ids, "tests": total, "returncode": proc.returncode,
+            "seconds": round(elapsed, 1),
             "tail": proc.stdout[-2000:] if proc.returncode not in (0, 1) or not total else ""}
 
 
@@ -88,21 +93,35 @@ def seen_in(run: dict, clean: dict) -> list[str]:
 
 
 def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=(), json_path: str | None = None,
-        first_catch: bool = False, perturbations=None) -> int:
-    """Run the suite per fault and per benign perturbation; ``first_catch`` stops each fault's run at its first catch."""
+        first_catch: bool = False, perturbations=None, modules=()) -> int:
+    """Run the suite per fault and per benign perturbation; ``first_catch`` stops each fault's run at its first catch.
+
+    ``modules`` (factories, as ``--module`` takes them): every run holds only
+    the declared modules' tests, and a table says which faults each module's
+    properties catch. A fault no declared module catches is reported, not an
+    error (most faults break what these layers may not use); the clean run and
+    every benign perturbation must still pass.
+    """
     names = list(FAULTS if faults is None else faults)
     benign = list(PERTURBATIONS if perturbations is None else perturbations)
+    env = None
+    if modules:
+        extra = [*extra, *[a for m in modules for a in ("--module", m)], "--only-declared-modules"]
+        # Each run starts in a directory of its own: the factories import from here, as under `python -m pytest`.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     fault_extra = list(extra) + (["--maxfail=1", "--catchers-first"] if first_catch else [])
     jobs = jobs or os.cpu_count() or 1
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_pytest, None, profile, out_dir, list(extra))]
-        futures += [pool.submit(_pytest, None, profile, out_dir, list(extra), p) for p in benign]
+        futures = [pool.submit(_pytest, None, profile, out_dir, list(extra), None, env)]
+        futures += [pool.submit(_pytest, None, profile, out_dir, list(extra), p, env) for p in benign]
         # A first-catch run looks first in the files of the fault's known catchers (conformance/selfcheck/plan.py);
         # a fault that only warns fails nothing, so it runs just its named catchers and is judged by their warnings.
-        futures += [pool.submit(plan.first_catch_run, _pytest, f, profile, out_dir, fault_extra)
+        run_suite = functools.partial(_pytest, env=env)
+        futures += [pool.submit(plan.first_catch_run, run_suite, f, profile, out_dir, list(fault_extra))
                     if first_catch and not FAULTS[f].only_warns
-                    else pool.submit(_pytest, f, profile, out_dir, fault_extra + _warning_only_k(f, first_catch))
+                    else pool.submit(_pytest, f, profile, out_dir, list(fault_extra) + _warning_only_k(f, first_catch),
+                                     None, env)
                     for f in names]
         results = []
         for fut in concurrent.futures.as_completed(futures):
@@ -125,6 +144,8 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
         print(f"{'-' * width}  ---------")
         for n in names:
             print(f"{n.ljust(width)}  {_caught(by_name[n], '{}')}")
+    if modules and names:
+        print(declared_module_table(names, by_name))
     rejected = [p for p in benign if not _accepted(by_name[f"~{p}"])]
     # A perturbation no property saw proves nothing: it must show up as drift the clean run does not have.
     for p in benign:
@@ -159,7 +180,28 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
         with open(json_path, "w") as fh:
             json.dump({"profile": profile, "wall_seconds": round(wall, 1), "jobs": jobs, "results": results,
                        "properties": coverage, "missed": missed, "rejected": rejected, "unseen": unseen, "clean_passed": clean_ok}, fh, indent=2)
+    if modules:  # a team's layers: the faults they do not catch, and perturbations they do not see, are information
+        return 0 if clean_ok and not rejected else 1
     return 0 if clean_ok and not missed and not rejected and not unseen else 1
+
+
+def _module_of(test_id: str) -> str:
+    return test_id.partition("[")[2].rstrip("]")
+
+
+def declared_module_table(faults: list[str], by_name: dict) -> str:
+    """Fault x declared module: the properties of that module which failed under the fault, or "not caught"."""
+    modules = sorted({_module_of(i) for r in by_name.values() for i in r.get("ids", []) if "[" in i})
+    cells = {(f, m): sorted(i.split("[")[0] for i in by_name[f].get("failed_ids", []) if _module_of(i) == m)
+             for f in faults for m in modules}
+    width = max(len(f) for f in faults)
+    lines = ["", "which faults each declared module's properties catch"]
+    for m in modules:
+        caught = [f for f in faults if cells[(f, m)]]
+        lines.append(f"\n{m}: {len(caught)} of {len(faults)} faults caught")
+        for f in faults:
+            lines.append(f"  {f.ljust(width)}  {', '.join(cells[(f, m)]) or 'not caught'}")
+    return "\n".join(lines)
 
 
 def _caught(r: dict, fmt: str) -> str:
