@@ -148,3 +148,4 @@ def test_a_nan_or_negative_bound_fails_as_a_defect_of_the_suite():
     for bad in (np.nan, -1.0):
         with pytest.raises(AssertionError, match="a defect of the suite's error model"):
             assert_within_model("y", np.ones(3, np.float32), np.ones(3, np.float32), np.array([0.0, bad, 0.0]))
+

@@ -121,9 +121,9 @@ def _propagated(eqn, vals, errs, outs):
     """sum_i |d out / d in_i| e_i for every float output (zeros where no input carries error)."""
     name = eqn.primitive.name
     idx = [i for i, e in enumerate(errs) if e is not None and _is_float(vals[i])]
+    if not idx:  # every operand exact: nothing to propagate (and no zero tangent for XLA to miscompile)
+        return [None] * len(outs)
     total = [jnp.zeros(jnp.shape(o), _err_dtype()) if _is_float(o) else None for o in outs]
-    if not idx:
-        return total
 
     def tangent(i, e):
         return e.astype(vals[i].dtype)
@@ -207,7 +207,7 @@ def _local(eqn, vals, outs):
             bits = errormodel.mantissa_bits
             narrowing = _is_float(vals[0]) and bits(dt) < bits(src)
             from_int = not _is_float(vals[0]) and np.dtype(src).itemsize * 8 > bits(dt)
-            res.append(u * mag + tiny if narrowing or from_int else jnp.zeros_like(mag))
+            res.append(u * mag + tiny if narrowing or from_int else None)
         elif name == "reduce_precision":
             res.append(2.0 ** -(eqn.params["mantissa_bits"] + 1) * mag + tiny)
         elif name == "integer_pow":
@@ -215,7 +215,7 @@ def _local(eqn, vals, outs):
         elif name in ROUNDED_ONCE:
             res.append(u * mag + tiny)
         elif name in EXACT_LINEAR or name in EXACT_OTHER:
-            res.append(jnp.zeros_like(mag))
+            res.append(None)  # exact: no rounding of its own
         else:
             if name not in TRANSCENDENTAL:
                 _UNKNOWN.add(name)
@@ -252,10 +252,13 @@ def _eval_jaxpr(jaxpr, consts, vals, errs):
             return (v.val if hasattr(v.val, "dtype") else np.asarray(v.val, v.aval.dtype)), None
         return env[v]
 
+    # An exact value carries None, not a zero array: XLA:CPU (jaxlib 0.10) miscompiles a convolution after a
+    # pooling when one operand is a constant zero (jit(conv(reduce_window(a) / 4, zeros)) returns garbage, at any
+    # optimisation level), so a zero bound is never materialised where a contraction would take it as a tangent.
     for v, c in zip(jaxpr.constvars, consts):
-        env[v] = (c, _zero_err(c))
+        env[v] = (c, None)
     for v, x, e in zip(jaxpr.invars, vals, errs):
-        env[v] = (x, e if e is not None or not _is_float(x) else _zero_err(x))
+        env[v] = (x, e)
     for eqn in jaxpr.eqns:
         ins = [read(v) for v in eqn.invars]
         in_vals = [a for a, _ in ins]
@@ -294,25 +297,30 @@ def _eval_eqn(eqn, vals, errs):
         return _cond(eqn, vals, errs)
     outs = _bind(eqn, vals)
     if name == "nextafter":  # one step from x: x's bound, and the step itself is exact
-        return outs, [errs[0] if errs[0] is not None else _zero_err(outs[0])]
+        return outs, [errs[0]]
     if name in PASS_THROUGH:  # the identity on values: the bound passes unchanged (its JVP would be zero)
-        return outs, [e if e is not None or not _is_float(o) else _zero_err(o) for o, e in zip(outs, errs)]
+        return outs, [e if _is_float(o) else None for o, e in zip(outs, errs)]
     try:
         prop = _propagated(eqn, vals, errs, outs)
     except NotImplementedError:  # no derivative rule: elementwise with unit slope, the inputs' bounds summed
         _UNKNOWN.add(name)
         prop = [_elementwise_sum(o, errs) for o in outs]
     loc = _local(eqn, vals, outs)
-    return outs, [None if p is None else p + l for p, l in zip(prop, loc)]
+    return outs, [_plus(p, l) if _is_float(o) else None for o, p, l in zip(outs, prop, loc)]
+
+
+def _plus(p, l):
+    """Two bounds summed, None standing for an exact zero."""
+    return l if p is None else p if l is None else p + l
 
 
 def _elementwise_sum(out, errs):
     if not _is_float(out):
         return None
-    total = jnp.zeros(jnp.shape(out), _err_dtype())
+    total = None
     for e in errs:
         if e is not None and jnp.shape(e) in ((), jnp.shape(out)):
-            total = total + e
+            total = _plus(total, jnp.broadcast_to(e, jnp.shape(out)).astype(_err_dtype()))
     return total
 
 
