@@ -125,7 +125,7 @@ def pytest_collection_modifyitems(config, items):
     from conformance.golden import references
 
     _group_by_declared_module(items)
-    if config.getoption("conformance_only_declared", False):
+    if config is not None and config.getoption("conformance_only_declared", False):
         _keep_declared_modules_only(config, items)
 
     versions = deviations.installed_versions()
