@@ -266,3 +266,43 @@ def test_selfcheck_rejects_a_factory_that_does_not_exist(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "--module no_such_pkg_xyz.specs:specs: cannot import 'no_such_pkg_xyz.specs'" in proc.stderr, proc.stderr
+
+
+def test_benign_runs_start_only_after_the_clean_run_and_faults_fill_the_wait():
+    """The clean run fills the compilation cache before any benign run starts; fault runs use the other thread."""
+    import threading
+    import time
+
+    from conformance.selfcheck import plan
+
+    events, lock = [], threading.Lock()
+
+    def job(name, seconds):
+        def run():
+            with lock:
+                events.append(("start", name))
+            time.sleep(seconds)
+            with lock:
+                events.append(("end", name))
+            return name
+        return run
+
+    got = []
+    plan.run_clean_first(job("clean", 0.3), [job("b1", 0.01), job("b2", 0.01)],
+                         [job(f"f{i}", 0.05) for i in range(3)], 2, got.append)
+    assert sorted(got) == ["b1", "b2", "clean", "f0", "f1", "f2"]
+    clean_end = events.index(("end", "clean"))
+    assert all(events.index(("start", b)) > clean_end for b in ("b1", "b2")), events
+    assert events.index(("start", "f0")) < clean_end, events  # a fault ran beside the clean run
+
+
+def test_a_failing_run_stops_the_schedule_and_is_raised():
+    import pytest
+
+    from conformance.selfcheck import plan
+
+    def boom():
+        raise RuntimeError("pytest could not start")
+
+    with pytest.raises(RuntimeError, match="could not start"):
+        plan.run_clean_first(boom, [lambda: "b"], [lambda: "f"], 2, lambda r: None)

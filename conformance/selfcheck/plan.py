@@ -82,3 +82,58 @@ def first_catch_run(run_suite, fault: str, profile: str, out_dir: str, extra: li
     whole = run_suite(fault, profile, out_dir, list(extra))
     return {**whole, "restricted_to": list(catchers), "widened": True,
             "seconds": round(whole["seconds"] + narrow["seconds"], 1)}
+
+
+def run_clean_first(clean, benign, faults, jobs: int, report) -> None:
+    """Run every callable on ``jobs`` threads: the clean run first, the benign runs only after it, faults between.
+
+    A benign run recompiles only what its perturbation changes when the clean
+    run has filled the compilation cache first; started beside it, both compile
+    every program. Fault runs (short, restricted to their catchers' files) fill
+    the other threads meanwhile, and what is left of them evens out the end.
+    ``report(result)`` is called with each result as it comes, one at a time.
+    """
+    import threading
+
+    lock = threading.Condition()
+    queue = {"clean": [clean], "benign": list(benign), "faults": list(faults)}
+    state = {"clean_done": False, "error": None}
+
+    def take():
+        with lock:
+            while True:
+                if state["error"] is not None:
+                    return None
+                if queue["clean"]:
+                    return queue["clean"].pop(0), True
+                if state["clean_done"] and queue["benign"]:
+                    return queue["benign"].pop(0), False
+                if queue["faults"]:
+                    return queue["faults"].pop(0), False
+                if not queue["benign"]:
+                    return None
+                lock.wait()  # only benign runs are left, and they wait for the clean run
+
+    def worker():
+        while (item := take()) is not None:
+            job, is_clean = item
+            try:
+                result = job()
+            except BaseException as exc:  # re-raised in the caller
+                with lock:
+                    state["error"] = exc
+                    lock.notify_all()
+                return
+            with lock:
+                report(result)
+                if is_clean:
+                    state["clean_done"] = True
+                lock.notify_all()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if state["error"] is not None:
+        raise state["error"]

@@ -8,7 +8,6 @@ clean run fails.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import json
 import os
@@ -112,25 +111,28 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
     fault_extra = list(extra) + (["--maxfail=1", "--catchers-first"] if first_catch else [])
     jobs = jobs or os.cpu_count() or 1
     start = time.monotonic()
-    with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_pytest, None, profile, out_dir, list(extra), None, env)]
-        futures += [pool.submit(_pytest, None, profile, out_dir, list(extra), p, env) for p in benign]
+    with tempfile.TemporaryDirectory() as out_dir:
+        run_suite = functools.partial(_pytest, env=env)
+        clean_run = functools.partial(_pytest, None, profile, out_dir, list(extra), None, env)
+        benign_runs = [functools.partial(_pytest, None, profile, out_dir, list(extra), p, env) for p in benign]
         # A first-catch run looks first in the files of the fault's known catchers (conformance/selfcheck/plan.py);
         # a fault that only warns fails nothing, so it runs just its named catchers and is judged by their warnings.
-        run_suite = functools.partial(_pytest, env=env)
-        futures += [pool.submit(plan.first_catch_run, run_suite, f, profile, out_dir, list(fault_extra))
-                    if first_catch and not FAULTS[f].only_warns
-                    else pool.submit(_pytest, f, profile, out_dir, list(fault_extra) + _warning_only_k(f, first_catch),
-                                     None, env)
-                    for f in names]
+        fault_runs = [functools.partial(plan.first_catch_run, run_suite, f, profile, out_dir, list(fault_extra))
+                      if first_catch and not FAULTS[f].only_warns
+                      else functools.partial(_pytest, f, profile, out_dir, list(fault_extra) + _warning_only_k(f, first_catch),
+                                             None, env)
+                      for f in names]
         results = []
-        for fut in concurrent.futures.as_completed(futures):
-            r = fut.result()
+        total = 1 + len(benign_runs) + len(fault_runs)
+
+        def report(r):
             results.append(r)
             warns = r["fault"] in FAULTS and FAULTS[r["fault"]].only_warns  # judged against the clean run, below
             good = not r["caught_by"] if r["fault"] == CLEAN or r["perturbation"] else bool(r["caught_by"]) or warns
-            print(f"  [{len(results)}/{len(futures)}] {'ok' if good else '!!'} {r['fault']} ({r['seconds']} s)",
+            print(f"  [{len(results)}/{total}] {'ok' if good else '!!'} {r['fault']} ({r['seconds']} s)",
                   file=sys.stderr, flush=True)
+
+        plan.run_clean_first(clean_run, benign_runs, fault_runs, jobs, report)
     wall = time.monotonic() - start
     by_name = {r["fault"]: r for r in results}
     clean = by_name[CLEAN]
