@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+import golden_helpers
 from conformance.core import config
 from conformance.golden import declarations, records, zoo_modules
 from conformance.modules import declare
@@ -213,29 +214,10 @@ def test_a_nan_or_negative_bound_is_an_error(bad):
         zoo_modules._check_bound("m/y", {"y": np.array([0.0, bad])})
 
 
-def _scaled(entry: dict, part: str, leaf: str, factor: float) -> dict:
-    out = copy.deepcopy(entry)
-    out[part][leaf]["values"] = [v * factor for v in out[part][leaf]["values"]]
-    return out
-
-
-def _float_leaves(entry: dict, part: str) -> list[str]:
-    return [p for p, v in entry[part].items() if "float" in v["dtype"]]
-
-
 @pytest.mark.parametrize("name", sorted(_tier()))
 def test_a_one_percent_change_of_any_recorded_float_output_fails(name):
     """Every float leaf of the outputs and updates, scaled by 1.01 in the record: the golden comparison fails."""
-    spec, entry = _tier()[name], _committed_entry(name)
-    choice = zoo_modules.Choice(COMMITTED, entry)
-    assert set(zoo_modules.compare(spec, choice).values()) <= {"identical", "drift"}  # the unchanged record passes
-    leaves = [("outputs", p) for p in _float_leaves(entry, "outputs")]
-    leaves += [("updates", p) for p in _float_leaves(entry, "updates")
-               if np.any(np.asarray(entry["updates"][p]["values"]) != 0)]
-    assert leaves, f"{name} has no float output to change"
-    for part, leaf in leaves:
-        with pytest.raises(AssertionError, match="outputs from the recorded variables.*changed beyond the error model"):
-            zoo_modules.compare(spec, zoo_modules.Choice(COMMITTED, _scaled(entry, part, leaf, 1.01)))
+    golden_helpers.assert_every_one_percent_change_fails(_tier()[name], _committed_entry(name), COMMITTED)
 
 
 @pytest.mark.parametrize("name", ["real_attention", "real_cnn"])
