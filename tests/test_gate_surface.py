@@ -98,6 +98,11 @@ def test_gate_reports_new_surface_and_new_warnings(two_sides, tmp_path, capsys, 
     assert "new warning DeprecationWarning: ToLinen.init: this form of init is deprecated " \
            "(at flax/nnx/bridge/wrappers.py:330), seen by `test_deterministic`" in md
     assert "UserWarning" not in md  # the baseline saw it too: not new
+    page = (out / "gate.html").read_text()  # the page people look at says it too, under its own heading
+    beside = page.split('<h2 id="beside">Surface and warnings</h2>')[1].split("<h2>")[0]
+    assert "surface added to_linen: lazy (surface no property covers yet): information, not a failure" in beside
+    assert "new warning DeprecationWarning: ToLinen.init: this form of init is deprecated" in beside
+    assert "<code>test_deterministic</code>" in beside
     report = json.loads((out / "gate.json").read_text())
     (comp,) = report["comparisons"]
     assert [w["message"] for w in comp["new_warnings"]] == [WARNING["message"]]

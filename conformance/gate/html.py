@@ -14,7 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from conformance.core import config
-from conformance.gate import heatmap
+from conformance.gate import heatmap, surface
 from conformance.gate.verdict import EVIDENCE, FAIL, PASS, property_of
 
 CSS = """
@@ -135,6 +135,15 @@ def to_html(matrix: dict, result: dict, infos: dict[str, dict], headers: dict[st
         if text:
             lines.append(f'<div class="l{min(depth, 2)}">{_inline(text[2:] if text.startswith("- ") else text)}</div>')
     lines.append("</div>")
+    beside = surface.report_lines(result, headers)
+    if beside:  # what a candidate adds to the surface and the warnings it adds: information unless the flag says
+        lines.append('<h2 id="beside">Surface and warnings</h2><div class="summary">')
+        for line in beside:
+            text = line.strip()
+            if text:
+                lines.append(f'<div class="l{1 if text.startswith("- ") else 0}">'
+                             f'{_inline(text[2:] if text.startswith("- ") else text)}</div>')
+        lines.append("</div>")
     lines.append('<h2>Sides</h2><table class="sides"><tr><th>side</th><th>role</th><th>what it is</th>'
                  "<th>requirements</th><th>resolved as of</th></tr>")
     for e in envs:
