@@ -303,3 +303,41 @@ def test_the_report_opens_with_the_verdict_and_names_failures_on_every_side():
     assert md.index("CHANGE `test_a`") < md.index("| property |") < md.index("Exit code: 1")
     _, same = decide(BASE)
     assert "fails `test_d` on base, cand" in gate_reports.to_markdown(*decide(BASE)) and same["exit_code"] == 0
+
+
+PREMISE = "premise: zoo_dropout (zoo): the class samples in evaluation mode natively (two stream keys, two outputs)"
+
+
+@pytest.mark.parametrize("base, cand, word", [
+    (ok("test_module_apply_is_pure[zoo_dropout]"), skipped("test_module_apply_is_pure[zoo_dropout]", PREMISE),
+     "now skips this property because zoo_dropout (zoo): the class samples in evaluation mode natively"),
+    (skipped("test_module_apply_is_pure[zoo_dropout]", PREMISE), ok("test_module_apply_is_pure[zoo_dropout]"),
+     "the candidate's no longer does"),
+])
+def test_a_premise_that_flips_between_the_sides_is_a_change(base, cand, word):
+    """A fact about the layer, taken from its class run natively, that holds on one side only: the layer changed."""
+    matrix = verdict.build_matrix({"b": verdict.parse_junit(junit(base)), "c": verdict.parse_junit(junit(cand))})
+    v = verdict.verdict(matrix, "b", ["c"])
+    (change,) = v["comparisons"][0]["changes"]
+    assert v["exit_code"] == 1 and change["kind"] == verdict.PREMISE_CHANGED and word in change["message"], change
+
+
+@pytest.mark.parametrize("base, cand", [
+    (skipped("test_module_apply_is_pure[zoo_dropout]", PREMISE), skipped("test_module_apply_is_pure[zoo_dropout]", PREMISE)),
+    (ok("test_x"), skipped("test_x", "optax is not installed")),
+])
+def test_a_premise_that_holds_on_both_sides_and_other_skips_are_no_change(base, cand):
+    matrix = verdict.build_matrix({"b": verdict.parse_junit(junit(base)), "c": verdict.parse_junit(junit(cand))})
+    v = verdict.verdict(matrix, "b", ["c"])
+    assert v["exit_code"] == 0 and not v["comparisons"][0]["changes"], v
+
+
+def test_module_premise_skips_carry_the_mark_the_gate_reads():
+    """Every skip of the module properties that rests on the native class goes through premise_skip."""
+    import pathlib
+
+    here = pathlib.Path(verdict.__file__).parents[1] / "properties" / "modules"
+    for path in here.glob("test_*.py"):
+        for line in path.read_text().splitlines():
+            if "pytest.skip(" in line:
+                assert "natively" not in line, f"{path.name}: a native premise skipped without the mark: {line.strip()}"

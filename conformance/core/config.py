@@ -97,6 +97,12 @@ INIT_STAT_SIGMAS = 6.0  # z-score bound: a correct flax fails ~1e-9 of runs
 # derived per case so that every step must lower the loss).
 TRAIN_STEPS = 3
 
+# --- premises ---------------------------------------------------------------------
+# The mark of a skip whose reason is a fact about the layer, taken from its NNX class run natively (it samples in
+# evaluation, no param depends on the key...): the gate compares these facts across sides, and a fact that changes
+# is a change of the layer's behaviour, not a skip.
+PREMISE_SKIP = "premise: "
+
 # --- Hypothesis profiles ---------------------------------------------------------
 DEFAULT_PROFILE = "gate"
 PROFILES = {

@@ -18,6 +18,10 @@ The rules, candidate against baseline, per property:
   gone); *drift* is a pass within the error model where the baseline was
   identical; *fixed* is a recorded deviation that no longer deviates. Reported,
   never failed; skips likewise.
+* a *premise* skip (``config.PREMISE_SKIP``) names a fact about the layer taken
+  from its class run natively (it samples in evaluation, its params do not
+  depend on the key...). The fact starting or stopping to hold between the
+  sides is a change: the layer behaves otherwise, whatever the bridge does.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
+from conformance.core.config import PREMISE_SKIP
 from conformance.numerics import drift
 
 # --- outcomes ---------------------------------------------------------------------------
@@ -238,6 +243,11 @@ def compare(matrix: dict, baseline: str, candidate: str, versions: dict | None =
         if c.outcome == FIXED:
             out["fixed"].append({"property": p, "message": c.message})
         bb, cb = BEHAVIOUR[b.outcome], BEHAVIOUR[c.outcome]
+        fact_b, fact_c = premise_of(b), premise_of(c)
+        if (fact_b or fact_c) and fact_b != fact_c and "fail" not in (bb, cb) and "deviation" not in (bb, cb):
+            _file(out, {"property": p, "baseline": b.outcome, "candidate": c.outcome, "kind": PREMISE_CHANGED,
+                        "message": premise_message(fact_b, fact_c), "reason": "", "evidence": ""}, accepts, versions)
+            continue
         if bb is None or cb is None:
             if b.outcome != c.outcome:
                 out["skipped"].append({"property": p, "baseline": b.outcome, "candidate": c.outcome,
@@ -247,17 +257,40 @@ def compare(matrix: dict, baseline: str, candidate: str, versions: dict | None =
             out["improvements"].append({"property": p, "baseline": b.outcome, "candidate": c.outcome,
                                         "message": b.message})
         elif RANK[cb] > RANK[bb]:
-            change = {"property": p, "baseline": b.outcome, "candidate": c.outcome, "kind": change_kind(b, c),
-                      "message": c.message, "reason": deviation_reason(c.message) if c.outcome == DEVIATION else "",
-                      "evidence": EVIDENCE if c.outcome == DEVIATION else ""}
-            rule = next((a for a in accepts or [] if a.matches(p, versions or {})), None)
-            if rule is not None:
-                change["accepted_by"] = rule.describe()
-                out["accepted"].append(change)
-            else:
-                out["changes"].append(change)
+            _file(out, {"property": p, "baseline": b.outcome, "candidate": c.outcome, "kind": change_kind(b, c),
+                        "message": c.message, "reason": deviation_reason(c.message) if c.outcome == DEVIATION else "",
+                        "evidence": EVIDENCE if c.outcome == DEVIATION else ""}, accepts, versions)
     out["regressed"] = bool(out["changes"])
     return out
+
+
+def _file(out: dict, change: dict, accepts, versions) -> None:
+    """A change goes under ``accepted`` when an accept entry matches it, else under ``changes``."""
+    rule = next((a for a in accepts or [] if a.matches(change["property"], versions or {})), None)
+    if rule is not None:
+        change["accepted_by"] = rule.describe()
+        out["accepted"].append(change)
+    else:
+        out["changes"].append(change)
+
+
+PREMISE_CHANGED = "the layer's own fact changed"
+
+
+def premise_of(cell) -> str:
+    """The fact a premise skip names (``config.PREMISE_SKIP``), without the mark; "" for any other outcome."""
+    if cell.outcome != SKIPPED or PREMISE_SKIP not in (cell.message or ""):
+        return ""
+    return cell.message.split(PREMISE_SKIP, 1)[1]
+
+
+def premise_message(baseline_fact: str, candidate_fact: str) -> str:
+    """What changed, in the layer's terms: a premise that starts or stops holding on the candidate."""
+    if not baseline_fact:
+        return f"the candidate's layer now skips this property because {candidate_fact}; the baseline's ran it"
+    if not candidate_fact:
+        return f"the baseline's layer skipped this property because {baseline_fact}; the candidate's no longer does"
+    return f"the baseline skipped because {baseline_fact}; the candidate because {candidate_fact}"
 
 
 def verdict(matrix: dict, baseline: str, candidates: list[str], errors: dict[str, str] | None = None,

@@ -1,6 +1,9 @@
 """What every module property draws (an example call, a params seed, a stream key seed) and how it names the module."""
 
+import pytest
 from hypothesis import strategies as st
+
+from conformance.core import config
 
 SEEDS = st.integers(0, 2**31 - 1)
 
@@ -19,3 +22,8 @@ def other(data, seed, label):
 
 def why(spec, text):
     return f"{spec.name} ({spec.source or 'zoo'}): {text}"
+
+
+def premise_skip(spec, fact):
+    """Skip because ``fact``, a fact about the layer taken from its class run natively (the gate compares these)."""
+    pytest.skip(config.PREMISE_SKIP + why(spec, fact))

@@ -19,7 +19,7 @@ from conformance.modules import module_harness as zh
 from conformance.modules import hints, native, premises
 from conformance.helpers.harness import given_data
 from conformance.helpers.pytest_helpers import assert_equal, tree_paths
-from conformance.properties.modules._draws import SEEDS, draw as _draw, why as _why
+from conformance.properties.modules._draws import SEEDS, draw as _draw, premise_skip as _premise_skip, why as _why
 
 
 
@@ -64,8 +64,8 @@ def test_module_vmap_matches_batch(spec, data):
     seed = data.draw(SEEDS, label="params seed")
     v = zh.init(spec, seed, call)
     if premises.samples_in(spec, "eval", v, call, seed, (seed + 1) % 2**31):
-        pytest.skip(_why(spec, "the class samples in evaluation mode natively (two stream keys, two outputs): rows "
-                               "mapped one at a time draw other noise than the batch drawn at once"))
+        _premise_skip(spec, "the class samples in evaluation mode natively (two stream keys, two outputs): rows "
+                               "mapped one at a time draw other noise than the batch drawn at once")
     step = "vmap over calls" if spec.batch_axis is None else "vmap over rows"
     with zh.step(step), zh.explained(spec, step):  # a failure here, raised or compared, carries this step's hints
         _vmap_against_batch(spec, v, call)

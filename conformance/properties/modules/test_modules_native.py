@@ -22,7 +22,7 @@ from conformance.core import config
 from conformance.helpers.harness import given_data
 from conformance.modules import module_harness as zh
 from conformance.modules import native, premises
-from conformance.properties.modules._draws import draw as _draw, other as _other, why as _why
+from conformance.properties.modules._draws import draw as _draw, other as _other, premise_skip as _premise_skip, why as _why
 
 
 @given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
@@ -43,8 +43,8 @@ def test_module_distinct_seeds_distinct_params(spec, data):
                 spec, f"seeds {seed} and {other}: the class draws {path} without its params key natively "
                       "(a constant initialiser), so every seed must give the same values"))
     if not seeded:
-        pytest.skip(_why(spec, "no param depends on the params key natively (constant initialisers): checked "
-                               "instead that distinct seeds give identical params"))
+        _premise_skip(spec, "no param depends on the params key natively (constant initialisers): checked "
+                               "instead that distinct seeds give identical params")
 
 
 @given_data(config.ZOO_MODULE_EXAMPLE_FRACTION, shrink=False)
@@ -68,8 +68,8 @@ def test_module_apply_uses_given_params(spec, data):
     n_v, _ = native.jit_call(spec, "eval")(v, x, keys)
     n_moved, _ = native.jit_call(spec, "eval")(moved, x, keys)
     if not zh.arrays_differ(n_v, n_moved):
-        pytest.skip(_why(spec, "the class's output does not depend on its params natively (moved params, same "
-                               "output): checked instead that apply takes another seed's params exactly"))
+        _premise_skip(spec, "the class's output does not depend on its params natively (moved params, same "
+                               "output): checked instead that apply takes another seed's params exactly")
     assert zh.arrays_differ(zh.jit_evaluate(spec)(v, x), zh.jit_evaluate(spec)(moved, x)), _why(
         spec, f"apply gives the same output for seed {seed}'s params and for those params moved, but the class's "
               "output changes with them natively: apply ignores the params it is given")
@@ -123,8 +123,8 @@ def test_module_mutable_state_round_trip(spec, data):
         zh.assert_same_arrays(c, u1.get(c), v[c], _why(spec, f"a native training step leaves {c} as it is (only "
                                                               "read), so the bridged step must return it unchanged"))
     if not updated:
-        pytest.skip(_why(spec, f"no declared mutable collection changes in a native training step ({list(spec.mutable)} "
-                               "are only read; declare them readonly=): checked instead that they come back unchanged"))
+        _premise_skip(spec, f"no declared mutable collection changes in a native training step ({list(spec.mutable)} "
+                               "are only read; declare them readonly=): checked instead that they come back unchanged")
     assert zh.arrays_differ({c: u1[c] for c in updated}, {c: v[c] for c in updated}), _why(
         spec, f"a training step must update {sorted(updated)}, as it does natively")
     v1 = {**v, **{c: u1[c] for c in spec.mutable}}
@@ -190,8 +190,8 @@ def test_module_matches_native(spec, data):
             spec, f"{mode} mode: bridged apply against the class run natively, the same moved variables"))
         compared.append(mode)
     if not compared:
-        pytest.skip(_why(spec, "the class samples in both modes natively (two stream keys, two outputs): Linen and "
-                               "NNX route keys differently, so its numbers are compared through the golden record"))
+        _premise_skip(spec, "the class samples in both modes natively (two stream keys, two outputs): Linen and "
+                               "NNX route keys differently, so its numbers are compared through the golden record")
 
 
 def _as_outputs(mode, bound, spec, native_side=False):
