@@ -8,7 +8,7 @@ from jax import lax
 
 from conformance.modules import module_harness as zh
 from conformance.modules import zoo_layers
-from conformance.numerics import errormodel, running_error
+from conformance.numerics import adjoint_error, errormodel, running_error
 from reference import _compat
 
 U32 = 2.0 ** -24
@@ -96,7 +96,9 @@ def test_real_layers_in_float32_are_within_the_bound_of_their_float64_values(nam
     with jax.enable_x64(True):
         y64 = jax.jit(zh.evaluate_fn(spec))(_widened(v), _widened(call))
         g64 = jax.jit(jax.grad(loss))(_widened(v)["params"], _widened(rest), _widened(call))
-    for got, want, b in [(y, y64, e), (g, g64, ge)]:
+    _, signed = adjoint_error.jit_value_and_bound(zh.evaluate_fn(spec))(v, call)  # the sharper first-order bound
+    assert signed is not None, f"{name}: no adjoint bound for a float32 layer"
+    for got, want, b in [(y, y64, e), (g, g64, ge), (y, y64, signed)]:
         for a, w, bb in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(b)):
             err = np.abs(np.asarray(a, np.float64) - np.asarray(w, np.float64))
             assert np.all(err <= np.asarray(bb, np.float64)), f"{name}: error {err.max():.3e} beyond its bound"
@@ -149,3 +151,42 @@ def test_a_nan_or_negative_bound_fails_as_a_defect_of_the_suite():
         with pytest.raises(AssertionError, match="a defect of the suite's error model"):
             assert_within_model("y", np.ones(3, np.float32), np.ones(3, np.float32), np.array([0.0, bad, 0.0]))
 
+
+
+# --- the signed first-order bound (numerics/adjoint_error.py) ----------------------------------------------
+
+
+def _normalised_then_mixed(x, w):
+    """A shared error source: each row's mean square scales the whole row, then a contraction of mixed signs."""
+    z = x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True))
+    return jnp.tanh(z @ w) @ w.T
+
+
+def _scanned(x, w):
+    def step(c, row):
+        c = jnp.tanh(c @ w + row)
+        return c, c
+    return jax.lax.scan(step, jnp.zeros(x.shape[-1], x.dtype), x)[1]
+
+
+@pytest.mark.parametrize("fn", [_normalised_then_mixed, _scanned])
+def test_the_signed_bound_holds_against_float64_and_is_never_wider(fn):
+    kx, kw = jax.random.split(jax.random.PRNGKey(3))
+    x, w = jax.random.normal(kx, (4, 64)) + 3.0, jax.random.normal(kw, (64, 64)) / 8
+    y, running = running_error.jit_value_and_bound(fn)(x, w)
+    _, signed = adjoint_error.jit_value_and_bound(fn)(x, w)
+    with jax.enable_x64(True):
+        y64 = jax.jit(fn)(np.asarray(x, np.float64), np.asarray(w, np.float64))
+    err = np.abs(np.asarray(y, np.float64) - np.asarray(y64))
+    signed, running = np.asarray(signed, np.float64), np.asarray(running, np.float64)
+    assert np.all(err <= signed), f"error {err.max():.3e} beyond the signed bound {signed[err > signed].min():.3e}"
+    # never wider, up to the bounds' own float32 rounding (a loop is one operation: there both are its running bound)
+    assert np.all(signed <= running * (1 + 1e-3)), "the signed bound is wider than the running one"
+    if fn is _normalised_then_mixed:  # the row's scale enters once and cancels downstream: sharper
+        assert np.median(signed / running) < 0.9, f"median signed/running = {np.median(signed / running):.3f}"
+
+
+def test_the_signed_bound_declines_values_narrower_than_float32():
+    x = jnp.ones((4, 8), jnp.bfloat16)
+    y, bound = adjoint_error.jit_value_and_bound(lambda a: a @ a.T)(x)
+    assert bound is None and y.dtype == jnp.bfloat16

@@ -19,7 +19,7 @@ import numpy as np
 from conformance.helpers.pytest_helpers import assert_equal, assert_within_model, tree_paths
 from conformance.modules import hints
 from conformance.modules.declare import Call, ModuleSpec, as_call  # noqa: F401 (as_call: the harness's name for it)
-from conformance.numerics import errormodel, running_error
+from conformance.numerics import adjoint_error, errormodel, running_error
 from reference import _compat
 
 jax.tree_util.register_pytree_node(Call, lambda c: ((tuple(c.args), dict(c.kwargs)), None),
@@ -75,6 +75,15 @@ def value_and_difference_bound(fn, *args):
     """
     y, e = running_error.jit_value_and_bound(fn)(*args)
     return y, jax.tree_util.tree_map(lambda b: errormodel.running_difference(np.asarray(b, np.float64)), e)
+
+
+def adjoint_difference_bound(fn, *args):
+    """Like :func:`difference_bound` from the signed first-order bound (numerics/adjoint_error.py), or None where
+    the computation holds a value narrower than float32. Both bound the same first-order error: take the smaller."""
+    _, e = adjoint_error.jit_value_and_bound(fn)(*args)
+    if e is None:
+        return None
+    return jax.tree_util.tree_map(lambda b: errormodel.running_difference(np.asarray(b, np.float64)), e)
 
 
 # --- the Linen module and its calls ---------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""The first-order rounding error of a computation by adjoints: ``sum_k |d y / d eps_k| e_k`` per output element.
+
+``running_error.py`` carries each bound forward with absolute values, so every
+later operation adds it in magnitude: an error that enters before a contraction
+of ``n`` terms of mixed signs grows by about ``sqrt(n)`` relative to the value
+(``|W|.|x|`` against ``|W.x|``), and a deep layer's bound can exceed its output
+(docs/error-model.md, "Where a 1% change is inside the bound").
+
+To first order, the computed output is ``y + sum_k (d y / d eps_k) eps_k``. The
+sum runs over the local rounding errors ``eps_k`` of the operations, each with
+``|eps_k| <= e_k``, the same local bounds as ``running_error._local``. Over the
+signs of the ``eps_k``, its worst case is ``sum_k |d y / d eps_k| e_k``. Every
+term downstream of an error keeps its sign; only the local errors' own signs
+are taken at worst. This module evaluates that sum exactly, with one
+reverse-mode pass per output element (chunked). A loop or branch
+(``scan``, ``while``, ``cond``) counts as one operation whose local error is
+its running-error bound from exact inputs.
+
+The bound is first order, like the running one, and the two bound the same
+quantity, so their elementwise minimum is a bound too. Computations with a
+value narrower than float32 are not analysed (None): the adjoints would be
+evaluated in that precision.
+
+Imports jax: load it only after the suite's jax set-up.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.extend import core as jcore
+
+from conformance.numerics import errormodel
+from conformance.numerics import running_error as rerr
+
+LOOPS = ("scan", "while", "cond")
+CHUNK = 32  # output elements per vectorised reverse pass: memory is CHUNK times the computation's intermediates
+
+
+def _walk(jaxpr, consts, vals, eps, sites):
+    """Evaluates ``jaxpr``, adding ``eps[k]`` to the k-th rounded float value; appends each one's local bound."""
+    env = {}
+
+    def read(v):
+        if isinstance(v, jcore.Literal):
+            return v.val if hasattr(v.val, "dtype") else np.asarray(v.val, v.aval.dtype)
+        return env[v]
+
+    for v, c in zip(jaxpr.constvars, consts):
+        env[v] = c
+    for v, x in zip(jaxpr.invars, vals):
+        env[v] = x
+    for eqn in jaxpr.eqns:
+        ins = [read(v) for v in eqn.invars]
+        name = eqn.primitive.name
+        if name in rerr.INLINED:
+            inner, inner_consts = rerr._inner(eqn)
+            n = len(ins) - len(inner.invars)
+            outs = _walk(inner, inner_consts, ins[n:], eps, sites)
+        else:
+            outs = rerr._bind(eqn, ins)
+            frozen = [lax.stop_gradient(v) if rerr._is_float(v) else v for v in ins]
+            if name in LOOPS:  # one operation: its own rounding is its running-error bound from exact inputs
+                _, local = rerr._eval_eqn(eqn, frozen, [None] * len(ins))
+            elif name in rerr.PASS_THROUGH or name == "nextafter":
+                local = [None] * len(outs)
+            else:
+                local = rerr._local(eqn, frozen, [lax.stop_gradient(o) if rerr._is_float(o) else o for o in outs])
+            outs = [_perturbed(o, e, eps, sites) for o, e in zip(outs, local)]
+        for v, o in zip(eqn.outvars, outs):
+            env[v] = o
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _perturbed(o, local, eps, sites):
+    if local is None or not rerr._is_float(o):
+        return o
+    k = len(sites)
+    sites.append(lax.stop_gradient(local))
+    return o if eps is None else o + eps[k].astype(o.dtype)
+
+
+def _narrow(dtype) -> bool:
+    return errormodel.mantissa_bits(dtype) < errormodel.mantissa_bits(jnp.float32)
+
+
+def value_and_bound(fn, *args):
+    """``(fn(*args), bound)`` with ``bound`` in ``fn``'s output structure (zeros for non-float outputs), or
+    ``(fn(*args), None)`` where a value narrower than float32 takes part. The arguments count as exact."""
+    closed = jax.make_jaxpr(fn)(*args)
+    jaxpr = rerr._live(closed.jaxpr)
+    flat_args = jax.tree_util.tree_leaves(args)
+    out_tree = jax.tree_util.tree_structure(jax.eval_shape(fn, *args))
+
+    def run(eps):
+        sites: list = []
+        outs = _walk(jaxpr, closed.consts, flat_args, eps, sites)
+        return outs, sites
+
+    shapes = jax.eval_shape(lambda: run(None))[1]
+    outs0, _ = run(None)
+    floats = [i for i, o in enumerate(outs0) if rerr._is_float(o)]
+    if any(_narrow(s.dtype) for s in shapes) or any(_narrow(outs0[i].dtype) for i in floats):
+        return jax.tree_util.tree_unflatten(out_tree, outs0), None
+    err = rerr._err_dtype()
+
+    def float_outputs(eps):
+        outs, sites = run(eps)
+        return [outs[i].astype(err) for i in floats], sites
+
+    eps0 = [jnp.zeros(s.shape, err) for s in shapes]
+    ys, vjp_fn, locals_ = jax.vjp(float_outputs, eps0, has_aux=True)
+    sizes = [int(np.prod(y.shape, dtype=np.int64)) for y in ys]
+    m = sum(sizes)
+    bound = jnp.zeros((0,), err)
+    if m and shapes:
+        chunks = -(-m // CHUNK)
+
+        def one(j):  # the bound of flat output element j (j >= m: padding, bound 0)
+            hot = jax.nn.one_hot(j, m, dtype=err)
+            cts, start = [], 0
+            for y, size in zip(ys, sizes):
+                cts.append(hot[start:start + size].reshape(y.shape))
+                start += size
+            (grads,) = vjp_fn(cts)
+            total = jnp.zeros((), err)
+            for g, e in zip(grads, locals_):
+                term = jnp.abs(g) * e.astype(err)
+                total = total + jnp.sum(jnp.where(e == 0, 0, jnp.where(jnp.isnan(term), jnp.inf, term)))
+            return total
+
+        per_chunk = lax.map(lambda c: jax.vmap(one)(c * CHUNK + jnp.arange(CHUNK)), jnp.arange(chunks))
+        bound = per_chunk.reshape(-1)[:m]
+    elif m:
+        bound = jnp.zeros((m,), err)
+    out_bounds, start = [], 0
+    by_index = {}
+    for i, y, size in zip(floats, ys, sizes):
+        by_index[i] = bound[start:start + size].reshape(y.shape)
+        start += size
+    full = [by_index.get(i, jnp.zeros(jnp.shape(o), err)) for i, o in enumerate(outs0)]
+    return jax.tree_util.tree_unflatten(out_tree, outs0), jax.tree_util.tree_unflatten(out_tree, full)
+
+
+@functools.lru_cache(maxsize=None)
+def jit_value_and_bound(fn):
+    """``value_and_bound(fn, ...)`` compiled, cached per function (jax caches it per shape)."""
+    return jax.jit(functools.partial(value_and_bound, fn))
