@@ -169,7 +169,12 @@ def _scanned(x, w):
     return jax.lax.scan(step, jnp.zeros(x.shape[-1], x.dtype), x)[1]
 
 
-@pytest.mark.parametrize("fn", [_normalised_then_mixed, _scanned])
+def _statistics_without_gradient(x, w):
+    """A running mean as a batch norm keeps it: through stop_gradient, which passes errors on but no derivative."""
+    return 0.1 * jax.lax.stop_gradient(jnp.mean(x @ w, axis=0))
+
+
+@pytest.mark.parametrize("fn", [_normalised_then_mixed, _scanned, _statistics_without_gradient])
 def test_the_signed_bound_holds_against_float64_and_is_never_wider(fn):
     kx, kw = jax.random.split(jax.random.PRNGKey(3))
     x, w = jax.random.normal(kx, (4, 64)) + 3.0, jax.random.normal(kw, (64, 64)) / 8
@@ -182,6 +187,9 @@ def test_the_signed_bound_holds_against_float64_and_is_never_wider(fn):
     assert np.all(err <= signed), f"error {err.max():.3e} beyond the signed bound {signed[err > signed].min():.3e}"
     # never wider, up to the bounds' own float32 rounding (a loop is one operation: there both are its running bound)
     assert np.all(signed <= running * (1 + 1e-3)), "the signed bound is wider than the running one"
+    assert np.all(signed > 0), "an output with rounding upstream got a zero signed bound"
+    if fn is _statistics_without_gradient:  # one error source per element, nothing recombines: the same bound
+        np.testing.assert_allclose(signed, running, rtol=1e-3, err_msg="the signed bound lost errors at stop_gradient")
     if fn is _normalised_then_mixed:  # the row's scale enters once and cancels downstream: sharper
         assert np.median(signed / running) < 0.9, f"median signed/running = {np.median(signed / running):.3f}"
 

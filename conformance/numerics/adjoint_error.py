@@ -61,12 +61,14 @@ def _walk(jaxpr, consts, vals, eps, sites):
             inner, inner_consts = rerr._inner(eqn)
             n = len(ins) - len(inner.invars)
             outs = _walk(inner, inner_consts, ins[n:], eps, sites)
+        elif name in rerr.PASS_THROUGH:  # the identity on values: an error passes on, though a gradient would not
+            outs = list(ins)
         else:
             outs = rerr._bind(eqn, ins)
             frozen = [lax.stop_gradient(v) if rerr._is_float(v) else v for v in ins]
             if name in LOOPS:  # one operation: its own rounding is its running-error bound from exact inputs
                 _, local = rerr._eval_eqn(eqn, frozen, [None] * len(ins))
-            elif name in rerr.PASS_THROUGH or name == "nextafter":
+            elif name == "nextafter":  # one step from x: the step itself is exact
                 local = [None] * len(outs)
             else:
                 local = rerr._local(eqn, frozen, [lax.stop_gradient(o) if rerr._is_float(o) else o for o in outs])
