@@ -1,6 +1,8 @@
-"""The implementation under test: an ``nnx.Linear`` inside a Linen pipeline.
+"""The implementations under test: an ``nnx.Linear`` inside a Linen pipeline, and a Linen ``nn.Dense`` inside an NNX model.
 
-``nnx_inside_linen(seed, x, features)`` is the contract. The building blocks
+``nnx_inside_linen(seed, x, features)`` is the contract of the ``to_linen``
+direction; ``linen_inside_nnx(seed, x, features)`` (``reference/linen_in_nnx.py``)
+that of the ``ToNNX`` direction, with the same argument checks. The building blocks
 below it (argument checks, the wrapped Linen module, its variables) let the
 conformance properties reach params without re-implementing the contract.
 
@@ -37,6 +39,11 @@ __all__ = [
     "linen_module",
     "init_variables",
     "FORMS",
+    "linen_inside_nnx",
+    "linen_dense",
+    "nnx_rngs",
+    "nnx_model",
+    "nnx_params",
 ]
 
 FORMS = ("closure", "kwargs")
@@ -150,3 +157,7 @@ def nnx_inside_linen(seed, x, features):
     module = linen_module(int(x.shape[-1]), features)
     params = module.init(jax.random.PRNGKey(seed), x)
     return module.apply(params, x)
+
+
+# The other direction, last: it takes the argument checks above by name.
+from reference.linen_in_nnx import linen_dense, linen_inside_nnx, nnx_model, nnx_params, nnx_rngs  # noqa: E402

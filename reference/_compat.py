@@ -18,6 +18,16 @@ def to_linen(cls, *args, **kwargs):
     return bridge.ToLinen(cls, args=args, kwargs=kwargs)
 
 
+def to_nnx(linen_module, rngs):
+    """``bridge.ToNNX(linen_module, rngs=rngs)``, looked up at call time (a patched bridge is seen)."""
+    return bridge.ToNNX(linen_module, rngs=rngs)
+
+
+def lazy_init(model, *args, **kwargs):
+    """``bridge.lazy_init(model, *args)``: the wrapped Linen module's variables created from a sample input."""
+    return bridge.lazy_init(model, *args, **kwargs)
+
+
 def enable_x64(on: bool = True):
     """Scoped x64 switch: ``jax.enable_x64`` (new) or ``jax.experimental.enable_x64`` (old)."""
     if hasattr(jax, "enable_x64") and callable(getattr(jax, "enable_x64")):
