@@ -28,6 +28,24 @@ def lazy_init(model, *args, **kwargs):
     return bridge.lazy_init(model, *args, **kwargs)
 
 
+def pure_dict(state) -> dict:
+    """An ``nnx.State`` as nested plain dicts of arrays: ``nnx.to_pure_dict`` (the ``State`` method is deprecated from 0.12)."""
+    fn = getattr(nnx, "to_pure_dict", None)
+    return fn(state) if fn is not None else state.to_pure_dict()
+
+
+def filter_state(state, *filters):
+    """The part of ``state`` that ``filters`` select: ``nnx.filter_state`` where it exists, else ``State.filter``."""
+    fn = getattr(nnx, "filter_state", None)
+    return fn(state, *filters) if fn is not None else state.filter(*filters)
+
+
+def flat_state(state) -> list:
+    """``[(path, variable), ...]`` of ``state``: ``nnx.to_flat_state`` where it exists, else ``State.flat_state``."""
+    fn = getattr(nnx, "to_flat_state", None)
+    return list(fn(state)) if fn is not None else list(state.flat_state())
+
+
 def enable_x64(on: bool = True):
     """Scoped x64 switch: ``jax.enable_x64`` (new) or ``jax.experimental.enable_x64`` (old)."""
     if hasattr(jax, "enable_x64") and callable(getattr(jax, "enable_x64")):

@@ -14,7 +14,7 @@ import functools
 import jax
 
 from reference import _compat
-from reference import check_features, check_seed, check_x  # the same checks, the same errors
+from reference.checks import check_features, check_seed, check_x  # the same checks, the same errors
 
 __all__ = ["linen_inside_nnx", "linen_dense", "nnx_rngs", "nnx_model", "nnx_params", "PARAM_NAMES"]
 
@@ -46,7 +46,7 @@ def nnx_model(seed, x, features):
 
 def nnx_params(model) -> dict:
     """The model's ``nnx.Param`` state as a plain dict: ``{'kernel': array, 'bias': array}``."""
-    return _compat.nnx.state(model, _compat.nnx.Param).to_pure_dict()
+    return _compat.pure_dict(_compat.nnx.state(model, _compat.nnx.Param))
 
 
 def linen_inside_nnx(seed, x, features):
