@@ -97,6 +97,15 @@ INIT_STAT_SIGMAS = 6.0  # z-score bound: a correct flax fails ~1e-9 of runs
 # derived per case so that every step must lower the loss).
 TRAIN_STEPS = 3
 
+# --- directions -------------------------------------------------------------------------
+# The bridge's two directions: to_linen (an NNX module inside a Linen pipeline) and to_nnx
+# (a Linen module inside an NNX model, bridge.ToNNX). `--direction` runs one or both; the
+# to_nnx direction's properties live under properties/to_nnx/, every other property is to_linen's.
+DIRECTIONS = ("to_linen", "to_nnx")
+DIRECTION_CHOICES = DIRECTIONS + ("both",)
+DEFAULT_DIRECTION = "both"
+TO_NNX_PROPERTIES_DIR = "to_nnx"
+
 # --- Hypothesis profiles ---------------------------------------------------------
 DEFAULT_PROFILE = "gate"
 PROFILES = {
