@@ -193,7 +193,8 @@ CONTRACT_IMPORTS = {
 }
 CONTRACT_CALLS = {
     "to_linen": ("variables = init_variables(seed, x, features)", "y = nnx_inside_linen(seed, x, features)"),
-    "to_nnx": ("model = nnx_model(seed, x, features)  # ToNNX(nn.Dense(features)), lazy_init on x",
+    "to_nnx": ("jax.config.update('jax_default_device', x.devices().pop())  # the case's device: the model's params live there",
+               "model = nnx_model(seed, x, features)  # ToNNX(nn.Dense(features)), lazy_init on x",
                "variables = nnx_params(model)  # {'kernel': ..., 'bias': ...}",
                "y = linen_inside_nnx(seed, x, features)"),
 }

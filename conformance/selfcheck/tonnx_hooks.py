@@ -24,6 +24,15 @@ def wrap_call(hook: Callable) -> None:
     cls.__call__ = __call__
 
 
+def restore_call() -> None:
+    """``ToNNX.__call__`` back to the real one (the project's tests undo an installed hook with it)."""
+    from flax.nnx import bridge
+
+    real = bridge.ToNNX.__dict__.get("_conformance_real_call")
+    if real is not None:
+        bridge.ToNNX.__call__ = real
+
+
 def initializing(model) -> bool:
     """True while ``lazy_init`` runs the model's call (Linen ``init`` instead of ``apply``)."""
     return bool(model._pytree__state.initializing)
