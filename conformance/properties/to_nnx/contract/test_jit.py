@@ -30,8 +30,8 @@ def stream_counts(model) -> dict:
     return {"/".join(map(str, path)): int(np.asarray(_compat.get_value(v))) for path, v in flat}
 
 
-# An eager lazy init and two calls per example: a quarter of the profile's examples.
-@given_data(0.25)
+# An eager lazy init and two calls per example: a sixth of the profile's examples.
+@given_data(0.15)
 def test_tonnx_nnx_jit_matches_eager(device, data):
     case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)
     check = """
@@ -65,7 +65,8 @@ def test_tonnx_nnx_jit_matches_eager(device, data):
         assert_trees_equal("params", nnx_params(model), params, "the params before either call")
 
 
-@given_data(0.5)
+# An eager lazy init per example: a quarter of the profile's examples.
+@given_data(0.25)
 def test_tonnx_jax_jit_over_split_state_matches_eager(device, data):
     case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)
     check = """

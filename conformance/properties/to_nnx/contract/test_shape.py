@@ -7,8 +7,8 @@ from conformance.helpers.pytest_helpers import assert_shape, reporting
 from reference import linen_inside_nnx
 
 
-# An eager lazy init and call per example: a quarter of the profile's examples.
-@given_data(0.25)
+# An eager lazy init and call per example: a sixth of the profile's examples.
+@given_data(0.15)
 def test_tonnx_output_length(device, data):
     case = draw_case(data, device, batched=False, direction=harness_nnx.DIRECTION)
     with numerics(case), reporting("ToNNX output length", case, "assert y.shape == (int(features),), y.shape"):
