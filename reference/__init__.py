@@ -2,8 +2,8 @@
 
 ``nnx_inside_linen(seed, x, features)`` is the contract of the ``to_linen``
 direction; ``linen_inside_nnx(seed, x, features)`` (``reference/linen_in_nnx.py``)
-that of the ``ToNNX`` direction, with the same argument checks. The building blocks
-below it (argument checks, the wrapped Linen module, its variables) let the
+that of the ``ToNNX`` direction, with the same argument checks (``reference/checks.py``).
+The building blocks below each (the wrapped module, its variables or params) let the
 conformance properties reach params without re-implementing the contract.
 
 Argument domains (checked before anything reaches flax):
