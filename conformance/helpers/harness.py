@@ -270,15 +270,21 @@ def property_settings(fraction: float = 1.0, shrink: bool = True):
     return settings(max_examples=max(2, int(round(n * fraction))), phases=phases)
 
 
-def given_data(fraction: float = 1.0, shrink: bool = True):
-    """``@given(data=st.data())`` under the profile's settings, scaled by ``fraction``."""
+def given_data(fraction: float = 1.0, shrink: bool = True, rotation: str | None = None):
+    """``@given(data=st.data())`` under the profile's settings, scaled by ``fraction``.
+
+    ``rotation``: draw the compile keys of the property of that name instead of
+    this one's (``compile_keys``): the other direction's twin of a property
+    then meets the same shapes, dtypes and batches, and the eager operations
+    and samplers both run compile once.
+    """
     from hypothesis import given
     from hypothesis import strategies as st
 
     def wrap(fn):
         @functools.wraps(fn)
         def named(*args, **kwargs):  # the strategies pair their draws per property (compile_keys)
-            token = CURRENT_PROPERTY.set(fn.__name__)
+            token = CURRENT_PROPERTY.set(rotation or fn.__name__)
             try:
                 return fn(*args, **kwargs)
             finally:

@@ -8,7 +8,7 @@ from reference import nnx_params
 
 
 # Two eager lazy inits and calls per example (each eager op compiles per shape and device): a tenth of the examples.
-@given_data(0.1)
+@given_data(0.1, rotation="test_deterministic")
 def test_tonnx_deterministic(device, data):
     case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)
     check = """

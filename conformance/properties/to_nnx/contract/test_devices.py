@@ -17,7 +17,7 @@ for name, a in {'y': y, 'nnx.jit y': nnx_jit_call(model, x), **variables}.items(
 
 
 # An eager lazy init and call per example: a sixth of the profile's examples.
-@given_data(0.15)
+@given_data(0.15, rotation="test_output_stays_on_device")
 def test_tonnx_output_stays_on_device(device, data):
     case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)
     with numerics(case), reporting("ToNNX output stays on x's device", case, CHECK):

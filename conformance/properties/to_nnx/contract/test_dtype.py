@@ -7,7 +7,7 @@ from conformance.helpers.pytest_helpers import assert_dtype, reporting
 from reference import PARAM_NAMES_NNX
 
 
-@given_data()
+@given_data(rotation="test_output_dtype")
 def test_tonnx_output_dtype(device, data):
     case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)
     with numerics(case), reporting("ToNNX output dtype", case, "assert y.dtype == jnp.result_type(x.dtype, jnp.float32), y.dtype"):
@@ -15,7 +15,7 @@ def test_tonnx_output_dtype(device, data):
         assert_dtype("y", y.dtype, result_dtype(x.dtype))
 
 
-@given_data()
+@given_data(rotation="test_param_dtypes")
 def test_tonnx_param_dtypes(device, data):
     """The model's nnx.Param leaves are exactly the Linen params, float32 whatever x's dtype (lazy init on x itself)."""
     case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)

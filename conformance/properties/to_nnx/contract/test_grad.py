@@ -16,7 +16,7 @@ nnx = _compat.nnx
 nnx_param_grads = nnx.jit(nnx.grad(lambda model, x, c: jnp.sum(model(x) * c)))
 
 
-@given_data(0.5)
+@given_data(0.5, rotation="test_grad_wrt_params")
 def test_tonnx_nnx_grad_wrt_params(device, data):
     case = draw_case(data, device, dtype_names=config.FLOAT_DTYPES, direction=harness_nnx.DIRECTION)
     spec = data.draw(x_specs(case.features_int, "float32", kinds=("uniform",)), label="cotangent")

@@ -31,7 +31,7 @@ def stream_counts(model) -> dict:
 
 
 # An eager lazy init and two calls per example: a sixth of the profile's examples.
-@given_data(0.15)
+@given_data(0.15, rotation="test_jit_whole_matches_eager")
 def test_tonnx_nnx_jit_matches_eager(device, data):
     case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)
     check = """
@@ -66,7 +66,7 @@ def test_tonnx_nnx_jit_matches_eager(device, data):
 
 
 # An eager lazy init per example: a quarter of the profile's examples.
-@given_data(0.25)
+@given_data(0.25, rotation="test_jit_init_apply_matches_eager")
 def test_tonnx_jax_jit_over_split_state_matches_eager(device, data):
     case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)
     check = """

@@ -9,7 +9,7 @@ from conformance.helpers.hypothesis_helpers import LINEAR_COEFFS, draw_case, on_
 from conformance.helpers.pytest_helpers import assert_close, reporting
 
 
-@given_data()
+@given_data(rotation="test_linear_in_x")
 def test_tonnx_linear_in_x(device, data):
     case = draw_case(data, device, batched=None, kinds=("integers",), direction=harness_nnx.DIRECTION)
     y_spec = data.draw(x_specs(case.width, case.dtype, case.x.shape[:-1], ("integers",)), label="y")

@@ -13,7 +13,7 @@ assert_product_close("y", y, np.asarray(x, np.float64) @ k + b, x, variables, ex
 
 
 # The contract as a user runs it, eagerly (the compiled paths have their own properties): a quarter of the examples.
-@given_data(0.25)
+@given_data(0.25, rotation="test_matches_float64_oracle")
 def test_tonnx_matches_float64_oracle(device, data):
     case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)
     with numerics(case), reporting("ToNNX float64 oracle", case, CHECK):

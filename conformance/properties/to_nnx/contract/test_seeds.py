@@ -11,7 +11,7 @@ from reference import _compat, linen_dense, nnx_params
 
 
 
-@given_data()
+@given_data(rotation="test_distinct_seeds_distinct_params")
 def test_tonnx_distinct_seeds_distinct_params(device, data):
     case = draw_case(data, device, min_cells=config.SEED_MIN_CELLS, direction=harness_nnx.DIRECTION)
     other = data.draw(seed_ints().filter(lambda s: s != case.seed_int), label="other seed")
@@ -28,7 +28,7 @@ def test_tonnx_distinct_seeds_distinct_params(device, data):
 
 
 # Three eager lazy inits per example: a tenth of the profile's examples.
-@given_data(0.1)
+@given_data(0.1, rotation="test_deterministic")
 def test_tonnx_same_seed_same_params(device, data):
     """The seed as drawn (int, float, NumPy scalar), as an int, and nnx.Rngs(seed)'s default stream: the same params.
 
@@ -55,7 +55,7 @@ def test_tonnx_same_seed_same_params(device, data):
 
 
 # 64 lazy inits of a kernel of at least 256 cells per example: a tenth of the profile's examples.
-@given_data(0.1)
+@given_data(0.1, rotation="test_distinct_seeds_batch")
 def test_tonnx_distinct_seeds_batch(device, data):
     case = draw_case(data, device, min_cells=config.INIT_STAT_MIN_CELLS, dtype_names=("float32",),
                      direction=harness_nnx.DIRECTION)

@@ -8,7 +8,7 @@ from reference import linen_inside_nnx
 
 
 # An eager lazy init and call per example: a sixth of the profile's examples.
-@given_data(0.15)
+@given_data(0.15, rotation="test_output_length")
 def test_tonnx_output_length(device, data):
     case = draw_case(data, device, batched=False, direction=harness_nnx.DIRECTION)
     with numerics(case), reporting("ToNNX output length", case, "assert y.shape == (int(features),), y.shape"):
@@ -16,7 +16,7 @@ def test_tonnx_output_length(device, data):
         assert_shape("y", y.shape, (case.features_int,))
 
 
-@given_data()
+@given_data(rotation="test_output_shape_batched")
 def test_tonnx_output_shape_batched(device, data):
     case = draw_case(data, device, batched=True, direction=harness_nnx.DIRECTION)
     check = "assert model(x).shape == x.shape[:-1] + (int(features),), model(x).shape"

@@ -33,7 +33,7 @@ def sgd_step(model, optimizer, x, target, lr):
 
 
 # Three compiled optimizer steps and an eager optimizer set-up per example: a sixth of the profile's examples.
-@given_data(0.15)
+@given_data(0.15, rotation="test_optax_sgd_step")
 def test_tonnx_optimizer_sgd_step(device, data):
     case = draw_case(data, device, dtype_names=("float32",), kinds=("uniform", "integers", "one_hot"),
                      direction=harness_nnx.DIRECTION)

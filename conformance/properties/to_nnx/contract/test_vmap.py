@@ -14,7 +14,7 @@ nnx = _compat.nnx
 nnx_vmap_rows = nnx.jit(nnx.vmap(lambda model, rows: model(rows), in_axes=(None, 0)))
 
 
-@given_data(0.5)
+@given_data(0.5, rotation="test_vmap_matches_rows_and_batched")
 def test_tonnx_nnx_vmap_matches_rows_and_batched(device, data):
     case = draw_case(data, device, batched=True, direction=harness_nnx.DIRECTION)
     check = """
