@@ -124,6 +124,9 @@ def add_gate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", default=None,
                    help="install the suite from this checkout (default: a wheel of the installed suite)")
     p.add_argument("--pytest-args", default="", help="extra pytest arguments for every side (one string)")
+    p.add_argument("--direction", default=None, choices=config.DIRECTION_CHOICES,
+                   help="which direction's properties every side runs: to_linen, to_nnx or both "
+                        f"(default {config.DEFAULT_DIRECTION}); passed to each side's pytest as --direction")
     p.add_argument("--candidate-pytest-args", default="",
                    help="extra pytest arguments for candidates only, e.g. '-p conformance.faults --fault NAME'")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds one side's pytest run may take")
@@ -326,7 +329,8 @@ def gate_plan(args) -> GatePlan:
     return GatePlan(
         baseline=tuple(baseline), candidates=tuple(tuple(c) for c in candidates), exclude_newer=args.exclude_newer,
         out=args.out, profile=args.profile, jobs=args.jobs, cache_dir=args.cache_dir, python=args.python,
-        project=args.project, pytest_args=tuple(shlex.split(args.pytest_args)),
+        project=args.project,
+        pytest_args=(("--direction", args.direction) if args.direction else ()) + tuple(shlex.split(args.pytest_args)),
         candidate_pytest_args=tuple(shlex.split(args.candidate_pytest_args)), timeout=args.timeout,
         modules=tuple(modules), module_paths=tuple(os.path.abspath(d) for d in args.module_path),
         accept_files=tuple(args.accept), golden=args.golden, attribute=args.attribute, bisect=args.bisect,

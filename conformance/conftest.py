@@ -12,6 +12,7 @@ from conformance.core import jax_setup as _setup
 
 _setup.set_xla_flags()
 
+import pathlib  # noqa: E402
 import warnings  # noqa: E402
 
 import pytest  # noqa: E402
@@ -119,11 +120,38 @@ def _keep_declared_modules_only(config, items) -> None:
     items[:] = kept
 
 
+def direction_of(path) -> str | None:
+    """The direction a test file checks: to_nnx under properties/to_nnx/, to_linen under the rest of properties/."""
+    try:
+        rel = pathlib.Path(path).relative_to(_PROPERTIES)
+    except ValueError:
+        return None
+    return "to_nnx" if rel.parts[0] == defaults.TO_NNX_PROPERTIES_DIR else "to_linen"
+
+
+_PROPERTIES = pathlib.Path(defaults.PROPERTIES_DIR)
+
+
+def _keep_direction_only(config, items) -> None:
+    """--direction to_linen|to_nnx: the other direction's properties deselected (both: all kept)."""
+    chosen = config.getoption("conformance_direction", defaults.DEFAULT_DIRECTION)
+    if chosen not in defaults.DIRECTIONS:
+        return
+    kept, dropped = [], []
+    for it in items:
+        (kept if direction_of(it.path) in (None, chosen) else dropped).append(it)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+
+
 @pytest.hookimpl(tryfirst=True)  # before a fault run's catchers-first order (conformance/selfcheck/faults.py)
 def pytest_collection_modifyitems(config, items):
     from conformance.core import deviations
     from conformance.golden import references
 
+    if config is not None:
+        _keep_direction_only(config, items)
     _group_by_declared_module(items)
     if config is not None and config.getoption("conformance_only_declared", False):
         _keep_declared_modules_only(config, items)

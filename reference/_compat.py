@@ -18,6 +18,34 @@ def to_linen(cls, *args, **kwargs):
     return bridge.ToLinen(cls, args=args, kwargs=kwargs)
 
 
+def to_nnx(linen_module, rngs):
+    """``bridge.ToNNX(linen_module, rngs=rngs)``, looked up at call time (a patched bridge is seen)."""
+    return bridge.ToNNX(linen_module, rngs=rngs)
+
+
+def lazy_init(model, *args, **kwargs):
+    """``bridge.lazy_init(model, *args)``: the wrapped Linen module's variables created from a sample input."""
+    return bridge.lazy_init(model, *args, **kwargs)
+
+
+def pure_dict(state) -> dict:
+    """An ``nnx.State`` as nested plain dicts of arrays: ``nnx.to_pure_dict`` (the ``State`` method is deprecated from 0.12)."""
+    fn = getattr(nnx, "to_pure_dict", None)
+    return fn(state) if fn is not None else state.to_pure_dict()
+
+
+def filter_state(state, *filters):
+    """The part of ``state`` that ``filters`` select: ``nnx.filter_state`` where it exists, else ``State.filter``."""
+    fn = getattr(nnx, "filter_state", None)
+    return fn(state, *filters) if fn is not None else state.filter(*filters)
+
+
+def flat_state(state) -> list:
+    """``[(path, variable), ...]`` of ``state``: ``nnx.to_flat_state`` where it exists, else ``State.flat_state``."""
+    fn = getattr(nnx, "to_flat_state", None)
+    return list(fn(state)) if fn is not None else list(state.flat_state())
+
+
 def enable_x64(on: bool = True):
     """Scoped x64 switch: ``jax.enable_x64`` (new) or ``jax.experimental.enable_x64`` (old)."""
     if hasattr(jax, "enable_x64") and callable(getattr(jax, "enable_x64")):

@@ -79,3 +79,13 @@ def test_record_writes_under_the_cache_directory_and_says_where(tmp_path):
     for path in written:
         assert path.startswith(str(tmp_path / "cache" / "records")) and os.path.isfile(path), path
     assert {n: os.path.getmtime(os.path.join(config.RECORDS_DIR, n)) for n in committed} == committed
+
+
+def test_gate_direction_reaches_every_sides_pytest():
+    """gate --direction NAME: each side's pytest runs with --direction NAME, before the user's own --pytest-args."""
+    from conformance.cli import parse_gate
+
+    plan = parse_gate(["--baseline", "flax==0.12.7", "--candidate", "flax==0.12.8", "--direction", "to_nnx",
+                       "--pytest-args=-x"])
+    assert plan.pytest_args == ("--direction", "to_nnx", "-x")
+    assert parse_gate(["--baseline", "flax==0.12.7", "--candidate", "flax==0.12.8"]).pytest_args == ()

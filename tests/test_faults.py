@@ -150,3 +150,39 @@ def test_output_faults_reach_mutable_applies_and_keyed_inits(swapped):
     (y, upd), (y_real, upd_real) = faulty.apply(v, x, **call), real.apply(v, x, **call)
     assert np.allclose(np.asarray(y) - np.asarray(y_real), 1e-4, atol=1e-6)  # eager_only_shifted: + 1e-4
     assert np.array_equal(np.asarray(upd["batch_stats"]["bn"]["mean"]), np.asarray(upd_real["batch_stats"]["bn"]["mean"]))
+
+
+@pytest.fixture
+def tonnx_patched(request):
+    """A fault of the ToNNX direction installed (it patches ToNNX's call), then undone."""
+    from conformance.selfcheck import tonnx_hooks
+
+    faults.install(request.param)
+    yield request.param
+    tonnx_hooks.restore_call()
+    faults.ACTIVE = None
+
+
+@pytest.mark.parametrize("tonnx_patched", ["tonnx_init_key_ignored", "tonnx_call_drops_bias"], indirect=True)
+def test_tonnx_faults_patch_the_call_and_lazy_init(tonnx_patched):
+    from reference import linen_inside_nnx, nnx_model, nnx_params
+
+    x = jnp.arange(3.0)
+    p1, p2 = nnx_params(nnx_model(1, x, 2)), nnx_params(nnx_model(2, x, 2))
+    if tonnx_patched == "tonnx_init_key_ignored":
+        assert np.array_equal(p1["kernel"], p2["kernel"])
+    else:
+        model = nnx_model(1, x, 2)
+        model.bias[...] = model.bias[...] + 1.0
+        assert np.allclose(model(x), x @ nnx_params(model)["kernel"])  # bias dropped
+        assert linen_inside_nnx(1, x, 2).shape == (2,)
+
+
+def test_tonnx_faults_are_in_the_corpus_and_name_first_catchers():
+    from conformance.core import config
+    from conformance.selfcheck import to_nnx_faults
+
+    assert to_nnx_faults in faults.CORPUS
+    tonnx = {n for n in faults.FAULTS if hasattr(to_nnx_faults, n)}
+    assert len(tonnx) == 16 and all(n.startswith("tonnx_") for n in tonnx), sorted(tonnx)
+    assert tonnx <= set(config.FAULT_FIRST_CATCHERS), sorted(tonnx - set(config.FAULT_FIRST_CATCHERS))

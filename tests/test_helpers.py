@@ -54,6 +54,33 @@ def test_repro_snippet_runs(monkeypatch):
     exec(repro_snippet(case, "assert y.shape == (2,)"), {})
 
 
+def test_repro_snippet_of_the_tonnx_direction_runs(monkeypatch):
+    """A case of the ToNNX direction: the snippet builds the model, its params and the contract's output."""
+    from conformance.selfcheck import faults
+    from conformance.helpers.pytest_helpers import repro_snippet
+
+    monkeypatch.setattr(faults, "ACTIVE", None)
+    case = Case(seed=3.0, features=2, width=3, dtype="float32", x=XSpec((3,), "float32", "uniform", 7), device="cpu:0",
+                direction="to_nnx")
+    assert "direction=to_nnx" in case.describe()
+    code = repro_snippet(case, "assert sorted(variables) == ['bias', 'kernel'] and y.shape == (2,)\n"
+                               "assert_product_close('y', y, np.asarray(x, np.float64) @ np.asarray(variables['kernel'], np.float64), "
+                               "x, variables, exact=True)")
+    assert "linen_inside_nnx(seed, x, features)" in code and "nnx_inside_linen" not in code
+    exec(code, {})
+
+
+def test_kernel_bias_reads_either_direction():
+    from conformance.helpers.harness import kernel_bias
+
+    k, b = np.ones((2, 3), np.float32), np.zeros(3, np.float32)
+    for variables in ({"params": {"linear": {"kernel": k, "bias": b}}}, {"kernel": k, "bias": b}):
+        got = kernel_bias(variables)
+        assert got[0] is k and got[1] is b
+    with pytest.raises(KeyError, match="params/linear"):
+        kernel_bias({"bias": b})
+
+
 def test_repro_snippet_re_applies_the_injected_fault(monkeypatch):
     from conformance.selfcheck import faults
     from conformance.helpers.pytest_helpers import repro_snippet

@@ -121,3 +121,34 @@ def test_warning_records_name_category_message_and_where_relative_to_the_install
     assert warnrecords.key(recs[1]) == ("UserWarning", "other at 0x…")  # addresses differ between runs
     assert warnrecords.from_properties([("conformance_warnings", __import__("json").dumps(recs))]) == recs
     assert warnrecords.from_properties([("conformance_drift", "{}")]) == []
+
+
+def test_direction_selects_the_properties_at_collection(tmp_path):
+    """--direction to_linen|to_nnx deselects the other direction's properties; both (the default) keeps every one."""
+    from conformance.conftest import direction_of
+    from conformance.core import config
+
+    assert config.DEFAULT_DIRECTION == "both"
+    props = os.path.join(config.PROPERTIES_DIR)
+    assert direction_of(os.path.join(props, "to_nnx", "contract", "test_jit.py")) == "to_nnx"
+    assert direction_of(os.path.join(props, "contract", "test_jit.py")) == "to_linen"
+    assert direction_of(os.path.join(props, "zoo", "test_zoo_dropout.py")) == "to_linen"
+    assert direction_of(os.path.join(os.path.dirname(props), "conftest.py")) is None
+
+    def collected(*extra) -> set[str]:
+        env = {**os.environ, "CONFORMANCE_CACHE_DIR": str(tmp_path / "cache")}
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "--pyargs", "conformance", "--collect-only", "-q", "-p", "no:xdist",
+             "-k", "test_output_length or test_tonnx_output_length", *extra],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        return {ln.split("::")[-1].split("[")[0] for ln in proc.stdout.splitlines() if "::" in ln}
+
+    assert collected() == {"test_output_length", "test_tonnx_output_length"}
+    assert collected("--direction", "both") == {"test_output_length", "test_tonnx_output_length"}
+    assert collected("--direction", "to_linen") == {"test_output_length"}
+    assert collected("--direction", "to_nnx") == {"test_tonnx_output_length"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "--collect-only", "-q",
+                           "--direction", "sideways"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 4 and "--direction" in proc.stderr and "to_nnx" in proc.stderr, proc.stderr[-2000:]

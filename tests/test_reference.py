@@ -66,3 +66,46 @@ def test_negative_seeds_depend_on_x64():
         on = np.asarray(jax.random.key_data(jax.random.PRNGKey(-1)))
     assert not np.array_equal(off, on)
     assert not jax.config.jax_enable_x64, "x64 leaked out of its scope"
+
+
+# --- the other direction: a Linen nn.Dense inside an NNX model -------------------------------------
+
+
+def test_linen_inside_nnx_by_hand():
+    """ToNNX(nn.Dense) lazily initialised from nnx.Rngs(params=seed): the params stream is the seed's key."""
+    import flax.linen as nn
+    from flax import nnx
+    from flax.nnx import bridge
+
+    from reference import linen_inside_nnx, nnx_model, nnx_params
+
+    x = jnp.arange(3.0)
+    y = linen_inside_nnx(5.0, x, 4.0)
+    by_hand = bridge.ToNNX(nn.Dense(4), rngs=nnx.Rngs(params=5))
+    bridge.lazy_init(by_hand, x)
+    params = nnx_params(nnx_model(5, x, 4))
+    assert sorted(params) == ["bias", "kernel"]
+    np.testing.assert_array_equal(params["kernel"], by_hand.kernel[...])
+    np.testing.assert_allclose(y, x @ params["kernel"] + params["bias"], rtol=1e-6)
+    assert y.shape == (4,)
+
+
+BAD_CALLS = [
+    (None, jnp.ones(3), 2), (1.5, jnp.ones(3), 2), (config.SEED_MAX + 1, jnp.ones(3), 2), (True, jnp.ones(3), 2),
+    (0, jnp.ones(3), 0), (0, jnp.ones(3), 1.5), (0, jnp.ones(3), False),
+    (0, jnp.ones(0), 2), (0, jnp.ones((2, 0)), 2), (0, jnp.float32(1), 2), (0, jnp.ones(2, bool), 2),
+    (0, np.ones(2, np.complex64), 2), (0, [1.0], 2),
+]
+
+
+@pytest.mark.parametrize("seed, x, features", BAD_CALLS)
+def test_linen_inside_nnx_rejects_as_nnx_inside_linen_does(seed, x, features):
+    """Same exception type, same message, from the same checks: the two directions validate alike."""
+    from reference import linen_inside_nnx, nnx_model
+
+    with pytest.raises((ValueError, TypeError)) as want:
+        nnx_inside_linen(seed, x, features)
+    for call in (linen_inside_nnx, nnx_model):
+        with pytest.raises(type(want.value)) as got:
+            call(seed, x, features)
+        assert str(got.value) == str(want.value)

@@ -103,6 +103,15 @@ TRAIN_STEPS = 3
 # is a change of the layer's behaviour, not a skip.
 PREMISE_SKIP = "premise: "
 
+# --- directions -------------------------------------------------------------------------
+# The bridge's two directions: to_linen (an NNX module inside a Linen pipeline) and to_nnx
+# (a Linen module inside an NNX model, bridge.ToNNX). `--direction` runs one or both; the
+# to_nnx direction's properties live under properties/to_nnx/, every other property is to_linen's.
+DIRECTIONS = ("to_linen", "to_nnx")
+DIRECTION_CHOICES = DIRECTIONS + ("both",)
+DEFAULT_DIRECTION = "both"
+TO_NNX_PROPERTIES_DIR = "to_nnx"
+
 # --- Hypothesis profiles ---------------------------------------------------------
 DEFAULT_PROFILE = "gate"
 PROFILES = {
@@ -185,6 +194,23 @@ FAULT_FIRST_CATCHERS = {
     "tolinen_field_inserted": ("test_tolinen_fields_by_position_and_keyword",),
     "to_linen_class_drops_partial_kwargs": ("test_to_linen_class_subclass_init_apply",),
     "state_restored_through_nnx_conversion": ("test_apply_on_linen_boxed_params",),
+    # the ToNNX direction (conformance/selfcheck/to_nnx_faults.py): the property only that fault trips first
+    "tonnx_init_key_ignored": ("test_tonnx_distinct_seeds_distinct_params",),
+    "tonnx_init_key_nondeterministic": ("test_tonnx_deterministic",),
+    "tonnx_default_stream_not_params": ("test_tonnx_same_seed_same_params",),
+    "tonnx_streams_frozen_under_jit": ("test_tonnx_nnx_jit_matches_eager",),
+    "tonnx_call_drops_bias": ("test_tonnx_nnx_grad_wrt_params",),
+    "tonnx_kernel_gradient_stopped": ("test_tonnx_nnx_grad_wrt_params",),
+    "tonnx_bias_not_a_param": ("test_tonnx_param_dtypes",),
+    "tonnx_params_in_input_dtype": ("test_tonnx_param_dtypes",),
+    "tonnx_output_in_input_dtype": ("test_tonnx_output_dtype",),
+    "tonnx_output_truncated": ("test_tonnx_output_length",),
+    "tonnx_batch_axes_flattened": ("test_tonnx_output_shape_batched",),
+    "tonnx_input_clipped": ("test_tonnx_linear_in_x",),
+    "tonnx_jit_only_scaled": ("test_tonnx_jax_jit_over_split_state_matches_eager",),
+    "tonnx_vmap_only_negated": ("test_tonnx_nnx_vmap_matches_rows_and_batched",),
+    "tonnx_output_on_first_device": ("test_tonnx_output_stays_on_device",),
+    "tonnx_checks_removed": ("test_tonnx_rejects_bad_seed",),
     # only warns: with --first-catch its run is these properties alone (any that calls init sees the warning)
     "deprecation_warning_on_init": ("test_deterministic",),
 }

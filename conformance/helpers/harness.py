@@ -124,6 +124,9 @@ def _key(k) -> str:
 
 KERNEL = ("params", "linear", "kernel")
 BIAS = ("params", "linear", "bias")
+# The ToNNX direction's params: the model's nnx.Param state as a dict (conformance/helpers/harness_nnx.py).
+NNX_KERNEL = ("kernel",)
+NNX_BIAS = ("bias",)
 
 
 def unbox(v):
@@ -158,7 +161,10 @@ def replace_leaf(variables, path, value):
 
 
 def kernel_bias(variables):
-    return leaf(variables, KERNEL), leaf(variables, BIAS)
+    """(kernel, bias) of either direction: Linen variables (params/linear/...), or ToNNX's params dict."""
+    if "params" in variables or "kernel" not in variables:
+        return leaf(variables, KERNEL), leaf(variables, BIAS)
+    return leaf(variables, NNX_KERNEL), leaf(variables, NNX_BIAS)
 
 
 # --- the float64 oracle -------------------------------------------------------------------
@@ -180,6 +186,33 @@ def result_dtype(x_dtype, param_dtype=jnp.float32):
 def affine_bound(x, magnitude):
     """The error model's bound on ``x @ kernel + bias`` against the exact value (magnitude from ``oracle``)."""
     return errormodel.affine_error(int(np.shape(x)[-1]), result_dtype(x.dtype), magnitude)
+
+
+def linearity_bound(xv, yv, zv, a, b, fx, fy, variables):
+    """Bound on ``|f(z) - (a f(x) + b f(y))|``, ``z = a x + b y`` exact, for one layer of ``variables``.
+
+    Equal in reals (the bias is zero at init): three products, each within its
+    own affine error, plus the two float64 roundings of the combination.
+    """
+    k, bias = (np.abs(np.asarray(v, np.float64)) for v in kernel_bias(variables))
+    mag_x, mag_y, mag_z = (np.abs(np.asarray(v, np.float64)) @ k + bias for v in (xv, yv, zv))
+    fx64, fy64 = np.asarray(fx, np.float64), np.asarray(fy, np.float64)
+    return (affine_bound(zv, mag_z) + abs(a) * affine_bound(xv, mag_x) + abs(b) * affine_bound(yv, mag_y)
+            + 2 * errormodel.rounding_error("float64", np.abs(a * fx64) + np.abs(b * fy64)))
+
+
+def param_grad_bounds(x, c):
+    """d/d(kernel, bias) of ``sum(y * c)`` for 1-D x: (outer(x, c), its bound, the bias gradient's bound).
+
+    One product per kernel element in the accumulation dtype, then a rounding
+    into the params' float32; the bias gradient is ``c`` itself, carried exactly
+    or rounded once into float32.
+    """
+    expected = np.outer(np.asarray(x, np.float64), c)
+    acc = result_dtype(x.dtype)
+    product = errormodel.dot_error(1, acc, np.abs(expected))
+    bound = product + errormodel.cast_error(acc, "float32", np.abs(expected) + product)
+    return expected, bound, errormodel.cast_error(acc, "float32", np.abs(c))
 
 
 # --- two computations of the same variables and outputs ---------------------------------------
@@ -237,15 +270,21 @@ def property_settings(fraction: float = 1.0, shrink: bool = True):
     return settings(max_examples=max(2, int(round(n * fraction))), phases=phases)
 
 
-def given_data(fraction: float = 1.0, shrink: bool = True):
-    """``@given(data=st.data())`` under the profile's settings, scaled by ``fraction``."""
+def given_data(fraction: float = 1.0, shrink: bool = True, rotation: str | None = None):
+    """``@given(data=st.data())`` under the profile's settings, scaled by ``fraction``.
+
+    ``rotation``: draw the compile keys of the property of that name instead of
+    this one's (``compile_keys``): the other direction's twin of a property
+    then meets the same shapes, dtypes and batches, and the eager operations
+    and samplers both run compile once.
+    """
     from hypothesis import given
     from hypothesis import strategies as st
 
     def wrap(fn):
         @functools.wraps(fn)
         def named(*args, **kwargs):  # the strategies pair their draws per property (compile_keys)
-            token = CURRENT_PROPERTY.set(fn.__name__)
+            token = CURRENT_PROPERTY.set(rotation or fn.__name__)
             try:
                 return fn(*args, **kwargs)
             finally:

@@ -60,6 +60,17 @@ class XSpec:
         return f"make_x({self.shape!r}, {self.dtype!r}, {self.kind!r}, {self.x_seed})"
 
 
+# Linearity's inputs: on a grid of quarters, with small integer coefficients, so that
+# a*x + b*y is exact in every input dtype (bfloat16 included).
+LINEAR_COEFFS = (-3, -2, -1, 1, 2, 3)
+
+
+def on_quarter_grid(spec: XSpec) -> np.ndarray:
+    """The spec's integers, quartered for float dtypes: a*x + b*y stays exact."""
+    v = spec.build()
+    return v if np.issubdtype(v.dtype, np.integer) else (v.astype(np.float64) / 4).astype(v.dtype)
+
+
 # --- scalar arguments ------------------------------------------------------------
 
 
@@ -95,6 +106,22 @@ def seed_ints() -> st.SearchStrategy[int]:
 def seeds() -> st.SearchStrategy:
     """Seeds as a caller passes them: int, float, NumPy int and float scalars (all exact)."""
     return _given_forms(seed_ints(), ("int", "float", "np.int64", "np.int32", "np.float64"))
+
+
+def seed_batch(base: int, size: int) -> np.ndarray:
+    """``base`` and neighbours differing in single bits (high bits too), then a stride.
+
+    Catches a key derived from only part of the seed (truncation, low bits only).
+    """
+    out = [base]
+    for bit in range(32):
+        flipped = np.int64(base) ^ (1 << bit)
+        if config.SEED_MIN <= flipped <= config.SEED_MAX:
+            out.append(int(flipped))
+    step = 7919
+    while len(set(out)) < size:
+        out.append(int((base + step * len(out) - config.SEED_MIN) % 2**32 + config.SEED_MIN))
+    return np.array(list(dict.fromkeys(out))[:size], dtype=np.int64)  # distinct, base first
 
 
 FEATURE_FORMS = ("int", "float", "np.int64", "np.float64")
@@ -220,6 +247,7 @@ class Case:
     x: XSpec
     device: str
     extra: dict = dataclasses.field(default_factory=dict)
+    direction: str = "to_linen"  # which contract the repro snippet calls: to_linen's or ToNNX's
 
     @property
     def seed_int(self) -> int:
@@ -240,13 +268,16 @@ class Case:
             f"device={self.device}",
         ]
         parts += [f"{k}={v!r}" for k, v in self.extra.items()]
+        if self.direction != "to_linen":
+            parts.insert(0, f"direction={self.direction}")
         return ", ".join(parts)
 
 
 def draw_case(
-    data, device: str, *, batched: bool | None = False, dtype_names=config.DTYPES, kinds=X_KINDS, min_cells: int = 1
+    data, device: str, *, batched: bool | None = False, dtype_names=config.DTYPES, kinds=X_KINDS, min_cells: int = 1,
+    direction: str = "to_linen",
 ) -> Case:
-    """Draw a case with one labelled draw per argument."""
+    """Draw a case with one labelled draw per argument (the same draws for either direction's contract)."""
     seed = data.draw(seeds(), label="seed")
     if off_menu():  # the whole product, and shapes off the menu
         width, count = data.draw(shapes(min_cells), label="width, features")
@@ -259,7 +290,7 @@ def draw_case(
         (width, count), dtype, lead = data.draw(st.sampled_from(keys), label="(width, features), dtype, batch_shape")
     feats = as_features(count, data.draw(st.sampled_from(FEATURE_FORMS), label="features passed as"))
     xs = data.draw(x_specs(width, dtype, lead, kinds), label="x")
-    return Case(seed=seed, features=feats, width=width, dtype=dtype, x=xs, device=device)
+    return Case(seed=seed, features=feats, width=width, dtype=dtype, x=xs, device=device, direction=direction)
 
 
 def draw_pipeline_case(

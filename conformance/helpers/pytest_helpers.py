@@ -185,6 +185,21 @@ def _injected() -> list[str]:
     return lines
 
 
+# How a snippet reaches each direction's contract: ``variables`` (the params), ``y`` (the output); ToNNX's ``model`` too.
+CONTRACT_IMPORTS = {
+    "to_linen": ("from reference import nnx_inside_linen, init_variables, linen_module, prng_key",),
+    "to_nnx": ("from flax import nnx",
+               "from reference import linen_inside_nnx, linen_dense, nnx_model, nnx_params, nnx_rngs"),
+}
+CONTRACT_CALLS = {
+    "to_linen": ("variables = init_variables(seed, x, features)", "y = nnx_inside_linen(seed, x, features)"),
+    "to_nnx": ("jax.config.update('jax_default_device', x.devices().pop())  # the case's device: the model's params live there",
+               "model = nnx_model(seed, x, features)  # ToNNX(nn.Dense(features)), lazy_init on x",
+               "variables = nnx_params(model)  # {'kernel': ..., 'bias': ...}",
+               "y = linen_inside_nnx(seed, x, features)"),
+}
+
+
 def repro_snippet(case: Case, check: str = "") -> str:
     """Copy-paste code that rebuilds the case's inputs, calls the contract and runs the property's check.
 
@@ -200,7 +215,7 @@ def repro_snippet(case: Case, check: str = "") -> str:
         "from conformance.helpers.hypothesis_helpers import make_x",
         "from conformance.numerics import errormodel",
         "from conformance.helpers.pytest_helpers import assert_close, assert_equal, assert_product_close, assert_trees_equal",
-        "from reference import nnx_inside_linen, init_variables, linen_module, prng_key",
+        *CONTRACT_IMPORTS[case.direction],
     ]
     lines.append(f'jax.config.update("jax_default_matmul_precision", "{config.MATMUL_PRECISION}")')
     if x64:
@@ -209,8 +224,7 @@ def repro_snippet(case: Case, check: str = "") -> str:
     lines += [
         f'x = jax.device_put({case.x.code()}, jax.devices("{plat}")[{idx}])',
         f"seed, features = {case.seed!r}, {case.features!r}",
-        "variables = init_variables(seed, x, features)",
-        "y = nnx_inside_linen(seed, x, features)",
+        *CONTRACT_CALLS[case.direction],
     ]
     if check:
         lines.append(textwrap.dedent(check).strip())

@@ -23,6 +23,7 @@ import warnings
 
 import pytest
 
+from conformance.core import config as defaults
 from conformance.core import jax_setup as _setup
 from conformance.core import warnrecords
 from conformance.numerics import drift
@@ -46,6 +47,12 @@ def pytest_addoption(parser):
         "--module", action="append", dest="conformance_modules", default=[], metavar="PACKAGE.MODULE:FACTORY",
         help="run the module properties (test_modules.py) on a team's own NNX layers too: a factory returning "
              "conformance.declare.ModuleSpec(s) (repeatable; entry point group flax_bridge_conformance.modules)",
+    )
+    group.addoption(
+        "--direction", dest="conformance_direction", default=defaults.DEFAULT_DIRECTION,
+        choices=defaults.DIRECTION_CHOICES,
+        help="which direction's properties run: to_linen (NNX inside Linen), to_nnx (Linen inside NNX, ToNNX) or "
+             f"both (default {defaults.DEFAULT_DIRECTION}); the other direction's are deselected",
     )
     group.addoption(
         "--only-declared-modules", action="store_true", dest="conformance_only_declared",

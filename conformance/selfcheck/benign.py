@@ -30,6 +30,7 @@ class Perturbation:
     description: str
     sampler: Callable | None = None  # (key) -> bool: nudge lecun_normal's uniform draw by one ulp
     apply: Callable | None = None  # (base_apply, self, variables, x) -> y, as the fault hooks
+    numbers: Callable | None = None  # (x, kernel, bias, y) -> y or None: the contract's output, in both directions
     apply_kw: Callable | None = None  # (base_apply, self, variables, x, kwargs) -> apply's result
     patch: Callable | None = None  # () -> None: changes the bridge itself (where it runs the NNX module)
     xla_flags: str = ""  # compiler flags, set before the backend starts (every program compiles otherwise)
@@ -225,7 +226,7 @@ def product_reordered_under_jit():
         xs, k = x.astype(r), kernel.astype(r)
         return bias.astype(r) + (xs[..., h:] @ k[h:] + xs[..., :h] @ k[:h])
 
-    return dict(apply=_numerics(reorder), apply_kw=_modules_reordered(_traced))
+    return dict(numbers=reorder, apply_kw=_modules_reordered(_traced))
 
 
 def _fused_bias(x, kernel, bias, y, halves: bool = False):
@@ -281,21 +282,21 @@ def batched_last_bit():
     def batched(x, kernel, bias, y):
         return _fused_bias(x, kernel, bias, y, True) if x.ndim > 1 and _traced(x) else None
 
-    return dict(apply=_numerics(batched))
+    return dict(numbers=batched)
 
 
 @perturbation("devices after the first round differently: the sampler's draw one ulp off, the bias add fused")
 def second_device_rounds_differently():
     return dict(
         sampler=_on_other_device,
-        apply=_numerics(lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _on_other_device(x) else None),
+        numbers=lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _on_other_device(x) else None,
         apply_kw=_modules_reordered(_on_other_device),
     )
 
 
 @perturbation("under jit only, the last product is fused with the bias add (an exact product, one rounding less)")
 def bias_fma_under_jit():
-    return dict(apply=_numerics(lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _traced(x) else None))
+    return dict(numbers=lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _traced(x) else None)
 
 
 def _nested_reordered_patch() -> None:
@@ -375,15 +376,20 @@ def install(name: str) -> None:
         p.patch()
     if p.sampler:
         _patch_sampler(p.sampler)
-    if p.apply or p.apply_kw:
+    apply = p.apply or (_numerics(p.numbers) if p.numbers else None)
+    if apply or p.apply_kw:
         from flax.nnx import bridge
 
         from conformance.selfcheck import faults
 
         real = getattr(bridge, "_conformance_real_to_linen", bridge.to_linen)
         bridge._conformance_real_to_linen = real
-        bridge.to_linen = faults.broken_to_linen(real, faults.Fault(name, "benign", p.description, apply=p.apply,
+        bridge.to_linen = faults.broken_to_linen(real, faults.Fault(name, "benign", p.description, apply=apply,
                                                                    apply_kw=p.apply_kw))
+    if p.numbers:  # the other direction: ToNNX's call of the contract's nn.Dense
+        from conformance.selfcheck import tonnx_hooks
+
+        tonnx_hooks.wrap_call(tonnx_hooks.numbers_hook(p.numbers))
 
 
 # --- pytest plugin ---------------------------------------------------------------------------------------

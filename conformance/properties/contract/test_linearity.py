@@ -3,20 +3,9 @@
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance.numerics import errormodel
-from conformance.helpers.harness import affine_bound, given_data, kernel_bias, numerics, observe, place
-from conformance.helpers.hypothesis_helpers import XSpec, draw_case, x_specs
+from conformance.helpers.harness import given_data, linearity_bound, numerics, observe, place
+from conformance.helpers.hypothesis_helpers import LINEAR_COEFFS as COEFFS, draw_case, on_quarter_grid as _on_grid, x_specs
 from conformance.helpers.pytest_helpers import assert_close, assert_equal, reporting
-
-# Inputs on a grid of quarters and small integer coefficients, so that
-# a*x + b*y is exact in every input dtype (bfloat16 included).
-COEFFS = (-3, -2, -1, 1, 2, 3)
-
-
-def _on_grid(spec: XSpec) -> np.ndarray:
-    """The spec's integers, quartered for float dtypes: a*x + b*y stays exact."""
-    v = spec.build()
-    return v if np.issubdtype(v.dtype, np.integer) else (v.astype(np.float64) / 4).astype(v.dtype)
 
 
 @given_data()
@@ -48,14 +37,8 @@ def test_linear_in_x(device, data):
         _, vx, fx = observe(case, place(xv, device))
         _, _, fy = observe(case, place(yv, device))
         _, _, fz = observe(case, place(zv, device))
-        k, bias = (np.abs(np.asarray(a_, np.float64)) for a_ in kernel_bias(vx))
-        mag_x, mag_y, mag_z = (np.abs(v.astype(np.float64)) @ k + bias for v in (xv, yv, zv))
-        fx64, fy64 = np.asarray(fx, np.float64), np.asarray(fy, np.float64)
-        expected = a * fx64 + b * fy64
-        # f(z) and a*f(x) + b*f(y) are exact in reals (zero bias at init): three products, each
-        # within its own affine error, plus the two float64 roundings of the combination.
-        bound = (affine_bound(zv, mag_z) + abs(a) * affine_bound(xv, mag_x) + abs(b) * affine_bound(yv, mag_y)
-                 + 2 * errormodel.rounding_error("float64", np.abs(a * fx64) + np.abs(b * fy64)))
+        expected = a * np.asarray(fx, np.float64) + b * np.asarray(fy, np.float64)
+        bound = linearity_bound(xv, yv, zv, a, b, fx, fy, vx)
         assert_close("f(a*x + b*y)", fz, expected, bound, "a*f(x) + b*f(y)")
 
 

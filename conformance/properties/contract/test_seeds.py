@@ -4,7 +4,7 @@ import numpy as np
 
 from conformance.core import config
 from conformance.helpers.harness import KERNEL, dummy_x, given_data, init_difference, init_jit, jit_init_many, leaf, numerics, seed_array
-from conformance.helpers.hypothesis_helpers import Case, draw_case, seed_ints
+from conformance.helpers.hypothesis_helpers import Case, draw_case, seed_batch, seed_ints  # noqa: F401  (repro snippets import seed_batch from here)
 from conformance.helpers.pytest_helpers import assert_trees_differ, assert_within_model, reporting
 
 
@@ -24,22 +24,6 @@ def test_distinct_seeds_distinct_params(device, data):
             "variables", init_jit(case), init_jit(Case(**{**case.__dict__, "seed": other})),
             f"seeds {case.seed_int} and {other} are distinct",
         )
-
-
-def seed_batch(base: int, size: int) -> np.ndarray:
-    """``base`` and neighbours differing in single bits (high bits too), then a stride.
-
-    Catches a key derived from only part of the seed (truncation, low bits only).
-    """
-    out = [base]
-    for bit in range(32):
-        flipped = np.int64(base) ^ (1 << bit)
-        if config.SEED_MIN <= flipped <= config.SEED_MAX:
-            out.append(int(flipped))
-    step = 7919
-    while len(set(out)) < size:
-        out.append(int((base + step * len(out) - config.SEED_MIN) % 2**32 + config.SEED_MIN))
-    return np.array(list(dict.fromkeys(out))[:size], dtype=np.int64)  # distinct, base first
 
 
 @given_data(0.5)
