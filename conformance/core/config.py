@@ -282,6 +282,22 @@ PIPELINE_PARTITION = (None, "model")  # the kernel's annotated names (rows unsha
 PIPELINE_STACK_AXIS = "layers"  # the partition name nn.scan/nn.vmap give the stacked axis
 PIPELINE_MESH_AXES = ("data", "model")  # the mesh over the suite's devices: (1, device count)
 
+# --- Linen layers inside NNX models: the pipeline contract (conformance/properties/to_nnx/pipelines) ---------
+# Like a to_linen pipeline's, a ToNNX pipeline's verdict is in how the wrapper moves Linen variables into NNX
+# state and back (split, update, checkpoints, collections, streams, methods), not in the numbers drawn: eager
+# calls of a wrapped Linen module cost op by op, so the same small fraction and shapes as the pipelines'.
+TONNX_EXAMPLE_FRACTION = PIPELINE_EXAMPLE_FRACTION
+# The dropout probe: a Linen nn.Dropout over this many ones beside the layer's output, so two masks of
+# different keys agree with probability (1 - rate)**n + rate**n at most (2**-256 at rate 0.5), whatever the shape.
+TONNX_DROPOUT_CELLS = 256
+TONNX_DROPOUT_RATE = 0.5
+# Logical partition names of the kernel and the rules that map them onto the mesh axes
+# (PIPELINE_MESH_AXES): rows unsharded, columns on 'model', as PIPELINE_PARTITION names them directly.
+TONNX_LOGICAL_NAMES = ("embed", "mlp")
+TONNX_LOGICAL_RULES = (("embed", None), ("mlp", "model"))
+# The Linen metadata boxes an annotated kernel is created in (nn.with_partitioning, nn.with_logical_partitioning).
+TONNX_PARTITION_BOXES = ("Partitioned", "LogicallyPartitioned")
+
 # --- the bridge's public surface (conformance/properties/surface, conformance/core/surface.py) ---------------
 # Like a pipeline's, a surface property's verdict is in how the bridge wires a call (a method at init, a
 # field's slot, an attribute read, a box unwrapped), not in the numbers drawn: the pipelines' fraction and shapes.
