@@ -164,6 +164,16 @@ def state_values(model, *filters) -> dict:
     return nnx.to_pure_dict(nnx.state(model, *filters))
 
 
+def with_key_data(tree):
+    """``tree`` with typed PRNG keys replaced by their key data (integers), so leaves compare bit for bit."""
+    import jax.numpy as jnp
+
+    def data(a):
+        return jax.random.key_data(a) if jnp.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key) else a
+
+    return jax.tree_util.tree_map(data, tree)
+
+
 def collection(model, name: str) -> dict:
     """One Linen collection of the model's state ({} when it holds none)."""
     return linen_variables(model).get(name, {})
