@@ -193,6 +193,20 @@ def on_mesh(mesh):
         yield
 
 
+def partition_specs(model) -> dict:
+    """{'dense/kernel': the names NNX reports for the variable (``nnx.get_partition_spec``)} for every param."""
+    from flax import nnx
+    from jax.sharding import PartitionSpec
+
+    specs = nnx.get_partition_spec(nnx.state(model, nnx.Param))
+    flat, _ = jax.tree_util.tree_flatten_with_path(specs, is_leaf=lambda s: isinstance(s, PartitionSpec))
+    out = {}
+    for path, spec in flat:
+        names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+        out["/".join(n for n in names if n != "value")] = tuple(spec)
+    return out
+
+
 def mesh_names(box: str) -> tuple:
     """The mesh axes the kernel's annotation names, the logical names mapped by the rules."""
     if box == "Partitioned":

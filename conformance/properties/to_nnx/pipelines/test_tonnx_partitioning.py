@@ -1,0 +1,70 @@
+"""Linen partition metadata (``nn.with_partitioning``, ``nn.with_logical_partitioning``) as NNX sharding on a mesh.
+
+Oracle: the names the Linen module annotated. After ``lazy_init`` under a mesh
+(and the logical rules), the kernel's NNX variable reports those names
+(``nnx.get_partition_spec``) and its value is placed on the mesh as they say
+(the logical names mapped by the rules), the bias replicated. The same seed
+without a mesh gives the same params (within the sampler's model), and the
+sharded model computes the unsharded one's output within the error model.
+The mesh spans every device of a platform (the forced CPU devices in CI).
+"""
+
+import pytest
+
+from conformance.core import config
+from conformance.helpers import mesh
+from conformance.helpers import pipelines_nnx as pn
+from conformance.helpers.devices import device_id
+from conformance.helpers.harness import case_x, given_data, numerics
+from conformance.helpers.hypothesis_helpers import draw_pipeline_case
+from conformance.helpers.pytest_helpers import assert_inits_within_model, assert_within_model, reporting
+from reference import _compat
+
+FRACTION = config.TONNX_EXAMPLE_FRACTION
+
+
+def _mesh_case(data, platform: str):
+    """A case on the platform's first device, its feature count divisible by the platform's device count."""
+    devices = mesh.platform_devices(platform)
+    return draw_pipeline_case(data, device_id(devices[0]), features_multiple_of=len(devices))
+
+
+@pytest.mark.parametrize("box", pn.BOXES)
+@given_data(FRACTION, shrink=False)
+def test_tonnx_partition_metadata_becomes_sharding(mesh_platform, box, data):
+    case = _mesh_case(data, mesh_platform)
+    check = f"""
+    from conformance.helpers import mesh, pipelines_nnx as pn
+    grid = mesh.mesh_for(jax.devices()[0].platform, int(features))
+    with pn.on_mesh(grid):
+        m = pn.wrapped("block", int(features), int(seed), mesh.replicated(x, grid), box={box!r})
+    specs = pn.partition_specs(m)
+    assert specs["dense/kernel"] == pn.annotated_names({box!r}), f"the kernel's spec is {{specs['dense/kernel']}}"
+    kernel = pn.linen_variables(m)["params"]["dense"]["kernel"]
+    assert tuple(kernel.sharding.spec) == pn.mesh_names({box!r}), f"the kernel is placed as {{kernel.sharding}}"
+    """
+    with numerics(case), reporting(f"nn.{box} names become NNX sharding on a mesh", case, check):
+        x = case_x(case)
+        grid = mesh.mesh_for(mesh_platform, case.features_int)
+        xr = mesh.replicated(x, grid)  # a pipeline feeds its batch on the same mesh
+        with pn.on_mesh(grid):
+            m = pn.wrapped("block", case.features_int, case.seed_int, xr, box=box)
+        specs = pn.partition_specs(m)
+        want = {"dense/kernel": pn.annotated_names(box), "dense/bias": ()}
+        assert specs == want, (f"nnx.get_partition_spec of the model's params is {specs}, but should be {want} "
+                               f"(the names nn.{box} annotated the kernel with)")
+        params = pn.collection(m, "params")
+        for name, names in (("kernel", pn.mesh_names(box)), ("bias", ())):
+            leaf = params["dense"][name]
+            placed = getattr(leaf.sharding, "spec", None)
+            assert placed is not None and tuple(placed) == names and leaf.sharding.mesh.shape == grid.shape, (
+                f"dense/{name} is placed as {leaf.sharding}, but should be a NamedSharding on the mesh "
+                f"{dict(grid.shape)} with the spec {names}")
+        with _compat.lazy_sharding():  # the same seed, names kept as metadata, nothing placed
+            plain = pn.wrapped("block", case.features_int, case.seed_int, x, box=box)
+        plain_params = pn.collection(plain, "params")
+        assert_inits_within_model("sharded params", params, plain_params, "the unsharded lazy_init of the same seed")
+        with pn.on_mesh(grid):
+            y = m(xr)
+        bound = pn.dense_outputs_difference(x, plain_params["dense"]["kernel"], plain_params["dense"]["bias"])
+        assert_within_model("sharded model's y", y, plain(x), bound, f"the unsharded model's y (mesh {dict(grid.shape)})")
