@@ -164,14 +164,32 @@ def state_values(model, *filters) -> dict:
     return nnx.to_pure_dict(nnx.state(model, *filters))
 
 
+def _is_key(a) -> bool:
+    dtype = getattr(a, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
 def with_key_data(tree):
-    """``tree`` with typed PRNG keys replaced by their key data (integers), so leaves compare bit for bit."""
-    import jax.numpy as jnp
+    """``tree`` with typed PRNG keys (arrays or abstract) replaced by their key data, uint32 integers.
+
+    Leaves then compare bit for bit, and orbax stores them in every release
+    (orbax before 0.11 cannot restore a typed key: "Cannot interpret 'key<fry>'
+    as a data type"); ``with_typed_keys`` wraps them back.
+    """
 
     def data(a):
-        return jax.random.key_data(a) if jnp.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key) else a
+        if not _is_key(a):
+            return a
+        if isinstance(a, jax.ShapeDtypeStruct):
+            return jax.eval_shape(jax.random.key_data, a)
+        return jax.random.key_data(a)
 
     return jax.tree_util.tree_map(data, tree)
+
+
+def with_typed_keys(tree, like):
+    """``tree`` (from ``with_key_data``) with the leaves that are typed keys in ``like`` wrapped back into keys."""
+    return jax.tree_util.tree_map(lambda d, ref: jax.random.wrap_key_data(d) if _is_key(ref) else d, tree, like)
 
 
 def collection(model, name: str) -> dict:
@@ -205,6 +223,27 @@ def partition_specs(model) -> dict:
         names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
         out["/".join(n for n in names if n != "value")] = tuple(spec)
     return out
+
+
+def place_by_names(model, mesh) -> None:
+    """Place the model's params on ``mesh`` as their names say (logical names through the rules), in place.
+
+    What a pipeline does after ``lazy_init`` when its flax does not shard on
+    creation (before 0.12); from 0.12 the params are already placed so, and
+    this moves nothing.
+    """
+    from flax import nnx
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    state = nnx.state(model, nnx.Param)
+    specs = nnx.get_partition_spec(state)
+    rules = dict(LOGICAL_RULES)
+
+    def sharding(spec):  # a logical name through the rules; a mesh axis's name as it is
+        return NamedSharding(mesh, PartitionSpec(*(rules[n] if n in rules else n for n in tuple(spec))))
+
+    shardings = jax.tree_util.tree_map(sharding, specs, is_leaf=lambda s: isinstance(s, PartitionSpec))
+    nnx.update(model, jax.device_put(state, shardings))
 
 
 def mesh_names(box: str) -> tuple:

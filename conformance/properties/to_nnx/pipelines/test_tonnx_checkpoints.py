@@ -31,9 +31,10 @@ def test_tonnx_orbax_round_trip(device, data):
     m = pn.wrapped("normed", int(features), int(seed), x, train=False)
     m(x, train=True, mutable=["batch_stats"])
     path = os.path.join(tempfile.mkdtemp(), "ckpt")
-    checkpoints.orbax_save(path, nnx.state(m))
+    checkpoints.orbax_save(path, pn.with_key_data(nnx.state(m)))
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: pn.wrapped("normed", int(features), int(seed), x, train=False)))
-    resumed = nnx.merge(graphdef, checkpoints.orbax_restore(path, abstract, x.devices().pop()))
+    restored = checkpoints.orbax_restore(path, pn.with_key_data(abstract), x.devices().pop())
+    resumed = nnx.merge(graphdef, pn.with_typed_keys(restored, abstract))
     assert_trees_equal("resumed variables", pn.linen_variables(resumed), pn.linen_variables(m), "saved")
     assert_equal("resumed(x)", resumed(x, train=False), m(x, train=False), "m(x)")
     """
@@ -46,10 +47,10 @@ def test_tonnx_orbax_round_trip(device, data):
         saved = nnx.state(m)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "ckpt")
-            checkpoints.orbax_save(path, saved)
+            checkpoints.orbax_save(path, pn.with_key_data(saved))
             abstract_model = nnx.eval_shape(lambda: pn.wrapped("normed", case.features_int, case.seed_int, x, train=False))
             graphdef, abstract = nnx.split(abstract_model)
-            restored = checkpoints.orbax_restore(path, abstract, case.device)
+            restored = pn.with_typed_keys(checkpoints.orbax_restore(path, pn.with_key_data(abstract), case.device), abstract)
         assert_trees_equal("restored state", pn.with_key_data(nnx.to_pure_dict(restored)), pn.with_key_data(nnx.to_pure_dict(saved)),
                            "the saved nnx.state(m), RNG streams included")
         resumed = nnx.merge(graphdef, restored)

@@ -50,6 +50,8 @@ def test_tonnx_dropout_mask_follows_the_stream_key(device, data):
     got = m(x, rngs=nnx.Rngs(dropout={k1}))
     assert_equal("dropout probe", got[1], native[1], "Linen's own dropout with the stream's key")
     assert_equal("output", got[0], native[0], "Linen's own dropout with the stream's key")
+    other = m(x, rngs=nnx.Rngs(dropout={k2}))
+    assert (np.asarray(other[1]) != np.asarray(got[1])).any(), "keys {k1} and {k2} drop the same cells"
     """
     with numerics(case), reporting("a call's nnx.Rngs dropout stream drops what Linen drops with its key", case, check):
         from flax import nnx
