@@ -188,3 +188,27 @@ def tonnx_call_before_init_initialises():
         _wrap_call(make)
 
     return dict(patch=patch)
+
+
+@fault(f"{AREA}: lazy_init", "lazy_init's check of its argument is inverted (flax 0.10.4's typo, fixed by ce6e2496): "
+       "a plain function gets an AttributeError instead of the ValueError naming fn")
+def tonnx_lazy_init_check_inverted():
+    def patch():
+        from flax.nnx import bridge
+        from flax.nnx.bridge import wrappers
+
+        real = getattr(wrappers, "_conformance_real_lazy_init", wrappers.lazy_init)
+        wrappers._conformance_real_lazy_init = real
+
+        def lazy_init(fn, *args, **kwargs):
+            from flax import nnx
+
+            if not isinstance(fn, nnx.Module) and not hasattr(fn, "__self__") and isinstance(fn.__self__, nnx.Module):
+                # the typo: a plain function has no __self__, so the check itself raises AttributeError
+                raise ValueError(f"{fn = } needs to be a method of an NNX Module.")
+            return real(fn, *args, **kwargs)
+
+        wrappers.lazy_init = lazy_init
+        bridge.lazy_init = lazy_init
+
+    return dict(patch=patch)
