@@ -85,7 +85,7 @@ def linen_class(kind: str, box: str | None = None):
         return Noisy
     if kind == "normed":
 
-        class Normed(nn.Module):
+        class NormedBlock(nn.Module):
             features: int
 
             @nn.compact
@@ -93,6 +93,16 @@ def linen_class(kind: str, box: str | None = None):
                 h = nn.Dense(self.features)(x)
                 return nn.BatchNorm(use_running_average=not train, momentum=config.ZOO_BN_MOMENTUM,
                                     epsilon=config.ZOO_BN_EPSILON)(h)
+
+        class Normed(nn.Module):
+            """The block one level down: a training call's update holds part of a subtree (the statistics
+            beside the norm's own scale and bias, under the block's name), which must merge, not replace."""
+
+            features: int
+
+            @nn.compact
+            def __call__(self, x, train: bool = False):
+                return NormedBlock(self.features)(x, train)
 
         return Normed
     raise ValueError(f"kind must be one of {MODULE_KINDS}; got {kind!r}")

@@ -212,3 +212,17 @@ def tonnx_lazy_init_check_inverted():
         bridge.lazy_init = lazy_init
 
     return dict(patch=patch)
+
+
+@fault(f"{AREA}: batch stats", "a call's updates replace the nested attribute they belong to instead of merging into it "
+       "(a shallow dict merge, as ToNNX did before flax commit 4e919207): params beside updated statistics are lost")
+def tonnx_updates_merged_shallowly():
+    def patch():
+        from flax.nnx.bridge import variables as bv
+
+        def shallow(original, update):
+            return {**original, **update}
+
+        bv._recursive_merge = shallow
+
+    return dict(patch=patch)
