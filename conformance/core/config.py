@@ -296,8 +296,9 @@ PIPELINE_MESH_AXES = ("data", "model")  # the mesh over the suite's devices: (1,
 # --- Linen layers inside NNX models: the pipeline contract (conformance/properties/to_nnx/pipelines) ---------
 # Like a to_linen pipeline's, a ToNNX pipeline's verdict is in how the wrapper moves Linen variables into NNX
 # state and back (split, update, checkpoints, collections, streams, methods), not in the numbers drawn: eager
-# calls of a wrapped Linen module cost op by op, so the same small fraction and shapes as the pipelines'.
-TONNX_EXAMPLE_FRACTION = PIPELINE_EXAMPLE_FRACTION
+# calls of a wrapped Linen module cost op by op, so the fewest examples a property takes (gate: 64 x 0.03 -> 2,
+# the floor of harness.property_settings) over the pipelines' shapes.
+TONNX_EXAMPLE_FRACTION = 0.03
 # The dropout probe: a Linen nn.Dropout over this many ones beside the layer's output, so two masks of
 # different keys agree with probability (1 - rate)**n + rate**n at most (2**-256 at rate 0.5), whatever the shape.
 TONNX_DROPOUT_CELLS = 256
