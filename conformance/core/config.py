@@ -211,6 +211,17 @@ FAULT_FIRST_CATCHERS = {
     "tonnx_vmap_only_negated": ("test_tonnx_nnx_vmap_matches_rows_and_batched",),
     "tonnx_output_on_first_device": ("test_tonnx_output_stays_on_device",),
     "tonnx_checks_removed": ("test_tonnx_rejects_bad_seed",),
+    # Linen layers inside NNX models (conformance/selfcheck/to_nnx_pipeline_faults.py)
+    "tonnx_state_updates_ignored": ("test_tonnx_state_update_round_trip",),
+    "tonnx_batch_stats_not_written_back": ("test_tonnx_batch_stats_update_matches_linen",),
+    "tonnx_intermediates_dropped": ("test_tonnx_sown_intermediates_in_state",),
+    "tonnx_partition_metadata_dropped": ("test_tonnx_partition_metadata_becomes_sharding",),
+    "tonnx_dropout_key_fixed": ("test_tonnx_dropout_stream_advances_per_call",),
+    "tonnx_call_kwargs_dropped": ("test_tonnx_dropout_deterministic_draws_nothing",),
+    "tonnx_method_routed_to_call": ("test_tonnx_methods_through_the_wrapper",),
+    "tonnx_call_before_init_initialises": ("test_tonnx_call_before_lazy_init_is_a_clear_error",),
+    "tonnx_lazy_init_check_inverted": ("test_tonnx_lazy_init_through_a_method",),
+    "tonnx_updates_merged_shallowly": ("test_tonnx_batch_stats_update_matches_linen",),
     # only warns: with --first-catch its run is these properties alone (any that calls init sees the warning)
     "deprecation_warning_on_init": ("test_deterministic",),
 }
@@ -313,6 +324,23 @@ PIPELINE_ENSEMBLE = 2  # nn.vmap's mapped size: a mesh axis of the forced CPU de
 PIPELINE_PARTITION = (None, "model")  # the kernel's annotated names (rows unsharded, columns on 'model')
 PIPELINE_STACK_AXIS = "layers"  # the partition name nn.scan/nn.vmap give the stacked axis
 PIPELINE_MESH_AXES = ("data", "model")  # the mesh over the suite's devices: (1, device count)
+
+# --- Linen layers inside NNX models: the pipeline contract (conformance/properties/to_nnx/pipelines) ---------
+# Like a to_linen pipeline's, a ToNNX pipeline's verdict is in how the wrapper moves Linen variables into NNX
+# state and back (split, update, checkpoints, collections, streams, methods), not in the numbers drawn: eager
+# calls of a wrapped Linen module cost op by op, so the fewest examples a property takes (gate: 64 x 0.03 -> 2,
+# the floor of harness.property_settings) over the pipelines' shapes.
+TONNX_EXAMPLE_FRACTION = 0.03
+# The dropout probe: a Linen nn.Dropout over this many ones beside the layer's output, so two masks of
+# different keys agree with probability (1 - rate)**n + rate**n at most (2**-256 at rate 0.5), whatever the shape.
+TONNX_DROPOUT_CELLS = 256
+TONNX_DROPOUT_RATE = 0.5
+# Logical partition names of the kernel and the rules that map them onto the mesh axes
+# (PIPELINE_MESH_AXES): rows unsharded, columns on 'model', as PIPELINE_PARTITION names them directly.
+TONNX_LOGICAL_NAMES = ("embed", "mlp")
+TONNX_LOGICAL_RULES = (("embed", None), ("mlp", "model"))
+# The Linen metadata boxes an annotated kernel is created in (nn.with_partitioning, nn.with_logical_partitioning).
+TONNX_PARTITION_BOXES = ("Partitioned", "LogicallyPartitioned")
 
 # --- the bridge's public surface (conformance/properties/surface, conformance/core/surface.py) ---------------
 # Like a pipeline's, a surface property's verdict is in how the bridge wires a call (a method at init, a

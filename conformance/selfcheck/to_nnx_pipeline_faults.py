@@ -1,0 +1,228 @@
+"""Faults of Linen layers inside NNX models: ``bridge.ToNNX``'s call, ``lazy_init`` and the variable conversion.
+
+Each patches flax itself (``Fault.patch``): the wrapper's ``__call__`` or
+the Linen-to-NNX conversion of ``flax/nnx/bridge/variables.py``, as a
+regression there would. The properties that catch them are in
+``conformance/properties/to_nnx/pipelines``.
+"""
+
+from __future__ import annotations
+
+from conformance.selfcheck.fault import fault
+
+AREA = "to_nnx pipelines"
+
+
+def _wrap_call(make):
+    """Replace ``ToNNX.__call__`` with ``make(real_call)``, once per process."""
+    from flax.nnx.bridge import wrappers
+
+    real = getattr(wrappers.ToNNX, "_conformance_real_call", wrappers.ToNNX.__call__)
+    wrappers.ToNNX._conformance_real_call = real
+    wrappers.ToNNX.__call__ = make(real)
+
+
+def _initializing(model) -> bool:
+    return bool(model._pytree__state.initializing)
+
+
+def _own_variables(model) -> bool:
+    """True once the wrapper holds any Linen variable (lazy_init has run)."""
+    return any(not k.startswith(("to_nnx__", "_pytree__")) for k in vars(model))
+
+
+@fault(f"{AREA}: state", "the wrapper computes with the params its lazy_init created (cached with its Linen module), "
+       "not the NNX state it holds: nnx.update, nnx.merge with another state and restored checkpoints are ignored")
+def tonnx_state_updates_ignored():
+    cached: dict = {}
+
+    def patch():
+        from flax import nnx
+
+        def make(real):
+            def call(self, *args, **kw):
+                key = id(self.to_nnx__module)
+                if _initializing(self):
+                    out = real(self, *args, **kw)
+                    cached[key] = nnx.to_pure_dict(nnx.state(self, nnx.Param))
+                    return out
+                if key in cached:
+                    state = nnx.state(self, nnx.Param)
+                    nnx.replace_by_pure_dict(state, cached[key])
+                    nnx.update(self, state)
+                return real(self, *args, **kw)
+
+            return call
+
+        _wrap_call(make)
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: batch stats", "a training call's batch_stats updates are not written back into the NNX state")
+def tonnx_batch_stats_not_written_back():
+    def patch():
+        from flax import nnx
+
+        def make(real):
+            def call(self, *args, **kw):
+                if _initializing(self):
+                    return real(self, *args, **kw)
+                before = nnx.to_pure_dict(nnx.state(self, nnx.BatchStat))
+                out = real(self, *args, **kw)
+                state = nnx.state(self, nnx.BatchStat)
+                nnx.replace_by_pure_dict(state, before)
+                nnx.update(self, state)
+                return out
+
+            return call
+
+        _wrap_call(make)
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: sow", "values the Linen module sows under mutable=['intermediates'] are dropped from the NNX state")
+def tonnx_intermediates_dropped():
+    def patch():
+        from flax import nnx
+
+        def make(real):
+            def call(self, *args, **kw):
+                out = real(self, *args, **kw)
+                if not _initializing(self):
+                    nnx.pop(self, nnx.Intermediate)
+                return out
+
+            return call
+
+        _wrap_call(make)
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: partitioning", "Linen partition boxes (nn.Partitioned, nn.LogicallyPartitioned) become plain NNX "
+       "variables: their names are dropped, so nothing is sharded")
+def tonnx_partition_metadata_dropped():
+    def patch():
+        from flax.core import meta
+        from flax.nnx.bridge import variables as bv
+
+        real = getattr(bv, "_conformance_real_to_nnx_var", bv.to_nnx_var)
+        bv._conformance_real_to_nnx_var = real
+
+        def to_nnx_var(col, x):
+            if isinstance(x, meta.AxisMetadata) and not isinstance(x, bv.NNXMeta):
+                x = x.unbox()
+            return real(col, x)
+
+        bv.to_nnx_var = to_nnx_var
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: dropout", "calls after lazy_init draw every stream from a fixed key: the model's and the call's "
+       "nnx.Rngs are ignored, every call drops the same cells")
+def tonnx_dropout_key_fixed():
+    def patch():
+        from flax import nnx
+
+        def make(real):
+            def call(self, *args, rngs=None, **kw):
+                if not _initializing(self):
+                    streams = rngs if isinstance(rngs, nnx.Rngs) else self.to_nnx__rngs
+                    names = [name for name, _ in streams.items()] if isinstance(streams, nnx.Rngs) else ["dropout"]
+                    rngs = nnx.Rngs(**{name: 0 for name in names})
+                return real(self, *args, rngs=rngs, **kw)
+
+            return call
+
+        _wrap_call(make)
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: call", "keyword arguments of a call after lazy_init (deterministic=, train=) do not reach the Linen module")
+def tonnx_call_kwargs_dropped():
+    def patch():
+        def make(real):
+            def call(self, *args, rngs=None, method=None, mutable=None, **kw):
+                if _initializing(self):
+                    return real(self, *args, rngs=rngs, method=method, mutable=mutable, **kw)
+                return real(self, *args, rngs=rngs, method=method, mutable=mutable)
+
+            return call
+
+        _wrap_call(make)
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: methods", "a Linen method called through the wrapper (model.negated(x), method=) runs __call__ instead")
+def tonnx_method_routed_to_call():
+    def patch():
+        def make(real):
+            def call(self, *args, method=None, **kw):
+                return real(self, *args, **kw)
+
+            return call
+
+        _wrap_call(make)
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: lazy_init", "calling a ToNNX that was never lazy_init'ed initialises it silently instead of raising")
+def tonnx_call_before_init_initialises():
+    def patch():
+        from flax.nnx import bridge
+
+        def make(real):
+            def call(self, *args, **kw):
+                if not _initializing(self) and not _own_variables(self):
+                    bridge.lazy_init(self, *args, **kw)
+                return real(self, *args, **kw)
+
+            return call
+
+        _wrap_call(make)
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: lazy_init", "lazy_init's check of its argument is inverted (flax 0.10.4's typo, fixed by ce6e2496): "
+       "a plain function gets an AttributeError instead of the ValueError naming fn")
+def tonnx_lazy_init_check_inverted():
+    def patch():
+        from flax.nnx import bridge
+        from flax.nnx.bridge import wrappers
+
+        real = getattr(wrappers, "_conformance_real_lazy_init", wrappers.lazy_init)
+        wrappers._conformance_real_lazy_init = real
+
+        def lazy_init(fn, *args, **kwargs):
+            from flax import nnx
+
+            if not isinstance(fn, nnx.Module) and not hasattr(fn, "__self__") and isinstance(fn.__self__, nnx.Module):
+                # the typo: a plain function has no __self__, so the check itself raises AttributeError
+                raise ValueError(f"{fn = } needs to be a method of an NNX Module.")
+            return real(fn, *args, **kwargs)
+
+        wrappers.lazy_init = lazy_init
+        bridge.lazy_init = lazy_init
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: batch stats", "a call's updates replace the nested attribute they belong to instead of merging into it "
+       "(a shallow dict merge, as ToNNX did before flax commit 4e919207): params beside updated statistics are lost")
+def tonnx_updates_merged_shallowly():
+    def patch():
+        from flax.nnx.bridge import variables as bv
+
+        def shallow(original, update):
+            return {**original, **update}
+
+        bv._recursive_merge = shallow
+
+    return dict(patch=patch)
