@@ -323,3 +323,20 @@ def draw_pipeline_case(
     if layers:
         case.extra["layers"] = length
     return case
+
+
+def draw_exact_combination(data, case):
+    """A second input y drawn like ``case``'s x, coefficients a and b, and x, y and a*x + b*y on the quarter grid.
+
+    The combination is exact in the input dtype (asserted), so only the layer's own rounding separates f(a*x + b*y)
+    from a*f(x) + b*f(y). Returns ``(y_spec, a, b, xv, yv, zv)``; the draws go into ``case.extra`` for the report.
+    """
+    y_spec = data.draw(x_specs(case.width, case.dtype, case.x.shape[:-1], ("integers",)), label="y")
+    a = data.draw(st.sampled_from(LINEAR_COEFFS), label="a")
+    b = data.draw(st.sampled_from(LINEAR_COEFFS), label="b")
+    case.extra.update(y=y_spec.code(), a=a, b=b)
+    xv, yv = on_quarter_grid(case.x), on_quarter_grid(y_spec)
+    exact = a * xv.astype(np.float64) + b * yv.astype(np.float64)
+    zv = exact.astype(xv.dtype)
+    assert np.array_equal(zv.astype(np.float64), exact), "a*x + b*y is not exact in the input dtype"
+    return y_spec, a, b, xv, yv, zv

@@ -1,24 +1,16 @@
 """Linearity in x: f(a*x + b*y) ~= a*f(x) + b*f(y) for one seed, and f(0) == 0."""
 
 import numpy as np
-from hypothesis import strategies as st
 
 from conformance.helpers.harness import given_data, linearity_bound, numerics, observe, place
-from conformance.helpers.hypothesis_helpers import LINEAR_COEFFS as COEFFS, draw_case, on_quarter_grid as _on_grid, x_specs
+from conformance.helpers.hypothesis_helpers import draw_case, draw_exact_combination
 from conformance.helpers.pytest_helpers import assert_close, assert_equal, reporting
 
 
 @given_data()
 def test_linear_in_x(device, data):
     case = draw_case(data, device, batched=None, kinds=("integers",))
-    y_spec = data.draw(x_specs(case.width, case.dtype, case.x.shape[:-1], ("integers",)), label="y")
-    a = data.draw(st.sampled_from(COEFFS), label="a")
-    b = data.draw(st.sampled_from(COEFFS), label="b")
-    case.extra.update(y=y_spec.code(), a=a, b=b)
-    xv, yv = _on_grid(case.x), _on_grid(y_spec)
-    exact = a * xv.astype(np.float64) + b * yv.astype(np.float64)
-    zv = exact.astype(xv.dtype)
-    assert np.array_equal(zv.astype(np.float64), exact), "a*x + b*y is not exact in the input dtype"
+    y_spec, a, b, xv, yv, zv = draw_exact_combination(data, case)
     check = f"""
     a, b = {a}, {b}
     q = lambda v: v if np.issubdtype(v.dtype, np.integer) else (v.astype(np.float64) / 4).astype(v.dtype)  # the quarter grid

@@ -1,25 +1,17 @@
 """Linearity in x through ToNNX: f(a*x + b*y) ~= a*f(x) + b*f(y) for one model."""
 
 import numpy as np
-from hypothesis import strategies as st
 
 from conformance.helpers import harness_nnx
 from conformance.helpers.harness import given_data, linearity_bound, numerics, place
-from conformance.helpers.hypothesis_helpers import LINEAR_COEFFS, draw_case, on_quarter_grid, x_specs
+from conformance.helpers.hypothesis_helpers import draw_case, draw_exact_combination
 from conformance.helpers.pytest_helpers import assert_close, reporting
 
 
 @given_data(rotation="test_linear_in_x")
 def test_tonnx_linear_in_x(device, data):
     case = draw_case(data, device, batched=None, kinds=("integers",), direction=harness_nnx.DIRECTION)
-    y_spec = data.draw(x_specs(case.width, case.dtype, case.x.shape[:-1], ("integers",)), label="y")
-    a = data.draw(st.sampled_from(LINEAR_COEFFS), label="a")
-    b = data.draw(st.sampled_from(LINEAR_COEFFS), label="b")
-    case.extra.update(y=y_spec.code(), a=a, b=b)
-    xv, yv = on_quarter_grid(case.x), on_quarter_grid(y_spec)
-    exact = a * xv.astype(np.float64) + b * yv.astype(np.float64)
-    zv = exact.astype(xv.dtype)
-    assert np.array_equal(zv.astype(np.float64), exact), "a*x + b*y is not exact in the input dtype"
+    y_spec, a, b, xv, yv, zv = draw_exact_combination(data, case)
     check = f"""
     from conformance.helpers.harness import linearity_bound
     a, b = {a}, {b}
