@@ -29,9 +29,69 @@ def lazy_init(model, *args, **kwargs):
 
 
 def pure_dict(state) -> dict:
-    """An ``nnx.State`` as nested plain dicts of arrays: ``nnx.to_pure_dict`` (the ``State`` method is deprecated from 0.12)."""
+    """An ``nnx.State`` as nested plain dicts of arrays: ``nnx.to_pure_dict`` (the ``State`` method is deprecated from
+    0.12, and flax 0.9 has neither: there the mapping is walked)."""
     fn = getattr(nnx, "to_pure_dict", None)
-    return fn(state) if fn is not None else state.to_pure_dict()
+    if fn is not None:
+        return fn(state)
+    if hasattr(state, "to_pure_dict"):
+        return state.to_pure_dict()
+    return _walk_pure(state)
+
+
+def _walk_pure(node):
+    if hasattr(node, "items") and not hasattr(node, "value"):
+        return {k: _walk_pure(v) for k, v in node.items()}
+    return get_value(node) if hasattr(node, "value") else node
+
+
+# flax 0.9's ToNNX keeps each Linen collection as an attribute named after it: its NNX paths begin with the
+# collection's name ('params', 'Dense_0', 'kernel'); from 0.10 a variable's type says its collection.
+def _flax_minor() -> tuple:
+    import flax
+
+    return tuple(int(p) for p in flax.__version__.split(".")[:2] if p.isdigit())
+
+
+TONNX_PATHS_BEGIN_WITH_COLLECTION = _flax_minor() < (0, 10)  # no attribute tells the layouts apart
+
+
+def without_collection(path: tuple, collection: str) -> tuple:
+    """A ToNNX variable's path as the Linen collection ``collection`` names it (flax 0.9's leading name dropped)."""
+    if TONNX_PATHS_BEGIN_WITH_COLLECTION and path and str(path[0]) == collection:
+        return tuple(path[1:])
+    return tuple(path)
+
+
+def tonnx_params(params: dict) -> dict:
+    """A ToNNX model's ``nnx.Param`` state as a plain dict, as Linen names it (flax 0.9's 'params' level dropped)."""
+    return params["params"] if TONNX_PATHS_BEGIN_WITH_COLLECTION and set(params) == {"params"} else params
+
+
+def optimizer_update(optimizer, model, grads) -> None:
+    """One ``nnx.Optimizer`` step: ``update(model, grads)`` from flax 0.11, ``update(grads)`` before."""
+    import inspect
+
+    if "model" in inspect.signature(optimizer.update).parameters:
+        optimizer.update(model, grads)
+    else:
+        optimizer.update(grads)
+
+
+def set_hyperparam(optimizer, name: str, value) -> None:
+    """An ``optax.inject_hyperparams`` value in the optimizer's state, set in place (eagerly).
+
+    From flax 0.10 the value is a Variable (set through it); flax 0.9 keeps the
+    plain array in the state's dict.
+    """
+    import jax.numpy as jnp
+
+    params = optimizer.opt_state.hyperparams
+    old = params[name]
+    if isinstance(old, nnx.Variable):
+        set_value(old, jnp.asarray(value, get_value(old).dtype))
+    else:
+        params[name] = jnp.asarray(value, old.dtype)
 
 
 def filter_state(state, *filters):
@@ -43,7 +103,10 @@ def filter_state(state, *filters):
 def flat_state(state) -> list:
     """``[(path, variable), ...]`` of ``state``: ``nnx.to_flat_state`` where it exists, else ``State.flat_state``."""
     fn = getattr(nnx, "to_flat_state", None)
-    return list(fn(state)) if fn is not None else list(state.flat_state())
+    if fn is not None:
+        return list(fn(state))
+    flat = state.flat_state()  # a dict {path: variable} before 0.10.3
+    return list(flat.items()) if hasattr(flat, "items") else list(flat)
 
 
 def enable_x64(on: bool = True):

@@ -46,7 +46,7 @@ def nnx_model(seed, x, features):
 
 def nnx_params(model) -> dict:
     """The model's ``nnx.Param`` state as a plain dict: ``{'kernel': array, 'bias': array}``."""
-    return _compat.pure_dict(_compat.nnx.state(model, _compat.nnx.Param))
+    return _compat.tonnx_params(_compat.pure_dict(_compat.nnx.state(model, _compat.nnx.Param)))
 
 
 def linen_inside_nnx(seed, x, features):

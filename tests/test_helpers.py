@@ -92,3 +92,73 @@ def test_repro_snippet_re_applies_the_injected_fault(monkeypatch):
     assert install < next(i for i, ln in enumerate(lines) if ln.startswith("from reference import"))
     monkeypatch.setattr(faults, "ACTIVE", None)
     assert "faults.install" not in repro_snippet(case)
+
+
+# --- reference/_compat.py: the shims the other direction needs on old releases (the 21-release matrix) -----------
+
+
+def test_flat_state_takes_the_dict_form_of_old_releases():
+    from reference import _compat
+
+    class OldState:  # flax before 0.10.3: State.flat_state() is a dict {path: variable}
+        def flat_state(self):
+            return {("dense", "kernel"): 1, ("dense", "bias"): 2}
+
+    if hasattr(_compat.nnx, "to_flat_state"):
+        import pytest
+
+        pytest.skip("this flax has nnx.to_flat_state: the old form is not reached")
+    assert _compat.flat_state(OldState()) == [(("dense", "kernel"), 1), (("dense", "bias"), 2)]
+
+
+def test_pure_dict_walks_a_state_without_to_pure_dict():
+    from reference import _compat
+
+    class Var:
+        def __init__(self, v):
+            self.value = v
+
+    assert _compat._walk_pure({"params": {"kernel": Var(1), "bias": Var(2)}}) == {"params": {"kernel": 1, "bias": 2}}
+
+
+def test_collection_levels_are_dropped_only_in_the_first_layout(monkeypatch):
+    from reference import _compat
+
+    monkeypatch.setattr(_compat, "TONNX_PATHS_BEGIN_WITH_COLLECTION", True)
+    assert _compat.without_collection(("params", "Dense_0", "kernel"), "params") == ("Dense_0", "kernel")
+    assert _compat.without_collection(("Dense_0", "kernel"), "params") == ("Dense_0", "kernel")
+    assert _compat.tonnx_params({"params": {"kernel": 1}}) == {"kernel": 1}
+    monkeypatch.setattr(_compat, "TONNX_PATHS_BEGIN_WITH_COLLECTION", False)
+    assert _compat.without_collection(("params", "kernel"), "params") == ("params", "kernel")  # a module named so
+    assert _compat.tonnx_params({"params": {"kernel": 1}}) == {"params": {"kernel": 1}}
+
+
+def test_optimizer_update_and_hyperparams_take_both_signatures():
+    import jax.numpy as jnp
+
+    from reference import _compat
+
+    calls = []
+
+    class New:
+        def update(self, model, grads):
+            calls.append(("new", model, grads))
+
+    class Old:
+        def update(self, grads):
+            calls.append(("old", grads))
+
+    _compat.optimizer_update(New(), "m", "g")
+    _compat.optimizer_update(Old(), "m", "g")
+    assert calls == [("new", "m", "g"), ("old", "g")]
+
+    class State:
+        hyperparams = {"learning_rate": jnp.asarray(1.0, jnp.float32)}
+
+    class Opt:
+        opt_state = State()
+
+    opt = Opt()
+    _compat.set_hyperparam(opt, "learning_rate", 0.25)  # flax 0.9: a plain array in the state's dict
+    got = opt.opt_state.hyperparams["learning_rate"]
+    assert float(got) == 0.25 and got.dtype == jnp.float32

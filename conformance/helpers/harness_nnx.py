@@ -25,7 +25,7 @@ DIRECTION = "to_nnx"
 
 def params_of(state) -> dict:
     """The ``nnx.Param`` leaves of a model's state, as ``{'kernel': array, 'bias': array}``."""
-    return _compat.pure_dict(_compat.filter_state(state, _compat.nnx.Param))
+    return _compat.tonnx_params(_compat.pure_dict(_compat.filter_state(state, _compat.nnx.Param)))
 
 
 @functools.lru_cache(maxsize=None)

@@ -30,6 +30,14 @@ def mesh_for(platform: str, features: int):
     return Mesh(np.array(devs).reshape(len(devs) // model, model), config.PIPELINE_MESH_AXES)
 
 
+def ambient(mesh):
+    """``mesh`` as the ambient mesh: ``jax.set_mesh`` (new), ``jax.sharding.use_mesh``, or the mesh itself (old)."""
+    for fn in (getattr(jax, "set_mesh", None), getattr(jax.sharding, "use_mesh", None)):
+        if fn is not None:
+            return fn(mesh)
+    return mesh
+
+
 def shardings(mesh, specs):
     """A NamedSharding on ``mesh`` for every PartitionSpec of ``specs`` (nn.get_partition_spec's tree)."""
     from jax.sharding import NamedSharding, PartitionSpec

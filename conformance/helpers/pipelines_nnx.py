@@ -161,6 +161,7 @@ def linen_variables(model) -> dict:
             raise TypeError(f"the model holds a {type(node).__name__} at {'/'.join(map(str, path))}: no Linen "
                             f"collection known for it (known: {sorted(t.__name__ for t in names)})")
         tree = out.setdefault(names[type(node)], {})
+        path = _compat.without_collection(path, names[type(node)])
         for key in path[:-1]:
             tree = tree.setdefault(str(key), {})
         tree[str(path[-1])] = _compat.get_value(node)
@@ -171,7 +172,7 @@ def state_values(model, *filters) -> dict:
     """``nnx.state(model, *filters)`` as a nested dict of arrays (paths as Linen names them)."""
     from flax import nnx
 
-    return nnx.to_pure_dict(nnx.state(model, *filters))
+    return _compat.pure_dict(nnx.state(model, *filters))
 
 
 def _is_key(a) -> bool:
@@ -212,12 +213,12 @@ def collection(model, name: str) -> dict:
 
 @contextlib.contextmanager
 def on_mesh(mesh):
-    """``mesh`` as the context's mesh (``jax.set_mesh``, or ``jax.sharding.use_mesh`` where that is jax's name)
-    with the logical rules: where NNX shards an annotated variable as it creates it."""
+    """``mesh`` as the context's mesh (``mesh.ambient``) with the logical rules: where NNX shards an annotated variable as it creates it."""
     import flax.linen as nn
 
-    setter = getattr(jax, "set_mesh", None) or getattr(jax.sharding, "use_mesh")
-    with setter(mesh), nn.logical_axis_rules(LOGICAL_RULES):
+    from conformance.helpers.mesh import ambient
+
+    with ambient(mesh), nn.logical_axis_rules(LOGICAL_RULES):
         yield
 
 
@@ -231,7 +232,8 @@ def partition_specs(model) -> dict:
     out = {}
     for path, spec in flat:
         names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
-        out["/".join(n for n in names if n != "value")] = tuple(spec)
+        names = _compat.without_collection(tuple(n for n in names if n != "value"), "params")
+        out["/".join(names)] = tuple(spec)
     return out
 
 

@@ -263,10 +263,7 @@ def as_affine(variables) -> dict:
 
 
 def mesh_context(mesh):
-    """``mesh`` as the ambient mesh: ``jax.set_mesh`` (new), ``jax.sharding.use_mesh``, or the mesh itself (old)."""
-    import jax
+    """``mesh`` as the ambient mesh (``conformance.helpers.mesh.ambient``)."""
+    from conformance.helpers.mesh import ambient
 
-    for fn in (getattr(jax, "set_mesh", None), getattr(jax.sharding, "use_mesh", None)):
-        if fn is not None:
-            return fn(mesh)
-    return mesh
+    return ambient(mesh)

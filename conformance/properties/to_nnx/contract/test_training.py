@@ -25,11 +25,10 @@ SGD = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
 
 
 @nnx.jit
-def sgd_step(model, optimizer, x, target, lr):
+def sgd_step(model, optimizer, x, target):
     """One step: loss = mean((model(x) - target)**2), grads by nnx.grad, optimizer.update in place."""
-    optimizer.opt_state.hyperparams["learning_rate"][...] = lr
     grads = nnx.grad(lambda m: jnp.mean((m(x) - target) ** 2))(model)
-    optimizer.update(model, grads)
+    _compat.optimizer_update(optimizer, model, grads)
 
 
 # Three compiled optimizer steps and an eager optimizer set-up per example: a sixth of the profile's examples.
@@ -65,7 +64,8 @@ def test_tonnx_optimizer_sgd_step(device, data):
         for i in range(config.TRAIN_STEPS):
             k, b = (np.asarray(a, np.float64) for a in kernel_bias(nnx_params(model)))
             (want_k, bound_k), (want_b, bound_b) = hand_step(k, b, x64, t64, lr)
-            sgd_step(model, optimizer, x, target, lr)
+            _compat.set_hyperparam(optimizer, "learning_rate", lr)
+            sgd_step(model, optimizer, x, target)
             params = nnx_params(model)
             got_k, got_b = (np.asarray(a, np.float64) for a in kernel_bias(params))
             assert_close(f"step {i + 1}: kernel", got_k, want_k, bound_k, "hand SGD update")

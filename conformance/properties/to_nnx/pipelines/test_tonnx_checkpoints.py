@@ -17,6 +17,7 @@ from conformance.helpers import pipelines_nnx as pn
 from conformance.helpers.harness import case_x, given_data, numerics
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import assert_equal, assert_trees_equal, reporting
+from reference import _compat
 
 FRACTION = config.TONNX_EXAMPLE_FRACTION
 
@@ -51,7 +52,7 @@ def test_tonnx_orbax_round_trip(device, data):
             abstract_model = nnx.eval_shape(lambda: pn.wrapped("normed", case.features_int, case.seed_int, x, train=False))
             graphdef, abstract = nnx.split(abstract_model)
             restored = pn.with_typed_keys(checkpoints.orbax_restore(path, pn.with_key_data(abstract), case.device), abstract)
-        assert_trees_equal("restored state", pn.with_key_data(nnx.to_pure_dict(restored)), pn.with_key_data(nnx.to_pure_dict(saved)),
+        assert_trees_equal("restored state", pn.with_key_data(_compat.pure_dict(restored)), pn.with_key_data(_compat.pure_dict(saved)),
                            "the saved nnx.state(m), RNG streams included")
         resumed = nnx.merge(graphdef, restored)
         assert_trees_equal("resumed model's variables", pn.linen_variables(resumed), pn.linen_variables(m),
