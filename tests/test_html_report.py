@@ -142,7 +142,7 @@ def test_the_committed_version_matrix_pictures_are_current(tmp_path):
     assert tool.main([os.path.join(root, "docs", "version-matrix.json"), "--out-dir", str(tmp_path)]) == 0
     drawn = sorted(os.listdir(tmp_path))
     assert drawn == ["version-matrix-contract.svg", "version-matrix-pipelines.svg",
-                     "version-matrix-real-layer-tier.svg", "version-matrix-zoo.svg"]
+                     "version-matrix-real-layer-tier.svg", "version-matrix-to-nnx.svg", "version-matrix-zoo.svg"]
     for name in drawn:
         with open(os.path.join(root, "docs", name)) as fh:
             assert fh.read() == (tmp_path / name).read_text(), f"docs/{name} is stale: run python tools/version_matrix_svg.py"

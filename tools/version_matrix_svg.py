@@ -23,7 +23,7 @@ from conformance.gate.verdict import DEVIATION, FAIL, PASS, SKIPPED, Cell, compa
 # The per-release tables (pipelines, real-layer tier) spell outcomes as pytest does.
 WORDS = {"pass": PASS, "xfail": DEVIATION, "FAIL": FAIL, "skip": SKIPPED}
 SECTIONS = {"zoo": "the zoo", "contract": "the contract (nnx.Linear)", "pipelines": "pipelines",
-            "real_layer_tier": "the real-layer tier"}
+            "real_layer_tier": "the real-layer tier", "to_nnx": "the other direction (ToNNX, lazy_init)"}
 
 
 def vkey(label: str) -> tuple[int, ...]:
