@@ -22,6 +22,11 @@ def _wrap_call(make):
     wrappers.ToNNX.__call__ = make(real)
 
 
+def _call_replaced(make) -> dict:
+    """A fault whose patch replaces ``ToNNX.__call__`` with ``make(real_call)`` (flax imported only then)."""
+    return dict(patch=lambda: _wrap_call(make))
+
+
 def _initializing(model) -> bool:
     return bool(model._pytree__state.initializing)
 
@@ -36,69 +41,60 @@ def _own_variables(model) -> bool:
 def tonnx_state_updates_ignored():
     cached: dict = {}
 
-    def patch():
+    def make(real):
         from flax import nnx
 
-        def make(real):
-            def call(self, *args, **kw):
-                key = id(self.to_nnx__module)
-                if _initializing(self):
-                    out = real(self, *args, **kw)
-                    cached[key] = nnx.to_pure_dict(nnx.state(self, nnx.Param))
-                    return out
-                if key in cached:
-                    state = nnx.state(self, nnx.Param)
-                    nnx.replace_by_pure_dict(state, cached[key])
-                    nnx.update(self, state)
-                return real(self, *args, **kw)
+        def call(self, *args, **kw):
+            key = id(self.to_nnx__module)
+            if _initializing(self):
+                out = real(self, *args, **kw)
+                cached[key] = nnx.to_pure_dict(nnx.state(self, nnx.Param))
+                return out
+            if key in cached:
+                state = nnx.state(self, nnx.Param)
+                nnx.replace_by_pure_dict(state, cached[key])
+                nnx.update(self, state)
+            return real(self, *args, **kw)
 
-            return call
+        return call
 
-        _wrap_call(make)
-
-    return dict(patch=patch)
+    return _call_replaced(make)
 
 
 @fault(f"{AREA}: batch stats", "a training call's batch_stats updates are not written back into the NNX state")
 def tonnx_batch_stats_not_written_back():
-    def patch():
+    def make(real):
         from flax import nnx
 
-        def make(real):
-            def call(self, *args, **kw):
-                if _initializing(self):
-                    return real(self, *args, **kw)
-                before = nnx.to_pure_dict(nnx.state(self, nnx.BatchStat))
-                out = real(self, *args, **kw)
-                state = nnx.state(self, nnx.BatchStat)
-                nnx.replace_by_pure_dict(state, before)
-                nnx.update(self, state)
-                return out
+        def call(self, *args, **kw):
+            if _initializing(self):
+                return real(self, *args, **kw)
+            before = nnx.to_pure_dict(nnx.state(self, nnx.BatchStat))
+            out = real(self, *args, **kw)
+            state = nnx.state(self, nnx.BatchStat)
+            nnx.replace_by_pure_dict(state, before)
+            nnx.update(self, state)
+            return out
 
-            return call
+        return call
 
-        _wrap_call(make)
-
-    return dict(patch=patch)
+    return _call_replaced(make)
 
 
 @fault(f"{AREA}: sow", "values the Linen module sows under mutable=['intermediates'] are dropped from the NNX state")
 def tonnx_intermediates_dropped():
-    def patch():
+    def make(real):
         from flax import nnx
 
-        def make(real):
-            def call(self, *args, **kw):
-                out = real(self, *args, **kw)
-                if not _initializing(self):
-                    nnx.pop(self, nnx.Intermediate)
-                return out
+        def call(self, *args, **kw):
+            out = real(self, *args, **kw)
+            if not _initializing(self):
+                nnx.pop(self, nnx.Intermediate)
+            return out
 
-            return call
+        return call
 
-        _wrap_call(make)
-
-    return dict(patch=patch)
+    return _call_replaced(make)
 
 
 @fault(f"{AREA}: partitioning", "Linen partition boxes (nn.Partitioned, nn.LogicallyPartitioned) become plain NNX "
@@ -124,70 +120,58 @@ def tonnx_partition_metadata_dropped():
 @fault(f"{AREA}: dropout", "calls after lazy_init draw every stream from a fixed key: the model's and the call's "
        "nnx.Rngs are ignored, every call drops the same cells")
 def tonnx_dropout_key_fixed():
-    def patch():
+    def make(real):
         from flax import nnx
 
-        def make(real):
-            def call(self, *args, rngs=None, **kw):
-                if not _initializing(self):
-                    streams = rngs if isinstance(rngs, nnx.Rngs) else self.to_nnx__rngs
-                    names = [name for name, _ in streams.items()] if isinstance(streams, nnx.Rngs) else ["dropout"]
-                    rngs = nnx.Rngs(**{name: 0 for name in names})
-                return real(self, *args, rngs=rngs, **kw)
+        def call(self, *args, rngs=None, **kw):
+            if not _initializing(self):
+                streams = rngs if isinstance(rngs, nnx.Rngs) else self.to_nnx__rngs
+                names = [name for name, _ in streams.items()] if isinstance(streams, nnx.Rngs) else ["dropout"]
+                rngs = nnx.Rngs(**{name: 0 for name in names})
+            return real(self, *args, rngs=rngs, **kw)
 
-            return call
+        return call
 
-        _wrap_call(make)
-
-    return dict(patch=patch)
+    return _call_replaced(make)
 
 
 @fault(f"{AREA}: call", "keyword arguments of a call after lazy_init (deterministic=, train=) do not reach the Linen module")
 def tonnx_call_kwargs_dropped():
-    def patch():
-        def make(real):
-            def call(self, *args, rngs=None, method=None, mutable=None, **kw):
-                if _initializing(self):
-                    return real(self, *args, rngs=rngs, method=method, mutable=mutable, **kw)
-                return real(self, *args, rngs=rngs, method=method, mutable=mutable)
+    def make(real):
+        def call(self, *args, rngs=None, method=None, mutable=None, **kw):
+            if _initializing(self):
+                return real(self, *args, rngs=rngs, method=method, mutable=mutable, **kw)
+            return real(self, *args, rngs=rngs, method=method, mutable=mutable)
 
-            return call
+        return call
 
-        _wrap_call(make)
-
-    return dict(patch=patch)
+    return _call_replaced(make)
 
 
 @fault(f"{AREA}: methods", "a Linen method called through the wrapper (model.negated(x), method=) runs __call__ instead")
 def tonnx_method_routed_to_call():
-    def patch():
-        def make(real):
-            def call(self, *args, method=None, **kw):
-                return real(self, *args, **kw)
+    def make(real):
+        def call(self, *args, method=None, **kw):
+            return real(self, *args, **kw)
 
-            return call
+        return call
 
-        _wrap_call(make)
-
-    return dict(patch=patch)
+    return _call_replaced(make)
 
 
 @fault(f"{AREA}: lazy_init", "calling a ToNNX that was never lazy_init'ed initialises it silently instead of raising")
 def tonnx_call_before_init_initialises():
-    def patch():
+    def make(real):
         from flax.nnx import bridge
 
-        def make(real):
-            def call(self, *args, **kw):
-                if not _initializing(self) and not _own_variables(self):
-                    bridge.lazy_init(self, *args, **kw)
-                return real(self, *args, **kw)
+        def call(self, *args, **kw):
+            if not _initializing(self) and not _own_variables(self):
+                bridge.lazy_init(self, *args, **kw)
+            return real(self, *args, **kw)
 
-            return call
+        return call
 
-        _wrap_call(make)
-
-    return dict(patch=patch)
+    return _call_replaced(make)
 
 
 @fault(f"{AREA}: lazy_init", "lazy_init's check of its argument is inverted (flax 0.10.4's typo, fixed by ce6e2496): "
