@@ -1,9 +1,12 @@
-"""Golden records: the variables and outputs of a fixed grid, per installed version.
+"""Golden records: the variables and outputs of a fixed grid, per installed version, in both directions.
 
-``python -m conformance record`` writes one for the installed flax and jax;
-``test_golden.py`` compares the installed versions against one (the newest by
-default, or CONFORMANCE_RECORD=<file name>) through the error model: identical,
-drift within the model (reported), or changed (a failure).
+``python -m conformance record`` writes one for the installed flax and jax:
+``cases`` for ``nnx_inside_linen`` (its Linen variables) and ``to_nnx_cases``
+for ``linen_inside_nnx`` (the ToNNX model's ``nnx.Param`` state).
+``test_golden.py`` and ``to_nnx/golden/test_tonnx_golden.py`` compare the
+installed versions against one (the newest by default, or
+CONFORMANCE_RECORD=<file name>) through the error model: identical, drift
+within the model (reported), or changed (a failure).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from conformance.core import config
 from conformance.golden import records
 
 RECORDS = config.RECORDS_DIR
-# The contract's golden properties.
-GOLDEN_PROPERTIES = ("test_golden_structure", "test_golden_numerics")
+# The contract's golden properties, to_linen's then to_nnx's; each direction's cases under its key of the record.
+GOLDEN_PROPERTIES = ("test_golden_structure", "test_golden_numerics", "test_tonnx_golden_structure",
+                     "test_tonnx_golden_numerics")
+CASES = {"to_linen": "cases", "to_nnx": "to_nnx_cases"}
 GRID_SEEDS = (0, 1, -1, config.SEED_MAX, config.SEED_MIN)
 GRID_SHAPES = ((3, 4), (1, 1), (17, 2))
 
@@ -28,13 +33,18 @@ def grid():
             yield s, w, f
 
 
-def compute(threefry_partitionable: bool | None = None) -> dict:
-    """Variables (path -> shape, dtype, values) and outputs for every grid case."""
+def compute(threefry_partitionable: bool | None = None, direction: str = "to_linen") -> dict:
+    """Variables (path -> shape, dtype, values) and outputs for every grid case, in ``direction``.
+
+    to_linen: the variables ``init`` returns; to_nnx: the lazily initialised
+    ToNNX model's ``nnx.Param`` state, under the paths ``nnx.state`` gives.
+    """
     import jax
 
     from conformance.helpers.pytest_helpers import tree_paths
-    from reference import init_variables, nnx_inside_linen
 
+    if direction not in CASES:
+        raise ValueError(f"direction must be one of {sorted(CASES)}; got {direction!r}")
     old = jax.config.jax_threefry_partitionable
     if threefry_partitionable is not None:
         jax.config.update("jax_threefry_partitionable", threefry_partitionable)
@@ -42,15 +52,36 @@ def compute(threefry_partitionable: bool | None = None) -> dict:
         cases = {}
         for s, w, f in grid():
             x = jax.device_put(_grid_x(w))
-            leaves = tree_paths(init_variables(s, x, f))
+            variables, y = _variables_and_output(direction, s, x, f)
             cases[f"seed={s},width={w},features={f}"] = {
                 "variables": {p: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype),
-                                  "values": np.asarray(v, np.float64).ravel().tolist()} for p, v in leaves.items()},
-                "y": np.asarray(nnx_inside_linen(s, x, f), np.float64).tolist(),
+                                  "values": np.asarray(v, np.float64).ravel().tolist()}
+                              for p, v in tree_paths(variables).items()},
+                "y": np.asarray(y, np.float64).tolist(),
             }
         return cases
     finally:
         jax.config.update("jax_threefry_partitionable", old)
+
+
+def _variables_and_output(direction: str, seed, x, features):
+    if direction == "to_nnx":
+        from reference import _compat
+        from reference.linen_in_nnx import nnx_model
+
+        model = nnx_model(seed, x, features)
+        return _compat.pure_dict(_compat.nnx.state(model, _compat.nnx.Param)), model(x)
+    from reference import init_variables, nnx_inside_linen
+
+    return init_variables(seed, x, features), nnx_inside_linen(seed, x, features)
+
+
+def _to_nnx_cases() -> dict:
+    """The to_nnx grid, or why it could not be computed (a release whose ToNNX fails must not stop the record)."""
+    try:
+        return {"to_nnx_cases": compute(direction="to_nnx")}
+    except Exception as exc:  # recorded; the to_nnx golden properties then skip with it
+        return {"to_nnx_error": f"{type(exc).__name__}: {exc}"}
 
 
 def record(path: str | None = None) -> str:
@@ -63,6 +94,7 @@ def record(path: str | None = None) -> str:
         "settings": {"jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
                      "jax_default_matmul_precision": config.MATMUL_PRECISION},
         "cases": compute(),
+        **_to_nnx_cases(),
     }
     return records.write_record(data, path, records.written_dir())
 
@@ -78,6 +110,47 @@ def chosen_record() -> str:
 
 def structure(cases: dict) -> dict:
     return {c: {p: (v["shape"], v["dtype"]) for p, v in d["variables"].items()} for c, d in cases.items()}
+
+
+def recorded_cases(want: dict, direction: str) -> dict | None:
+    """The record's cases of ``direction``; None for a record written before it held that direction's."""
+    return want.get(CASES[direction])
+
+
+def assert_structure(got: dict, want: dict, path: str, direction: str) -> None:
+    """Paths, shapes and dtypes of every grid case exactly as the record at ``path`` has them."""
+    __tracebackhide__ = True
+    got_s, want_s = structure(got), structure(recorded_cases(want, direction))
+    diff = [c for c in want_s if got_s.get(c) != want_s[c]]
+    assert not diff, (
+        f"structure change against {os.path.basename(path)} ({want['versions']}): {diff[0]}: "
+        f"{got_s.get(diff[0])} but the record has {want_s[diff[0]]}"
+    )
+
+
+def assert_numerics(got: dict, want: dict, path: str, direction: str) -> None:
+    """Every grid case identical or within the error model of the record; a change says what explains it.
+
+    A change is re-derived with jax_threefry_partitionable flipped: when that
+    reproduces the record, the message says so.
+    """
+    __tracebackhide__ = True
+    cases = recorded_cases(want, direction)
+    changed = compare(got, cases)
+    if not changed:
+        return  # identical, or drift within the error model (counted and reported)
+    import jax
+
+    flag = bool(jax.config.jax_threefry_partitionable)
+    explained = not compare(compute(threefry_partitionable=not flag, direction=direction), cases)
+    why = (
+        f"explained: with jax_threefry_partitionable={not flag} (installed default {flag}) the record is reproduced"
+        if explained else "no known setting reproduces the record"
+    )
+    raise AssertionError(
+        f"numerics changed against {os.path.basename(path)} ({want['versions']}, {want['settings']}): "
+        f"{len(changed)} of {len(cases)} cases beyond the error model, e.g. {changed[0]}; {why}"
+    )
 
 
 def _grid_x(width: int) -> np.ndarray:

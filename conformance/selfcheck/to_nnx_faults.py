@@ -58,6 +58,50 @@ def tonnx_default_stream_not_params():
     return dict(patch=lambda: wrap_call(call))
 
 
+@fault("to_nnx: init key", "lazy_init hands Linen the params stream's own key, not a draw from the stream (flax before "
+       "0.10.5, changed by commit 300494b0): each seed still gives its own params, but other params than the record's")
+def tonnx_lazy_init_raw_stream_key():
+    def call(base, self, args, kw):
+        rngs = self.to_nnx__rngs
+        streams = dict(rngs.items()) if rngs is not None else {}
+        stream = streams.get("params", streams.get("default"))
+        if initializing(self) and stream is not None and "rngs" not in kw:
+            from reference import _compat
+
+            kw = {**kw, "rngs": _compat.get_value(stream.key)}
+        return base(self, *args, **kw)
+
+    return dict(patch=lambda: wrap_call(call))
+
+
+@fault("to_nnx: variables", "the Linen variables are stored one attribute per collection, as flax 0.9 stored them "
+       "(before commit 4a04f754): nnx.state paths read params/kernel, not kernel")
+def tonnx_variables_under_collection_attributes():
+    def patch():
+        from flax.nnx import variablelib
+        from flax.nnx.bridge import variables as bv
+
+        to_nnx = getattr(bv, "_conformance_real_linen_vars_to_nnx_attrs", bv.linen_vars_to_nnx_attrs)
+        to_linen = getattr(bv, "_conformance_real_nnx_attrs_to_linen_vars", bv.nnx_attrs_to_linen_vars)
+        bv._conformance_real_linen_vars_to_nnx_attrs, bv._conformance_real_nnx_attrs_to_linen_vars = to_nnx, to_linen
+
+        def by_collection(variables):
+            return {col: to_nnx({col: tree}) for col, tree in variables.items()}
+
+        def back(attrs):
+            flat = {}
+            for name, tree in attrs.items():
+                leaves = bv.traversals.flatten_mapping(tree) if isinstance(tree, dict) else {(): tree}
+                cols = {variablelib.variable_name_from_type(type(v)) for v in leaves.values()
+                        if isinstance(v, variablelib.Variable)}
+                flat.update(tree if cols == {name} else {name: tree})  # the collection's level dropped again
+            return to_linen(flat)
+
+        bv.linen_vars_to_nnx_attrs, bv.nnx_attrs_to_linen_vars = by_collection, back
+
+    return dict(patch=patch)
+
+
 @fault("to_nnx: rng streams", "under a trace the call hands Linen a fixed key: nnx.jit never advances the model's streams")
 def tonnx_streams_frozen_under_jit():
     def call(base, self, args, kw):
