@@ -63,6 +63,31 @@ def without_collection(path: tuple, collection: str) -> tuple:
     return tuple(path)
 
 
+def collection_of(variable_type) -> str | None:
+    """The Linen collection a ToNNX variable type stands for, by flax's registry (0.10.4 on), else the bridge's
+    (0.10.0-0.10.3), else the name the bridge gave the type it made for the collection (0.9); None for none."""
+    try:
+        from flax.nnx import variablelib
+    except ImportError:  # flax 0.9
+        variablelib = None
+    for lookup in (getattr(variablelib, "variable_name_from_type", None), _bridge_variable_type_name()):
+        if lookup is not None:
+            try:
+                return lookup(variable_type)
+            except (ValueError, KeyError):
+                pass
+    name = getattr(variable_type, "__name__", "")
+    return name if name and name[0].islower() else None
+
+
+def _bridge_variable_type_name():
+    try:
+        from flax.nnx.bridge import variables
+    except ImportError:
+        return None
+    return getattr(variables, "variable_type_name", None)
+
+
 def tonnx_params(params: dict) -> dict:
     """A ToNNX model's ``nnx.Param`` state as a plain dict, as Linen names it (flax 0.9's 'params' level dropped)."""
     return params["params"] if TONNX_PATHS_BEGIN_WITH_COLLECTION and set(params) == {"params"} else params

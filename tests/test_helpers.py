@@ -161,3 +161,20 @@ def test_optimizer_update_and_hyperparams_take_both_signatures():
     _compat.set_hyperparam(opt, "learning_rate", 0.25)  # flax 0.9: a plain array in the state's dict
     got = opt.opt_state.hyperparams["learning_rate"]
     assert float(got) == 0.25 and got.dtype == jnp.float32
+
+
+def test_collection_of_names_the_linen_collection_of_a_tonnx_variable_type():
+    from flax import nnx
+    from flax.nnx import variablelib
+
+    from reference import _compat
+
+    assert _compat.collection_of(nnx.Param) == "params"
+    assert _compat.collection_of(nnx.BatchStat) == "batch_stats"
+    made = variablelib.variable_type_from_name("conformance_test_collection", allow_register=True)
+    assert _compat.collection_of(made) == "conformance_test_collection"
+
+    class Unregistered(nnx.Variable):
+        pass
+
+    assert _compat.collection_of(Unregistered) is None

@@ -93,6 +93,7 @@ SNIPPET_FAULTS = {
     "tonnx_method_routed_to_call": ["test_tonnx_methods_through_the_wrapper"],
     "tonnx_call_before_init_initialises": ["test_tonnx_call_before_lazy_init_is_a_clear_error"],
     "tonnx_lazy_init_check_inverted": ["test_tonnx_lazy_init_through_a_method"],
+    "tonnx_own_collection_unregistered": ["test_tonnx_own_collection_round_trip"],
 }
 REPRO = re.compile(r"^E\s+repro:\s*$")
 

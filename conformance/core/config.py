@@ -220,6 +220,7 @@ FAULT_FIRST_CATCHERS = {
     "tonnx_partition_metadata_dropped": ("test_tonnx_partition_metadata_becomes_sharding",),
     "tonnx_dropout_key_fixed": ("test_tonnx_dropout_stream_advances_per_call",),
     "tonnx_call_kwargs_dropped": ("test_tonnx_dropout_deterministic_draws_nothing",),
+    "tonnx_own_collection_unregistered": ("test_tonnx_own_collection_round_trip",),
     "tonnx_method_routed_to_call": ("test_tonnx_methods_through_the_wrapper",),
     "tonnx_call_before_init_initialises": ("test_tonnx_call_before_lazy_init_is_a_clear_error",),
     "tonnx_lazy_init_check_inverted": ("test_tonnx_lazy_init_through_a_method",),
@@ -343,6 +344,9 @@ TONNX_LOGICAL_NAMES = ("embed", "mlp")
 TONNX_LOGICAL_RULES = (("embed", None), ("mlp", "model"))
 # The Linen metadata boxes an annotated kernel is created in (nn.with_partitioning, nn.with_logical_partitioning).
 TONNX_PARTITION_BOXES = ("Partitioned", "LogicallyPartitioned")
+# A Linen collection of the layer's own, one flax does not name (not params, batch_stats, cache, intermediates):
+# the counting module keeps its call count there.
+TONNX_OWN_COLLECTION = "call_counts"
 
 # --- the bridge's public surface (conformance/properties/surface, conformance/core/surface.py) ---------------
 # Like a pipeline's, a surface property's verdict is in how the bridge wires a call (a method at init, a

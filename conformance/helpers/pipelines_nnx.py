@@ -25,7 +25,8 @@ PARTITION = config.PIPELINE_PARTITION  # (None, "model"): the mesh names of the 
 LOGICAL = config.TONNX_LOGICAL_NAMES
 LOGICAL_RULES = config.TONNX_LOGICAL_RULES
 BOXES = config.TONNX_PARTITION_BOXES
-MODULE_KINDS = ("block", "sowing", "noisy", "normed")
+OWN_COLLECTION = config.TONNX_OWN_COLLECTION
+MODULE_KINDS = ("block", "sowing", "noisy", "normed", "counting")
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,6 +106,23 @@ def linen_class(kind: str, box: str | None = None):
                 return NormedBlock(self.features)(x, train)
 
         return Normed
+    if kind == "counting":
+
+        class Counting(nn.Module):
+            """A collection of the layer's own: how often it was called while that collection was mutable."""
+
+            features: int
+
+            @nn.compact
+            def __call__(self, x):
+                import jax.numpy as jnp
+
+                calls = self.variable(OWN_COLLECTION, "calls", lambda: jnp.zeros((), jnp.int32))
+                if self.is_mutable_collection(OWN_COLLECTION):
+                    calls.value += 1
+                return nn.Dense(self.features)(x)
+
+        return Counting
     raise ValueError(f"kind must be one of {MODULE_KINDS}; got {kind!r}")
 
 
@@ -147,8 +165,9 @@ def linen_variables(model) -> dict:
     """The model's variables as Linen holds them: {'params': {...}, 'batch_stats': {...}, ...}.
 
     Each NNX variable goes to the collection of its type (its exact type: a
-    subclass is a collection of its own, which these modules do not create);
-    RNG state is the wrapper's own and is left out.
+    subclass is a collection of its own; a type the bridge made for a Linen
+    collection flax does not name goes to that name); RNG state is the
+    wrapper's own and is left out.
     """
     from flax import nnx
 
@@ -157,11 +176,12 @@ def linen_variables(model) -> dict:
     for path, node in nnx.iter_graph(model):
         if not isinstance(node, nnx.Variable) or isinstance(node, nnx.RngState):
             continue
-        if type(node) not in names:
+        name = names.get(type(node)) or _compat.collection_of(type(node))
+        if name is None:
             raise TypeError(f"the model holds a {type(node).__name__} at {'/'.join(map(str, path))}: no Linen "
                             f"collection known for it (known: {sorted(t.__name__ for t in names)})")
-        tree = out.setdefault(names[type(node)], {})
-        path = _compat.without_collection(path, names[type(node)])
+        tree = out.setdefault(name, {})
+        path = _compat.without_collection(path, name)
         for key in path[:-1]:
             tree = tree.setdefault(str(key), {})
         tree[str(path[-1])] = _compat.get_value(node)

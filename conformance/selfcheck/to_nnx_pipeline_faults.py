@@ -210,3 +210,23 @@ def tonnx_updates_merged_shallowly():
         bv._recursive_merge = shallow
 
     return dict(patch=patch)
+
+
+@fault(f"{AREA}: own collections", "lazy_init makes no Variable type for a Linen collection flax does not name: a layer "
+       "with a collection of its own fails with 'not registered' (the conversion without allow_register=True, as "
+       "before flax commit f2892823)")
+def tonnx_own_collection_unregistered():
+    def patch():
+        from flax.nnx import variablelib
+        from flax.nnx.bridge import variables as bv
+
+        real = getattr(bv, "_conformance_real_to_nnx_var", bv.to_nnx_var)
+        bv._conformance_real_to_nnx_var = real
+
+        def to_nnx_var(col, x):
+            variablelib.variable_type_from_name(col)  # raises for a name nothing registered
+            return real(col, x)
+
+        bv.to_nnx_var = to_nnx_var
+
+    return dict(patch=patch)
