@@ -27,6 +27,19 @@ def _call_replaced(make) -> dict:
     return dict(patch=lambda: _wrap_call(make))
 
 
+def _conversion_replaced(make) -> dict:
+    """A fault whose patch replaces the conversion of one Linen variable (``variables.to_nnx_var``) with ``make(real)``."""
+
+    def patch():
+        from flax.nnx.bridge import variables as bv
+
+        real = getattr(bv, "_conformance_real_to_nnx_var", bv.to_nnx_var)
+        bv._conformance_real_to_nnx_var = real
+        bv.to_nnx_var = make(real)
+
+    return dict(patch=patch)
+
+
 def _initializing(model) -> bool:
     return bool(model._pytree__state.initializing)
 
@@ -100,21 +113,18 @@ def tonnx_intermediates_dropped():
 @fault(f"{AREA}: partitioning", "Linen partition boxes (nn.Partitioned, nn.LogicallyPartitioned) become plain NNX "
        "variables: their names are dropped, so nothing is sharded")
 def tonnx_partition_metadata_dropped():
-    def patch():
+    def make(real):
         from flax.core import meta
         from flax.nnx.bridge import variables as bv
-
-        real = getattr(bv, "_conformance_real_to_nnx_var", bv.to_nnx_var)
-        bv._conformance_real_to_nnx_var = real
 
         def to_nnx_var(col, x):
             if isinstance(x, meta.AxisMetadata) and not isinstance(x, bv.NNXMeta):
                 x = x.unbox()
             return real(col, x)
 
-        bv.to_nnx_var = to_nnx_var
+        return to_nnx_var
 
-    return dict(patch=patch)
+    return _conversion_replaced(make)
 
 
 @fault(f"{AREA}: dropout", "calls after lazy_init draw every stream from a fixed key: the model's and the call's "
@@ -216,17 +226,13 @@ def tonnx_updates_merged_shallowly():
        "with a collection of its own fails with 'not registered' (the conversion without allow_register=True, as "
        "before flax commit f2892823)")
 def tonnx_own_collection_unregistered():
-    def patch():
+    def make(real):
         from flax.nnx import variablelib
-        from flax.nnx.bridge import variables as bv
-
-        real = getattr(bv, "_conformance_real_to_nnx_var", bv.to_nnx_var)
-        bv._conformance_real_to_nnx_var = real
 
         def to_nnx_var(col, x):
             variablelib.variable_type_from_name(col)  # raises for a name nothing registered
             return real(col, x)
 
-        bv.to_nnx_var = to_nnx_var
+        return to_nnx_var
 
-    return dict(patch=patch)
+    return _conversion_replaced(make)
