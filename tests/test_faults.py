@@ -102,6 +102,32 @@ def test_catchers_first_puts_the_faults_own_modules_before_the_zoos():
     assert got == [("test_a", "mine:specs"), ("test_a", ""), ("test_c", "mine:specs"), ("test_b", "")]
 
 
+def test_catchers_first_puts_the_named_layer_first_within_its_catcher():
+    import types
+
+    def item(name, module):
+        spec = types.SimpleNamespace(source="mine:specs", name=module)
+        return types.SimpleNamespace(originalname=name, name=f"{name}[{module}]",
+                                     callspec=types.SimpleNamespace(params={"spec": spec}))
+
+    items = [item("test_b", "m3"), item("test_a", "m1"), item("test_a", "m2"), item("test_a", "m3")]
+    got = [i.name for i in faults.catchers_first(items, ("test_a",), "mine:specs", "m3")]
+    assert got == ["test_a[m3]", "test_a[m1]", "test_a[m2]", "test_b[m3]"]  # the named layer only within a catcher's rank
+    golden = [types.SimpleNamespace(originalname="test_g", name=f"test_g[{m}]",
+                                    callspec=types.SimpleNamespace(params={"declared_module": m})) for m in ("m1", "m3")]
+    assert [i.name for i in faults.catchers_first(golden, ("test_g",), None, "m3")] == ["test_g[m3]", "test_g[m1]"]
+
+
+def test_each_faults_first_layer_is_a_layer_of_the_tier_it_declares():
+    from conformance.core import config
+    from conformance.modules import declare
+
+    for name, layer in config.FAULT_FIRST_MODULES.items():
+        assert faults.FAULTS[name].modules, f"{name}: names a first layer but declares no modules"
+        layers = {s.name for s in declare.load_factory(faults.FAULTS[name].modules)}
+        assert layer in layers, f"{name}: first layer {layer!r}, but its modules declare {sorted(layers)}"
+
+
 def test_module_properties_are_grouped_by_declared_module_within_their_file():
     """conftest's grouping: one layer's tests together (one worker compiles it), properties in order, others untouched."""
     import pathlib

@@ -38,6 +38,17 @@ def test_selfcheck_catches_every_fault(tmp_path):
     assert not widened, f"caught only by the whole suite, not by their known first catchers (config.FAULT_FIRST_CATCHERS): {widened}"
 
 
+def test_a_perturbation_that_reuses_anothers_programs_runs_after_it():
+    from conformance.core import config
+    from conformance.selfcheck import benign, plan
+
+    assert set(config.BENIGN_REUSES) | set(config.BENIGN_REUSES.values()) <= set(benign.PERTURBATIONS)
+    order = plan.benign_order(list(benign.PERTURBATIONS))
+    assert sorted(order) == sorted(benign.PERTURBATIONS)
+    assert order[-len(config.BENIGN_REUSES):] == list(config.BENIGN_REUSES)  # last, so after what they reuse
+    assert plan.benign_order(["sampler_ulp_everywhere", "batched_last_bit"]) == ["sampler_ulp_everywhere", "batched_last_bit"]
+
+
 def test_the_tiers_guards_run_first_in_their_faults_runs():
     from conformance.core import config
 

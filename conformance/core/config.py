@@ -229,6 +229,21 @@ FAULT_FIRST_CATCHERS = {
     "deprecation_warning_on_init": ("test_deterministic",),
 }
 
+# A benign perturbation whose traced programs another one compiles too runs after it, and reads them from the
+# compilation cache (under jit both sampler perturbations nudge the same draw). Speed only.
+BENIGN_REUSES = {"sampler_ulp_everywhere": "sampler_ulp_under_jit"}
+
+# A fault of the real-layer tier breaks one layer's premise: its run tries that layer's tests first, within
+# its first catcher (else the catcher runs on every tier layer before it, and each compiles cold).
+FAULT_FIRST_MODULES = {
+    "readonly_state_reinitialised": "real_frozen_batchnorm",
+    "unknown_streams_dropped": "real_reparam_encoder",
+    "embedding_row_shifted": "real_token_classifier",
+    "recurrent_carry_reset": "real_lstm",
+    "custom_collection_not_written_back": "real_counter",
+    "created_collection_dropped": "real_reparam_encoder",
+}
+
 # --- caches ------------------------------------------------------------------------
 # Every cache of the suite lives under one directory (see conformance/core/cachedirs.py):
 # $CONFORMANCE_CACHE_DIR, else $XDG_CACHE_HOME/flax-bridge-conformance, else

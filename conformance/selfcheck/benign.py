@@ -26,14 +26,20 @@ PERTURBATIONS: dict[str, "Perturbation"] = {}
 
 @dataclasses.dataclass(frozen=True)
 class Perturbation:
+    """A perturbation's hooks, each with the predicate that says where it acts (``reach.py`` observes them)."""
+
     name: str
     description: str
-    sampler: Callable | None = None  # (key) -> bool: nudge lecun_normal's uniform draw by one ulp
-    apply: Callable | None = None  # (base_apply, self, variables, x) -> y, as the fault hooks
-    numbers: Callable | None = None  # (x, kernel, bias, y) -> y or None: the contract's output, in both directions
-    apply_kw: Callable | None = None  # (base_apply, self, variables, x, kwargs) -> apply's result
-    patch: Callable | None = None  # () -> None: changes the bridge itself (where it runs the NNX module)
+    sampler: Callable | None = None  # (key) -> bool: where lecun_normal's uniform draw is nudged by one ulp
+    numbers_when: Callable | None = None  # (x) -> bool: where ``numbers`` replaces the contract's output
+    numbers: Callable | None = None  # (x, kernel, bias, y) -> y: the contract's output, in both directions
+    modules_when: Callable | None = None  # (x) -> bool: where the zoo's and a team's products are summed otherwise
+    nested: bool = False  # a traced params-only module's products summed otherwise, wherever the bridge runs it
     xla_flags: str = ""  # compiler flags, set before the backend starts (every program compiles otherwise)
+
+    def numbers_or_none(self, x, kernel, bias, y):
+        """``numbers`` where ``numbers_when(x)`` holds, else None: the hook both directions install."""
+        return self.numbers(x, kernel, bias, y) if self.numbers_when(x) else None
 
 
 def perturbation(description: str):
@@ -81,17 +87,28 @@ def _alternate_ulp(y):
     return jnp.where(idx == 0, jnp.nextafter(y, jnp.inf), jnp.nextafter(y, -jnp.inf)).astype(y.dtype)
 
 
+def is_reference(module) -> bool:
+    """The contract's module (the reference's NNX class), whose output is ``x @ kernel + bias``."""
+    return getattr(getattr(module, "nnx_class", None), "__module__", "") == "reference"
+
+
+def reference_linear(module, v):
+    """(kernel, bias) of the contract's module, or None for the zoo's and a team's modules (or params without them)."""
+    if not is_reference(module):
+        return None
+    kernel, bias = _linear_params(v)
+    return None if kernel is None or bias is None else (kernel, bias)
+
+
 def _numerics(fn):
     """An apply hook that keeps flax's own apply (errors, warnings, purity) and replaces only its numbers."""
 
     def apply(base, self, v, x):
         y = base(self, v, x)
-        if getattr(getattr(self, "nnx_class", None), "__module__", "") != "reference":
-            return y  # the zoo's and a team's modules: their output is not x @ kernel + bias
-        kernel, bias = _linear_params(v)
-        if kernel is None or bias is None:
+        params = reference_linear(self, v)
+        if params is None:
             return y
-        out = fn(x, kernel, bias, y)
+        out = fn(x, params[0], params[1], y)
         return y if out is None else out.astype(y.dtype)
 
     return apply
@@ -150,7 +167,7 @@ def _modules_reordered(when):
     """An apply hook for the zoo's and a team's modules: where ``when(x)``, their products in another order."""
 
     def apply_kw(base, self, v, x, kw):
-        if getattr(getattr(self, "nnx_class", None), "__module__", "") == "reference" or not when(x):
+        if is_reference(self) or not when(x):
             return base(self, v, x, kw)
         import jax
 
@@ -218,15 +235,12 @@ def sampler_ulp_everywhere():
 @perturbation("under jit only, the product is summed in another order (two halves, then the bias)")
 def product_reordered_under_jit():
     def reorder(x, kernel, bias, y):
-
-        if not _traced(x) or x.shape[-1] < 2:
-            return None
         r = y.dtype
         h = x.shape[-1] // 2
         xs, k = x.astype(r), kernel.astype(r)
         return bias.astype(r) + (xs[..., h:] @ k[h:] + xs[..., :h] @ k[:h])
 
-    return dict(numbers=reorder, apply_kw=_modules_reordered(_traced))
+    return dict(numbers_when=lambda x: _traced(x) and x.shape[-1] >= 2, numbers=reorder, modules_when=_traced)
 
 
 def _fused_bias(x, kernel, bias, y, halves: bool = False):
@@ -279,24 +293,28 @@ def _fma():
 
 @perturbation("compiled batched inputs take another kernel than rows and eager calls (summed in halves, the bias fused)")
 def batched_last_bit():
-    def batched(x, kernel, bias, y):
-        return _fused_bias(x, kernel, bias, y, True) if x.ndim > 1 and _traced(x) else None
-
-    return dict(numbers=batched)
+    return dict(numbers_when=lambda x: x.ndim > 1 and _traced(x),
+                numbers=lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y, True))
 
 
 @perturbation("devices after the first round differently: the sampler's draw one ulp off, the bias add fused")
 def second_device_rounds_differently():
-    return dict(
-        sampler=_on_other_device,
-        numbers=lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _on_other_device(x) else None,
-        apply_kw=_modules_reordered(_on_other_device),
-    )
+    return dict(sampler=_on_other_device, numbers_when=_on_other_device, numbers=_fused_bias,
+                modules_when=_on_other_device)
 
 
 @perturbation("under jit only, the last product is fused with the bias add (an exact product, one rounding less)")
 def bias_fma_under_jit():
-    return dict(numbers=lambda x, kernel, bias, y: _fused_bias(x, kernel, bias, y) if _traced(x) else None)
+    return dict(numbers_when=_traced, numbers=_fused_bias)
+
+
+def nested_acts(module, args) -> bool:
+    """Where the nested perturbation reorders: a params-only NNX module called with a traced argument."""
+    import jax
+    from flax import nnx
+
+    return not jax.tree_util.tree_leaves(nnx.state(module, nnx.Not(nnx.Param))) and any(
+        _traced(a) for a in jax.tree_util.tree_leaves(args))
 
 
 def _nested_reordered_patch() -> None:
@@ -318,8 +336,7 @@ def _nested_reordered_patch() -> None:
         fn = real(module, name)
 
         def run(m, *args, **kw):
-            if jax.tree_util.tree_leaves(nnx.state(m, nnx.Not(nnx.Param))) or not any(
-                    _traced(a) for a in jax.tree_util.tree_leaves(args)):
+            if not nested_acts(m, args):
                 return fn(m, *args, **kw)
             graphdef, state = nnx.split(m)
 
@@ -339,7 +356,7 @@ def _nested_reordered_patch() -> None:
 @perturbation("inside Linen pipelines (parents, nn.scan, nn.vmap, nn.remat, nn.jit), under a trace, the bridged "
               "module's products are summed in another order")
 def nested_products_reordered():
-    return dict(patch=_nested_reordered_patch)
+    return dict(nested=True)
 
 
 # The options the running-error analysis compiles with on CPU, for every program.
@@ -372,12 +389,13 @@ def install(name: str) -> None:
     p = PERTURBATIONS[name]
     if p.xla_flags:
         _set_xla_flags(p.xla_flags)
-    if p.patch:
-        p.patch()
+    if p.nested:
+        _nested_reordered_patch()
     if p.sampler:
         _patch_sampler(p.sampler)
-    apply = p.apply or (_numerics(p.numbers) if p.numbers else None)
-    if apply or p.apply_kw:
+    apply = _numerics(p.numbers_or_none) if p.numbers else None
+    apply_kw = _modules_reordered(p.modules_when) if p.modules_when else None
+    if apply or apply_kw:
         from flax.nnx import bridge
 
         from conformance.selfcheck import faults
@@ -385,11 +403,11 @@ def install(name: str) -> None:
         real = getattr(bridge, "_conformance_real_to_linen", bridge.to_linen)
         bridge._conformance_real_to_linen = real
         bridge.to_linen = faults.broken_to_linen(real, faults.Fault(name, "benign", p.description, apply=apply,
-                                                                   apply_kw=p.apply_kw))
+                                                                   apply_kw=apply_kw))
     if p.numbers:  # the other direction: ToNNX's call of the contract's nn.Dense
         from conformance.selfcheck import tonnx_hooks
 
-        tonnx_hooks.wrap_call(tonnx_hooks.numbers_hook(p.numbers))
+        tonnx_hooks.wrap_call(tonnx_hooks.numbers_hook(p.numbers_or_none))
 
 
 # --- pytest plugin ---------------------------------------------------------------------------------------

@@ -146,11 +146,12 @@ def pytest_addoption(parser):
                      help="run the properties that catch most of the corpus first (selfcheck --first-catch)")
 
 
-def catchers_first(items, order, own_source: str | None = None) -> list:
+def catchers_first(items, order, own_source: str | None = None, first_module: str | None = None) -> list:
     """``items`` with those whose property is in ``order`` first, in that order; the rest after them.
 
-    Within one property (and among the rest), tests of modules declared by
-    ``own_source`` (a fault's own ``--module`` factory) come before the zoo's;
+    Within one property (and among the rest), the test of the declared module
+    named ``first_module`` comes first, then tests of modules declared by
+    ``own_source`` (a fault's own ``--module`` factory), then the zoo's;
     otherwise items keep their order.
     """
     rank: dict[str, int] = {}
@@ -158,9 +159,12 @@ def catchers_first(items, order, own_source: str | None = None) -> list:
         rank.setdefault(name, i)  # a name listed twice keeps its first place
 
     def key(item):
-        spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        spec = params.get("spec")
         theirs = own_source is not None and getattr(spec, "source", None) == own_source
-        return rank.get(item.originalname or item.name.split("[")[0], len(rank)), not theirs
+        layer = getattr(spec, "name", params.get("declared_module"))  # a module property's spec, or a golden test's name
+        named = first_module is not None and layer == first_module
+        return rank.get(item.originalname or item.name.split("[")[0], len(rank)), not named, not theirs
 
     return sorted(items, key=key)
 
@@ -174,7 +178,8 @@ def pytest_collection_modifyitems(config, items):
         if name in FAULTS and FAULTS[name].area.startswith("pipelines"):
             order = defaults.PIPELINE_FIRST_CATCH_ORDER + order
         order = defaults.FAULT_FIRST_CATCHERS.get(name, ()) + order
-        items[:] = catchers_first(items, order, FAULTS[name].modules if name in FAULTS else None)
+        items[:] = catchers_first(items, order, FAULTS[name].modules if name in FAULTS else None,
+                                  defaults.FAULT_FIRST_MODULES.get(name))
 
 
 def pytest_configure(config):

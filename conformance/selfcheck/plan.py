@@ -84,6 +84,14 @@ def first_catch_run(run_suite, fault: str, profile: str, out_dir: str, extra: li
             "seconds": round(whole["seconds"] + narrow["seconds"], 1)}
 
 
+def benign_order(names) -> list[str]:
+    """``names`` in order, except that each perturbation reusing another's programs (``config.BENIGN_REUSES``)
+    comes last, after the one it reuses: started beside it, both would compile those programs."""
+    names = list(names)
+    later = [n for n in names if config.BENIGN_REUSES.get(n) in names]
+    return [n for n in names if n not in later] + later
+
+
 def run_clean_first(clean, benign, faults, jobs: int, report) -> None:
     """Run every callable on ``jobs`` threads: the clean run first, the benign runs only after it, faults between.
 

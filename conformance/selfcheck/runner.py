@@ -65,6 +65,24 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
             "tail": proc.stdout[-2000:] if proc.returncode not in (0, 1) or not total else ""}
 
 
+_REACH = ["-p", "conformance.selfcheck.reach"]
+
+
+def _benign_run(perturb: str, profile: str, out_dir: str, extra: list[str], reach_file: str, env) -> dict:
+    """The suite under ``perturb``, over the tests where the clean run saw it act (all of them without that record)."""
+    where = None
+    if os.path.exists(reach_file):
+        with open(reach_file) as fh:
+            seen = json.load(fh)
+        where = (len(seen["perturbations"].get(perturb, seen["tests"])), len(seen["tests"]))
+    if where is not None and where[0] == 0:  # acts nowhere: nothing to run, and nothing seen
+        return {"fault": f"~{perturb}", "perturbation": perturb, "caught_by": [], "failed": [], "errored": [],
+                "drifted": [], "drift": {}, "warnings": {}, "failed_ids": [], "ids": [], "tests": 0, "returncode": 0,
+                "seconds": 0.0, "tail": "", "ran_where_it_acts": [0, where[1]]}
+    result = _pytest(None, profile, out_dir, [*extra, *(_REACH + ["--reach", reach_file] if where else [])], perturb, env)
+    return {**result, "ran_where_it_acts": list(where) if where else None}
+
+
 def _warning_only_k(fault: str, first_catch: bool) -> list[str]:
     """A fault that only warns never fails, so --maxfail never stops its run: with --first-catch it runs only the
     properties config.FAULT_FIRST_CATCHERS names for it."""
@@ -113,8 +131,12 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as out_dir:
         run_suite = functools.partial(_pytest, env=env)
-        clean_run = functools.partial(_pytest, None, profile, out_dir, list(extra), None, env)
-        benign_runs = [functools.partial(_pytest, None, profile, out_dir, list(extra), p, env) for p in benign]
+        # The clean run observes where each perturbation acts (reach.py); each benign run then runs only there.
+        reach_file = os.path.join(out_dir, "reach.json")
+        clean_run = functools.partial(_pytest, None, profile, out_dir, [*extra, *_REACH, "--observe-reach", reach_file],
+                                      None, env)
+        benign_runs = [functools.partial(_benign_run, p, profile, out_dir, list(extra), reach_file, env)
+                       for p in plan.benign_order(benign)]
         # A first-catch run looks first in the files of the fault's known catchers (conformance/selfcheck/plan.py);
         # a fault that only warns fails nothing, so it runs just its named catchers and is judged by their warnings.
         fault_runs = [functools.partial(plan.first_catch_run, run_suite, f, profile, out_dir, list(fault_extra))
@@ -148,7 +170,7 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
             print(f"{n.ljust(width)}  {_caught(by_name[n], '{}')}")
     if modules and names:
         print(declared_module_table(names, by_name))
-    rejected = [p for p in benign if not _accepted(by_name[f"~{p}"])]
+    rejected = [p for p in benign if not _accepted(by_name[f"~{p}"]) and not _acts_nowhere(by_name[f"~{p}"])]
     # A perturbation no property saw proves nothing: it must show up as drift the clean run does not have.
     for p in benign:
         by_name[f"~{p}"]["seen_in"] = seen_in(by_name[f"~{p}"], clean)
@@ -165,6 +187,8 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
                 verdict = "NOT SEEN: no property drifted, so its acceptance proves nothing"
             else:
                 verdict = f"accepted; drift seen in {', '.join(r['seen_in'])}"
+            if r.get("ran_where_it_acts"):
+                verdict += " (run in the {} of {} tests where it acts)".format(*r["ran_where_it_acts"])
             print(f"{p.ljust(width)}  {verdict}")
     clean_ok = _accepted(clean)
     print(f"\nclean run: {'passed' if clean_ok else 'FAILED: ' + ', '.join(clean['caught_by'])} ({clean['tests']} tests)")
@@ -213,6 +237,11 @@ def _caught(r: dict, fmt: str) -> str:
     if errored:
         text += ("; " if text else "") + "fixture errors in " + ", ".join(fmt.format(p) for p in errored)
     return text or "MISSED"
+
+
+def _acts_nowhere(r: dict) -> bool:
+    """A perturbation the clean run saw act in no test: not run, so unseen rather than rejected."""
+    return (r.get("ran_where_it_acts") or [None])[0] == 0
 
 
 def _accepted(r: dict) -> bool:
