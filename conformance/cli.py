@@ -1,6 +1,6 @@
 """``python -m conformance``: the project's commands.
 
-    python -m conformance selfcheck [--fault NAME ...] [--perturb NAME ...] [--module PKG.MOD:FACTORY ...] [--profile P] [--jobs N] [--json PATH] [--first-catch]
+    python -m conformance selfcheck [--fault NAME ...] [--perturb NAME ...] [--module PKG.MOD:FACTORY ...] [--profile P] [--jobs N] [--json PATH] [--first-catch] [--snippets]
     python -m conformance faults          # list the fault corpus
     python -m conformance record [--module pkg.mod:factory]   # golden records (contract, zoo) of the installed flax and jax
     python -m conformance gate --baseline flax==A --candidate flax==B [...]   # upgrade gate (see conformance/gate/command.py)
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--markdown-from", default=None, metavar="JSON",
                     help="print the tables of an earlier --json report as Markdown, and run nothing")
     sc.add_argument("--first-catch", action="store_true", help="stop each fault's run at its first catch (faster)")
+    sc.add_argument("--snippets", action="store_true",
+                    help="a fault with repro snippets to prove runs those properties to the end, and the --json report "
+                         "keeps their failures (the project's snippet test runs them)")
     sc.add_argument("--module", action="append", default=[], metavar="PACKAGE.MODULE:FACTORY",
                     help="run only these declared modules' tests (repeatable), and say which faults each one's "
                          "properties catch; the benign perturbations must still pass on them")
@@ -397,7 +400,7 @@ def _run(args) -> int:
         named = args.fault or args.perturb  # naming either runs only what is named
         return selfcheck.run(args.fault or ([] if named else None), args.profile, args.jobs, json_path=args.json,
                              first_catch=args.first_catch, perturbations=args.perturb or ([] if named else None),
-                             modules=args.module)
+                             modules=args.module, snippets=args.snippets)
     if args.command == "record":
         from conformance.core import jax_setup as _setup
 

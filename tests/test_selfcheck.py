@@ -1,12 +1,14 @@
 """Every change to the suite proves it still catches every fault of the corpus.
 
-Runs ``python -m conformance selfcheck --first-catch``: each fault's run stops
-at its first failing property, and the clean run must pass.
+Reads ``python -m conformance selfcheck --first-catch --snippets`` (run once, tests/conftest.py): each fault's run
+stops at its first failing property (a snippet fault's runs its snippet properties), and the clean run must pass.
 """
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 
 # The real-layer tier's faults and the property that guards each (issue: "faults the new properties catch").
@@ -21,16 +23,13 @@ TIER_FAULT_CATCHERS = {
 }
 
 
-def test_selfcheck_catches_every_fault(tmp_path):
-    report = tmp_path / "selfcheck.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "conformance", "selfcheck", "--first-catch", "--json", str(report)],
-        capture_output=True, text=True, timeout=1500
-    )
+@pytest.mark.xdist_group("selfcheck")  # with the snippet test: one self-check run (tests/conftest.py)
+def test_selfcheck_catches_every_fault(selfcheck_report):
+    proc, report = selfcheck_report
     assert proc.returncode == 0, f"selfcheck failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
     assert "MISSED" not in proc.stdout
     # Each of the tier's faults runs its guard first (config.FAULT_FIRST_CATCHERS, its own modules first): that guard catches it.
-    by_name = {r["fault"]: r for r in json.loads(report.read_text())["results"]}
+    by_name = {r["fault"]: r for r in report["results"]}
     for fault, prop in TIER_FAULT_CATCHERS.items():
         assert prop in by_name[fault]["failed"], f"{fault}: caught by {by_name[fault]['caught_by']}, but should be by {prop}"
     # A fault's known first catchers catch it in their own files: a widened run means the config went stale (slower, not weaker).
@@ -182,6 +181,31 @@ def test_every_known_first_catcher_is_a_property_of_the_suite():
     files = plan.property_files()
     named = {c for cs in config.FAULT_FIRST_CATCHERS.values() for c in cs} | set(config.PIPELINE_FIRST_CATCH_ORDER)
     assert not named - set(files), f"config names {sorted(named - set(files))}, but no property file defines them"
+
+
+def test_a_snippet_faults_run_is_its_snippet_properties_to_their_end_else_its_first_catch_run():
+    from conformance.core import config
+    from conformance.selfcheck import plan
+
+    calls = []
+
+    def run_suite(fault, profile, out_dir, extra, keep_failures=False):
+        calls.append((extra, keep_failures))
+        caught = keep_failures and catches
+        return {"fault": fault, "returncode": 1 if caught else 0, "tests": 3, "caught_by": ["test_output_length"] if caught else [],
+                "seconds": 1.0}
+
+    catches = True
+    got = plan.snippet_run(run_suite, "output_truncated", "selfcheck", "/tmp", ["-q"], ["-q", "--maxfail=1"])
+    props = config.SNIPPET_FAULTS["output_truncated"]
+    assert got["snippet_properties"] == props and len(calls) == 1
+    extra, keep = calls[0]
+    assert keep and "--maxfail=1" not in extra and extra[extra.index("-k") + 1] == " or ".join(props)
+    calls.clear()
+    catches = False  # the snippet run caught nothing: the fault is judged by its first-catch run instead
+    got = plan.snippet_run(run_suite, "output_truncated", "selfcheck", "/tmp", ["-q"], ["-q", "--maxfail=1"])
+    assert "snippet_properties" not in got and [k for _, k in calls] == [True, False]  # no known catchers: the whole suite
+    assert "--maxfail=1" in calls[1][0]
 
 
 def test_first_catchers_are_the_faults_own_then_a_pipelines_then_none():

@@ -229,6 +229,76 @@ FAULT_FIRST_CATCHERS = {
     "deprecation_warning_on_init": ("test_deterministic",),
 }
 
+# Repro snippets: fault -> the properties whose snippets it proves (each caught by that fault). With `selfcheck
+# --snippets`, such a fault's run is these properties, to the end, and the report keeps their failures:
+# tests/test_repro_snippets.py runs each failure's snippet.
+SNIPPET_FAULTS = {
+    "output_truncated": ["test_output_length", "test_output_shape_batched", "test_matches_float64_oracle",
+                         "test_apply_uses_given_params", "test_grad_wrt_x"],
+    "init_key_nondeterministic": ["test_deterministic", "test_kwargs_form_matches_closure", "test_init_ignores_x",
+                                  "test_jit_whole_matches_eager", "test_devices_agree"],
+    "jit_only_scaled": ["test_jit_init_apply_matches_eager"],
+    "init_key_ignored": ["test_distinct_seeds_distinct_params", "test_distinct_seeds_batch", "test_kernel_distribution"],
+    "bias_init_nonzero": ["test_bias_is_zero", "test_zero_maps_to_zero", "test_linear_in_x"],
+    "apply_ignores_bias": ["test_grad_wrt_params", "test_optax_sgd_step"],
+    "output_in_input_dtype": ["test_output_dtype"],
+    "params_float16": ["test_param_dtypes"],
+    "output_on_first_device": ["test_output_stays_on_device"],
+    "vmap_only_negated": ["test_vmap_matches_rows_and_batched"],
+    "unknown_leaves_dropped": ["test_apply_flags_unknown_leaf"],
+    "boxed_leaves": ["test_variables_tree_structure"],
+    # pipelines: one fault reaches many (a wrong shape or fresh params break every later check)
+    "traced_nested_params_ignored": ["test_nested_apply_matches_top_level", "test_scan_matches_python_loop",
+                                     "test_nn_jit_matches_plain_parent", "test_init_with_output_matches_apply",
+                                     "test_method_through_parent", "test_vmap_ensemble_matches_members",
+                                     "test_remat_outputs_and_grads_unchanged", "test_scan_dropout_keys_follow_split_rngs",
+                                     "test_scan_batch_stats_stacked_and_fed_back"],
+    "positional_args_reversed": ["test_positional_constructor_arguments", "test_tolinen_class_matches_to_linen",
+                                 "test_nested_params_live_under_the_parents_names", "test_abstract_init_matches_init",
+                                 "test_serialization_round_trip", "test_orbax_round_trip",
+                                 "test_restore_into_target_missing_a_leaf_names_it",
+                                 "test_custom_collection_updates_under_mutable", "test_intermediates_only_when_asked",
+                                 "test_partition_spec_top_level", "test_jit_init_places_leaves_as_annotated",
+                                 "test_sharded_apply_matches_unsharded", "test_nnx_method_at_top_level"],
+    "nested_name_dropped": ["test_scan_stacks_params_per_layer"],
+    "partition_names_lost_under_transform": ["test_partition_names_survive_lifted_transforms"],
+    "instance_accepted": ["test_instance_is_rejected"],
+    "created_collection_dropped": ["test_created_collection_returned_under_mutable"],
+    # the bridge's public surface
+    "init_method_ignored": ["test_init_with_nnx_method_at_top_level", "test_init_with_method_through_parent"],
+    "constructor_kwargs_unreadable": ["test_constructor_arguments_read_off_the_module"],
+    "tolinen_field_inserted": ["test_tolinen_fields_by_position_and_keyword"],
+    "to_linen_class_drops_partial_kwargs": ["test_to_linen_class_subclass_init_apply"],
+    "state_restored_through_nnx_conversion": ["test_apply_on_linen_boxed_params",
+                                              "test_apply_with_the_same_paths_in_two_collections"],
+    # the ToNNX direction (conformance/selfcheck/to_nnx_faults.py)
+    "tonnx_output_truncated": ["test_tonnx_output_length", "test_tonnx_output_shape_batched",
+                               "test_tonnx_matches_float64_oracle"],
+    "tonnx_init_key_nondeterministic": ["test_tonnx_deterministic", "test_tonnx_same_seed_same_params",
+                                        "test_tonnx_jax_jit_over_split_state_matches_eager"],
+    "tonnx_init_key_ignored": ["test_tonnx_distinct_seeds_distinct_params", "test_tonnx_distinct_seeds_batch"],
+    "tonnx_streams_frozen_under_jit": ["test_tonnx_nnx_jit_matches_eager"],
+    "tonnx_vmap_only_negated": ["test_tonnx_nnx_vmap_matches_rows_and_batched"],
+    "tonnx_output_in_input_dtype": ["test_tonnx_output_dtype"],
+    "tonnx_params_in_input_dtype": ["test_tonnx_param_dtypes"],
+    "tonnx_input_clipped": ["test_tonnx_linear_in_x"],
+    "tonnx_call_drops_bias": ["test_tonnx_nnx_grad_wrt_params", "test_tonnx_optimizer_sgd_step"],
+    "tonnx_output_on_first_device": ["test_tonnx_output_stays_on_device"],
+    # Linen layers inside NNX models
+    "tonnx_state_updates_ignored": ["test_tonnx_split_merge_round_trip", "test_tonnx_state_update_round_trip",
+                                    "test_tonnx_orbax_round_trip"],
+    "tonnx_batch_stats_not_written_back": ["test_tonnx_batch_stats_update_matches_linen",
+                                           "test_tonnx_inference_reads_batch_stats"],
+    "tonnx_intermediates_dropped": ["test_tonnx_sown_intermediates_in_state"],
+    "tonnx_partition_metadata_dropped": ["test_tonnx_partition_metadata_becomes_sharding"],
+    "tonnx_dropout_key_fixed": ["test_tonnx_dropout_mask_follows_the_stream_key", "test_tonnx_dropout_stream_advances_per_call"],
+    "tonnx_call_kwargs_dropped": ["test_tonnx_dropout_deterministic_draws_nothing"],
+    "tonnx_method_routed_to_call": ["test_tonnx_methods_through_the_wrapper"],
+    "tonnx_call_before_init_initialises": ["test_tonnx_call_before_lazy_init_is_a_clear_error"],
+    "tonnx_lazy_init_check_inverted": ["test_tonnx_lazy_init_through_a_method"],
+    "tonnx_own_collection_unregistered": ["test_tonnx_own_collection_round_trip"],
+}
+
 # A benign perturbation whose traced programs another one compiles too runs after it, and reads them from the
 # compilation cache (under jit both sampler perturbations nudge the same draw). Speed only.
 BENIGN_REUSES = {"sampler_ulp_everywhere": "sampler_ulp_under_jit"}

@@ -84,6 +84,18 @@ def first_catch_run(run_suite, fault: str, profile: str, out_dir: str, extra: li
             "seconds": round(whole["seconds"] + narrow["seconds"], 1)}
 
 
+def snippet_run(run_suite, fault: str, profile: str, out_dir: str, extra: list[str], fallback_extra: list[str]) -> dict:
+    """The properties whose repro snippets ``fault`` proves (``config.SNIPPET_FAULTS``), over their files, each to its
+    end, with their failures kept; a run that catches nothing is the first-catch run instead (``fallback_extra``)."""
+    props = config.SNIPPET_FAULTS[fault]
+    ignore = ignored_files(props, property_files()) or []
+    run = run_suite(fault, profile, out_dir, list(extra) + ["-k", " or ".join(props)] + [f"--ignore={p}" for p in ignore],
+                    keep_failures=True)
+    if _caught(run):
+        return {**run, "snippet_properties": list(props)}
+    return first_catch_run(run_suite, fault, profile, out_dir, list(fallback_extra))
+
+
 def benign_order(names) -> list[str]:
     """``names`` in order, except that each perturbation reusing another's programs (``config.BENIGN_REUSES``)
     comes last, after the one it reuses: started beside it, both would compile those programs."""

@@ -16,6 +16,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
+from conformance.core import config
 from conformance.core import deviations
 from conformance.core import warnrecords
 from conformance.numerics import drift
@@ -28,7 +29,7 @@ CLEAN = "(no fault)"
 
 
 def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], perturb: str | None = None,
-            env: dict | None = None) -> dict:
+            env: dict | None = None, keep_failures: bool = False) -> dict:
     xml = os.path.join(out_dir, f"{fault or perturb or 'clean'}.xml")
     cmd = ["--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
            f"--hypothesis-profile={profile}", f"--junitxml={xml}", "-p", "conformance.faults", "-p", "conformance.benign"]
@@ -40,6 +41,7 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
     proc = forked.run_pytest(cmd + extra, cwd=out_dir, env=env)
     elapsed = time.monotonic() - start
     failed, errored, drift_records, total, warned, failed_ids, ids = set(), set(), {}, 0, {}, [], []
+    failures = {}
     if os.path.exists(xml):
         for case in ET.parse(xml).iter("testcase"):
             total += 1
@@ -48,6 +50,9 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
             if case.find("failure") is not None:
                 failed.add(name)
                 failed_ids.append(case.get("name"))
+                if keep_failures and name not in failures:  # the first failing case of each property, as pytest printed it
+                    fail = case.find("failure")
+                    failures[name] = (fail.get("message") or "") + "\n" + (fail.text or "")
             elif case.find("error") is not None:  # a fixture's error: the run is red, the property proved nothing
                 errored.add(name)
             props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
@@ -61,7 +66,7 @@ def _pytest(fault: str | None, profile: str, out_dir: str, extra: list[str], per
             "drifted": sorted({t.split("::")[-1].split("[")[0] for t in drift_records}), "drift": drift_records,
             "warnings": {p: sorted(map(list, keys)) for p, keys in warned.items()},
             "failed_ids": sorted(failed_ids), "ids": ids, "tests": total, "returncode": proc.returncode,
-            "seconds": round(elapsed, 1),
+            "seconds": round(elapsed, 1), **({"failures": failures} if keep_failures else {}),
             "tail": proc.stdout[-2000:] if proc.returncode not in (0, 1) or not total else ""}
 
 
@@ -110,8 +115,13 @@ def seen_in(run: dict, clean: dict) -> list[str]:
 
 
 def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=(), json_path: str | None = None,
-        first_catch: bool = False, perturbations=None, modules=()) -> int:
+        first_catch: bool = False, perturbations=None, modules=(), snippets: bool = False) -> int:
     """Run the suite per fault and per benign perturbation; ``first_catch`` stops each fault's run at its first catch.
+
+    ``snippets``: a fault of ``config.SNIPPET_FAULTS`` runs the properties
+    whose repro snippets it proves, each to its end, instead of its first
+    catch, and the report keeps their failures (``failures``) for the
+    project's snippet test to run.
 
     ``modules`` (factories, as ``--module`` takes them): every run holds only
     the declared modules' tests, and a table says which faults each module's
@@ -139,7 +149,9 @@ def run(faults=None, profile: str = "selfcheck", jobs: int | None = None, extra=
                        for p in plan.benign_order(benign)]
         # A first-catch run looks first in the files of the fault's known catchers (conformance/selfcheck/plan.py);
         # a fault that only warns fails nothing, so it runs just its named catchers and is judged by their warnings.
-        fault_runs = [functools.partial(plan.first_catch_run, run_suite, f, profile, out_dir, list(fault_extra))
+        fault_runs = [functools.partial(plan.snippet_run, run_suite, f, profile, out_dir, list(extra), list(fault_extra))
+                      if snippets and f in config.SNIPPET_FAULTS
+                      else functools.partial(plan.first_catch_run, run_suite, f, profile, out_dir, list(fault_extra))
                       if first_catch and not FAULTS[f].only_warns
                       else functools.partial(_pytest, f, profile, out_dir, list(fault_extra) + _warning_only_k(f, first_catch),
                                              None, env)
