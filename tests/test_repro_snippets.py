@@ -1,6 +1,6 @@
 """Every repro snippet runs and reproduces its failure.
 
-The self-check (run once for this test and tests/test_selfcheck.py: tests/conftest.py) runs each fault of
+The self-check that tests/test_selfcheck.py runs (one run for both checks) runs each fault of
 ``config.SNIPPET_FAULTS`` over the properties whose snippets it proves, to their end, and keeps their failures
 (``selfcheck --snippets``). Each failing property's repro note is read from that failure and executed as printed, as ``python -c`` runs it: the first of each kind (pipeline or not, x64 or not) in a
 fresh interpreter, the others forked from a server that imported jax and flax once (``forked.run_python``). It must re-apply the
@@ -17,8 +17,6 @@ import re
 import subprocess
 import sys
 import textwrap
-
-import pytest
 
 from conformance.core import deviations
 from conformance.core.config import SNIPPET_FAULTS
@@ -97,11 +95,12 @@ def test_snippet_of_reads_pytest_failure_text():
     assert snippet_of("E   AssertionError: no note") is None
 
 
-@pytest.mark.xdist_group("selfcheck")  # with the self-check test: one self-check run (tests/conftest.py)
-def test_every_snippet_reproduces_its_failure(tmp_path, selfcheck_report):
+def snippet_problems(report: dict, tmp_path) -> list[str]:
+    """What is wrong with the repro snippets of a ``selfcheck --snippets`` report: each must re-apply its fault and
+    end in its property's failure. tests/test_selfcheck.py calls it on the self-check it runs (one run for both)."""
     skip = deviating_here()
     jobs = {f: [p for p in props if p not in skip] for f, props in SNIPPET_FAULTS.items()}
-    found = {f: snippets_found(selfcheck_report[1], f, props) for f, props in jobs.items()}
+    found = {f: snippets_found(report, f, props) for f, props in jobs.items()}
     problems, snippets = [], []
     for fault, props in jobs.items():
         for prop in props:
@@ -109,7 +108,9 @@ def test_every_snippet_reproduces_its_failure(tmp_path, selfcheck_report):
             if code is None:
                 problems.append(f"{prop}: no failure with a repro note under --fault {fault}")
                 continue
-            assert f'faults.install("{fault}")' in code, f"{prop}: the snippet does not re-apply --fault {fault}:\n{code}"
+            if f'faults.install("{fault}")' not in code:
+                problems.append(f"{prop}: the snippet does not re-apply --fault {fault}:\n{code}")
+                continue
             snippets.append((fault, prop, code))
     # The first snippet of each kind in a fresh interpreter, exactly as a reader runs it; the rest forked (one
     # generator, repro_snippet, writes every preamble: about 2.5 s of imports saved each). A kind is whether the
@@ -127,4 +128,4 @@ def test_every_snippet_reproduces_its_failure(tmp_path, selfcheck_report):
             problems.append(f"{prop} (--fault {fault}): the snippet ran without failing:\n{code}")
         elif re.match(r"^(NameError|SyntaxError|ImportError|ModuleNotFoundError|IndentationError)\b", last):
             problems.append(f"{prop} (--fault {fault}): the snippet is broken: {last}\n{code}")
-    assert not problems, "\n\n".join(problems)
+    return problems

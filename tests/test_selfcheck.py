@@ -1,14 +1,13 @@
 """Every change to the suite proves it still catches every fault of the corpus.
 
-Reads ``python -m conformance selfcheck --first-catch --snippets`` (run once, tests/conftest.py): each fault's run
-stops at its first failing property (a snippet fault's runs its snippet properties), and the clean run must pass.
+Runs ``python -m conformance selfcheck --first-catch --snippets``: each fault's run stops at its first failing
+property (a snippet fault's runs its snippet properties, whose snippets tests/test_repro_snippets.py then runs), and
+the clean run must pass.
 """
 
 import json
 import subprocess
 import sys
-
-import pytest
 
 
 # The real-layer tier's faults and the property that guards each (issue: "faults the new properties catch").
@@ -23,9 +22,12 @@ TIER_FAULT_CATCHERS = {
 }
 
 
-@pytest.mark.xdist_group("selfcheck")  # with the snippet test: one self-check run (tests/conftest.py)
-def test_selfcheck_catches_every_fault(selfcheck_report):
-    proc, report = selfcheck_report
+def test_selfcheck_catches_every_fault_and_every_repro_snippet_reproduces_its_failure(tmp_path):
+    """One self-check run for both: the snippet faults' runs keep the failures whose snippets are then run."""
+    path = tmp_path / "selfcheck.json"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "selfcheck", "--first-catch", "--snippets", "--json", str(path)],
+                          capture_output=True, text=True, timeout=1500)
+    report = json.loads(path.read_text()) if path.exists() else {"results": []}
     assert proc.returncode == 0, f"selfcheck failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
     assert "MISSED" not in proc.stdout
     # Each of the tier's faults runs its guard first (config.FAULT_FIRST_CATCHERS, its own modules first): that guard catches it.
@@ -35,6 +37,11 @@ def test_selfcheck_catches_every_fault(selfcheck_report):
     # A fault's known first catchers catch it in their own files: a widened run means the config went stale (slower, not weaker).
     widened = {n: r["restricted_to"] for n, r in by_name.items() if r.get("widened")}
     assert not widened, f"caught only by the whole suite, not by their known first catchers (config.FAULT_FIRST_CATCHERS): {widened}"
+    # Each snippet fault's failures: every repro snippet runs as printed and ends in its property's failure.
+    import test_repro_snippets
+
+    problems = test_repro_snippets.snippet_problems(report, tmp_path)
+    assert not problems, "\n\n".join(problems)
 
 
 def test_a_perturbation_that_reuses_anothers_programs_runs_after_it():
@@ -201,6 +208,9 @@ def test_a_snippet_faults_run_is_its_snippet_properties_to_their_end_else_its_fi
     assert got["snippet_properties"] == props and len(calls) == 1
     extra, keep = calls[0]
     assert keep and "--maxfail=1" not in extra and extra[extra.index("-k") + 1] == " or ".join(props)
+    both = plan.snippet_run(run_suite, "created_collection_dropped", "selfcheck", "/tmp", ["-q"], [])  # its tier guard too
+    assert both["snippet_properties"] == [*config.SNIPPET_FAULTS["created_collection_dropped"],
+                                          *config.FAULT_FIRST_CATCHERS["created_collection_dropped"]]
     calls.clear()
     catches = False  # the snippet run caught nothing: the fault is judged by its first-catch run instead
     got = plan.snippet_run(run_suite, "output_truncated", "selfcheck", "/tmp", ["-q"], ["-q", "--maxfail=1"])

@@ -85,9 +85,10 @@ def first_catch_run(run_suite, fault: str, profile: str, out_dir: str, extra: li
 
 
 def snippet_run(run_suite, fault: str, profile: str, out_dir: str, extra: list[str], fallback_extra: list[str]) -> dict:
-    """The properties whose repro snippets ``fault`` proves (``config.SNIPPET_FAULTS``), over their files, each to its
-    end, with their failures kept; a run that catches nothing is the first-catch run instead (``fallback_extra``)."""
-    props = config.SNIPPET_FAULTS[fault]
+    """The properties whose repro snippets ``fault`` proves (``config.SNIPPET_FAULTS``) and its known first catchers,
+    over their files, each to its end, with their failures kept; a run that catches nothing is the first-catch run
+    instead (``fallback_extra``)."""
+    props = list(dict.fromkeys([*config.SNIPPET_FAULTS[fault], *config.FAULT_FIRST_CATCHERS.get(fault, ())]))
     ignore = ignored_files(props, property_files()) or []
     run = run_suite(fault, profile, out_dir, list(extra) + ["-k", " or ".join(props)] + [f"--ignore={p}" for p in ignore],
                     keep_failures=True)
