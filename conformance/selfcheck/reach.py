@@ -9,7 +9,10 @@ pass-through observers of every predicate (the real sampler, apply, call and
 method lookup run unchanged) and clears jax's caches before each test, so a
 program that one test traced and another reuses is traced, and observed, in
 both (without that, 5 of 23 tests where ``product_reordered_under_jit`` acts in
-one sample went unseen: they reused another test's trace). A predicate that holds while a fixture of wider scope is set up counts
+one sample went unseen: they reused another test's trace). The project's own
+``lru_cache``s are kept: they hold classes, Linen modules, graph definitions
+and jitted functions (whose traces the clearing forgets), never a value a hook
+computed; ``native.skeleton``'s values are replaced before use. A predicate that holds while a fixture of wider scope is set up counts
 for every test that uses a fixture of that name, and one that holds outside
 any test counts for every test. A test in which no predicate
 of a perturbation held runs, under that perturbation, exactly as in the
