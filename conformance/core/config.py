@@ -224,6 +224,8 @@ FAULT_FIRST_CATCHERS = {
     "tonnx_method_routed_to_call": ("test_tonnx_methods_through_the_wrapper",),
     "tonnx_call_before_init_initialises": ("test_tonnx_call_before_lazy_init_is_a_clear_error",),
     "tonnx_lazy_init_check_inverted": ("test_tonnx_lazy_init_through_a_method",),
+    "tonnx_not_a_pytree": ("test_tonnx_model_is_a_pytree_as_native_modules_are",),
+    "tonnx_linen_boxes_unboxed": ("test_tonnx_layer_reads_its_boxes_as_under_linen",),
     "tonnx_updates_merged_shallowly": ("test_tonnx_batch_stats_update_matches_linen",),
     # only warns: with --first-catch its run is these properties alone (any that calls init sees the warning)
     "deprecation_warning_on_init": ("test_deterministic",),
@@ -297,6 +299,8 @@ SNIPPET_FAULTS = {
     "tonnx_call_before_init_initialises": ["test_tonnx_call_before_lazy_init_is_a_clear_error"],
     "tonnx_lazy_init_check_inverted": ["test_tonnx_lazy_init_through_a_method"],
     "tonnx_own_collection_unregistered": ["test_tonnx_own_collection_round_trip"],
+    "tonnx_not_a_pytree": ["test_tonnx_model_is_a_pytree_as_native_modules_are"],
+    "tonnx_linen_boxes_unboxed": ["test_tonnx_layer_reads_its_boxes_as_under_linen"],
 }
 
 # A benign perturbation whose traced programs another one compiles too runs after it, and reads them from the

@@ -56,6 +56,12 @@ def linen_class(kind: str, box: str | None = None):
             def negated(self, x):
                 return -self.dense(x)
 
+            def annotation(self):
+                """What the layer reads of its own kernel: its box's type and names (a layer that constrains its
+                activations by its params' names reads them so)."""
+                kernel = self.variables["params"]["dense"]["kernel"]
+                return type(kernel).__name__, tuple(getattr(kernel, "names", None) or ())
+
         return Block
     if kind == "sowing":
 

@@ -236,3 +236,36 @@ def tonnx_own_collection_unregistered():
         return to_nnx_var
 
     return _conversion_replaced(make)
+
+
+@fault(f"{AREA}: pytree", "the wrapper is not a pytree though native NNX modules are (class ToNNX(Module, "
+       "pytree=False), as in flax 0.11 before commit f4bc868a): jax.tree.leaves(model) is [model]")
+def tonnx_not_a_pytree():
+    def patch():
+        from flax.nnx import bridge
+        from flax.nnx.bridge import wrappers
+
+        real = getattr(wrappers, "_conformance_real_ToNNX", wrappers.ToNNX)
+        wrappers._conformance_real_ToNNX = real
+
+        class ToNNX(real, pytree=False):  # jax registers each class apart: a subclass left out is one opaque leaf
+            pass
+
+        ToNNX.__qualname__, ToNNX.__module__ = real.__qualname__, real.__module__
+        wrappers.ToNNX = bridge.ToNNX = ToNNX
+
+    return dict(patch=patch)
+
+
+@fault(f"{AREA}: Linen boxes", "the wrapper hands the Linen layer raw arrays, its nn.Partitioned boxes stripped "
+       "(as before flax commit 4bb2152d re-boxed the NNX variables): a layer reading its params' names finds none")
+def tonnx_linen_boxes_unboxed():
+    def patch():
+        from flax.core import meta
+        from flax.nnx.bridge import variables as bv
+
+        real = getattr(bv, "_conformance_real_nnx_attrs_to_linen_vars", bv.nnx_attrs_to_linen_vars)
+        bv._conformance_real_nnx_attrs_to_linen_vars = real
+        bv.nnx_attrs_to_linen_vars = lambda attrs: meta.unbox(real(attrs))
+
+    return dict(patch=patch)

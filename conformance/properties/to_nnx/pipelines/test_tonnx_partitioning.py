@@ -95,3 +95,38 @@ def test_tonnx_annotated_module_needs_no_mesh(device, box, data):
         assert specs["dense/kernel"] == pn.annotated_names(box), (
             f"the kernel's spec is {specs['dense/kernel']}, but should be {pn.annotated_names(box)}: the names are kept")
         assert_equal("m(x) without a mesh", m(x), linen.apply(pn.linen_variables(m), x), "Linen's own apply")
+
+
+@pytest.mark.parametrize("box", pn.BOXES)
+@given_data(FRACTION, shrink=False)
+def test_tonnx_layer_reads_its_boxes_as_under_linen(device, box, data):
+    """Inside the wrapper, the Linen layer's ``self.variables`` hold its ``nn.{box}`` boxes, as under Linen's own apply.
+
+    Oracle: Linen's own ``apply(variables, method=...)`` on what its ``init``
+    returns. A layer reading its params' names (to constrain its activations by
+    them, as large Linen models do) must read the same inside an NNX model;
+    metadata kept by ``nnx.get_partition_spec`` alone does not reach it.
+    """
+    case = draw_pipeline_case(data, device)
+    check = f"""
+    from conformance.helpers import pipelines_nnx as pn
+    from reference import _compat, prng_key
+    linen = pn.linen_module("block", int(features), {box!r})
+    want = linen.apply(linen.init(prng_key(int(seed)), x), method="annotation")
+    with _compat.lazy_sharding():
+        m = pn.wrapped("block", int(features), int(seed), x, box={box!r})
+        got = m(method="annotation")
+    assert got == want, f"inside the wrapper the layer reads {{got}}, under Linen {{want}}"
+    """
+    with numerics(case), reporting(f"the Linen layer reads its nn.{box} boxes inside the wrapper", case, check):
+        from reference import prng_key
+
+        x = case_x(case)
+        linen = pn.linen_module("block", case.features_int, box)
+        want = linen.apply(linen.init(prng_key(case.seed_int), x), method="annotation")
+        with _compat.lazy_sharding():  # names kept as metadata, nothing placed: no mesh needed in any release
+            m = pn.wrapped("block", case.features_int, case.seed_int, x, box=box)
+            got = m(method="annotation")
+        assert got == want, (
+            f"inside the wrapper the layer reads its kernel as {got[0]} with names {got[1]}, but should read "
+            f"{want[0]} with names {want[1]}, as under Linen's own apply: the boxes do not reach the layer")
