@@ -269,3 +269,21 @@ def tonnx_linen_boxes_unboxed():
         bv.nnx_attrs_to_linen_vars = lambda attrs: meta.unbox(real(attrs))
 
     return dict(patch=patch)
+
+
+@fault(f"{AREA}: warnings", "every call of the wrapper reads each variable's deprecated .value on the way to Linen "
+       "(flax before commit b5db513f): a DeprecationWarning per call, every number unchanged")
+def tonnx_value_access_warns():
+    def patch():
+        from flax.nnx.bridge import variables as bv
+
+        real = getattr(bv, "_conformance_real_to_linen_var", bv.to_linen_var)
+        bv._conformance_real_to_linen_var = real
+
+        def to_linen_var(vs):
+            vs.value  # noqa: B018 - the read is the fault: flax warns on it
+            return real(vs)
+
+        bv.to_linen_var = to_linen_var
+
+    return dict(patch=patch, only_warns=True)
