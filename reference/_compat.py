@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
 import warnings
 
 import jax
@@ -65,7 +67,7 @@ def without_collection(path: tuple, collection: str) -> tuple:
 
 def collection_of(variable_type) -> str | None:
     """The Linen collection a ToNNX variable type stands for, by flax's registry (0.10.4 on), else the bridge's
-    (0.10.0-0.10.3), else the name the bridge gave the type it made for the collection (0.9); None for none."""
+    (0.10.0-0.10.3) or 0.9's, else the name the bridge gave the type it made for the collection; None for none."""
     try:
         from flax.nnx import variablelib
     except ImportError:  # flax 0.9
@@ -80,12 +82,36 @@ def collection_of(variable_type) -> str | None:
     return name if name and name[0].islower() else None
 
 
+def register_variable_type(name: str, variable_type) -> None:
+    """Register ``variable_type`` as the NNX type of the Linen collection ``name``, as a team does: flax's registry
+    (``register_variable_name``, 0.10.4 on; ``register_variable_name_type_pair`` in 0.10.3 and 0.9), else the
+    bridge's own (0.10.0-0.10.2). Overwrites where the release can (a test process registers once)."""
+    modules = []
+    for path in ("flax.nnx.variablelib", "flax.nnx.bridge.variables", "flax.nnx.nnx.variables"):
+        try:
+            modules.append(importlib.import_module(path))
+        except ImportError:
+            pass
+    for module in modules:
+        for fn_name in ("register_variable_name", "register_variable_name_type_pair"):
+            fn = getattr(module, fn_name, None)
+            if fn is not None:
+                params = inspect.signature(fn).parameters
+                fn(name, variable_type, **({"overwrite": True} if "overwrite" in params else {}))
+                return
+    raise NotImplementedError("this flax has no registry of Variable types by collection name")
+
+
 def _bridge_variable_type_name():
-    try:
-        from flax.nnx.bridge import variables
-    except ImportError:
-        return None
-    return getattr(variables, "variable_type_name", None)
+    """The bridge's own registry's lookup (0.10.0-0.10.3), else 0.9's (``flax.nnx.nnx.variables``); None for none."""
+    for path in ("flax.nnx.bridge.variables", "flax.nnx.nnx.variables"):
+        try:
+            lookup = getattr(importlib.import_module(path), "variable_type_name", None)
+        except ImportError:
+            continue
+        if lookup is not None:
+            return lookup
+    return None
 
 
 def tonnx_params(params: dict) -> dict:

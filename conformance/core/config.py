@@ -227,6 +227,7 @@ FAULT_FIRST_CATCHERS = {
     "tonnx_not_a_pytree": ("test_tonnx_model_is_a_pytree_as_native_modules_are",),
     "tonnx_linen_boxes_unboxed": ("test_tonnx_layer_reads_its_boxes_as_under_linen",),
     "tonnx_value_access_warns": ("test_tonnx_deterministic",),
+    "tonnx_registered_type_ignored": ("test_tonnx_registered_collection_takes_the_registered_type",),
     "tonnx_updates_merged_shallowly": ("test_tonnx_batch_stats_update_matches_linen",),
     # only warns: with --first-catch its run is these properties alone (any that calls init sees the warning)
     "deprecation_warning_on_init": ("test_deterministic",),
@@ -302,6 +303,7 @@ SNIPPET_FAULTS = {
     "tonnx_own_collection_unregistered": ["test_tonnx_own_collection_round_trip"],
     "tonnx_not_a_pytree": ["test_tonnx_model_is_a_pytree_as_native_modules_are"],
     "tonnx_linen_boxes_unboxed": ["test_tonnx_layer_reads_its_boxes_as_under_linen"],
+    "tonnx_registered_type_ignored": ["test_tonnx_registered_collection_takes_the_registered_type"],
 }
 
 # A benign perturbation whose traced programs another one compiles too runs after it, and reads them from the
@@ -437,6 +439,9 @@ TONNX_PARTITION_BOXES = ("Partitioned", "LogicallyPartitioned")
 # A Linen collection of the layer's own, one flax does not name (not params, batch_stats, cache, intermediates):
 # the counting module keeps its call count there.
 TONNX_OWN_COLLECTION = "call_counts"
+# A Linen collection whose NNX Variable type the team registers (nnx.register_variable_name): the registered
+# module keeps its call count there, and the model must hold it as that type.
+TONNX_REGISTERED_COLLECTION = "registered_counts"
 
 # --- the bridge's public surface (conformance/properties/surface, conformance/core/surface.py) ---------------
 # Like a pipeline's, a surface property's verdict is in how the bridge wires a call (a method at init, a

@@ -26,7 +26,8 @@ LOGICAL = config.TONNX_LOGICAL_NAMES
 LOGICAL_RULES = config.TONNX_LOGICAL_RULES
 BOXES = config.TONNX_PARTITION_BOXES
 OWN_COLLECTION = config.TONNX_OWN_COLLECTION
-MODULE_KINDS = ("block", "sowing", "noisy", "normed", "counting")
+REGISTERED_COLLECTION = config.TONNX_REGISTERED_COLLECTION
+MODULE_KINDS = ("block", "sowing", "noisy", "normed", "counting", "registered")
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,10 +113,12 @@ def linen_class(kind: str, box: str | None = None):
                 return NormedBlock(self.features)(x, train)
 
         return Normed
-    if kind == "counting":
+    if kind in ("counting", "registered"):
+        name = OWN_COLLECTION if kind == "counting" else REGISTERED_COLLECTION
 
         class Counting(nn.Module):
-            """A collection of the layer's own: how often it was called while that collection was mutable."""
+            """A collection of the layer's own: how often it was called while that collection was mutable (for
+            "registered", a collection the team registered an NNX Variable type for: ``registered_type``)."""
 
             features: int
 
@@ -123,13 +126,25 @@ def linen_class(kind: str, box: str | None = None):
             def __call__(self, x):
                 import jax.numpy as jnp
 
-                calls = self.variable(OWN_COLLECTION, "calls", lambda: jnp.zeros((), jnp.int32))
-                if self.is_mutable_collection(OWN_COLLECTION):
+                calls = self.variable(name, "calls", lambda: jnp.zeros((), jnp.int32))
+                if self.is_mutable_collection(name):
                     calls.value += 1
                 return nn.Dense(self.features)(x)
 
         return Counting
     raise ValueError(f"kind must be one of {MODULE_KINDS}; got {kind!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def registered_type():
+    """The NNX Variable type registered for ``REGISTERED_COLLECTION``, as a team registers its own (once a process)."""
+    from flax import nnx
+
+    class RegisteredCounts(nnx.Variable):
+        """A team's own kind of state: a call count it filters by type, as optimisers filter ``nnx.Param``."""
+
+    _compat.register_variable_type(REGISTERED_COLLECTION, RegisteredCounts)
+    return RegisteredCounts
 
 
 def linen_module(kind: str, features: int, box: str | None = None):

@@ -27,17 +27,24 @@ def _call_replaced(make) -> dict:
     return dict(patch=lambda: _wrap_call(make))
 
 
-def _conversion_replaced(make) -> dict:
-    """A fault whose patch replaces the conversion of one Linen variable (``variables.to_nnx_var``) with ``make(real)``."""
+def _variables_function_replaced(name: str, make, **extra) -> dict:
+    """A fault whose patch replaces ``flax/nnx/bridge/variables.py``'s function ``name`` with ``make(real)`` (the
+    real one kept once per process; the wrapper looks these up at call time)."""
 
     def patch():
         from flax.nnx.bridge import variables as bv
 
-        real = getattr(bv, "_conformance_real_to_nnx_var", bv.to_nnx_var)
-        bv._conformance_real_to_nnx_var = real
-        bv.to_nnx_var = make(real)
+        key = f"_conformance_real_{name}"
+        real = getattr(bv, key, getattr(bv, name))
+        setattr(bv, key, real)
+        setattr(bv, name, make(real))
 
-    return dict(patch=patch)
+    return dict(patch=patch, **extra)
+
+
+def _conversion_replaced(make) -> dict:
+    """A fault whose patch replaces the conversion of one Linen variable (``variables.to_nnx_var``) with ``make(real)``."""
+    return _variables_function_replaced("to_nnx_var", make)
 
 
 def _initializing(model) -> bool:
@@ -260,30 +267,55 @@ def tonnx_not_a_pytree():
 @fault(f"{AREA}: Linen boxes", "the wrapper hands the Linen layer raw arrays, its nn.Partitioned boxes stripped "
        "(as before flax commit 4bb2152d re-boxed the NNX variables): a layer reading its params' names finds none")
 def tonnx_linen_boxes_unboxed():
-    def patch():
+    def make(real):
         from flax.core import meta
-        from flax.nnx.bridge import variables as bv
 
-        real = getattr(bv, "_conformance_real_nnx_attrs_to_linen_vars", bv.nnx_attrs_to_linen_vars)
-        bv._conformance_real_nnx_attrs_to_linen_vars = real
-        bv.nnx_attrs_to_linen_vars = lambda attrs: meta.unbox(real(attrs))
+        return lambda attrs: meta.unbox(real(attrs))
 
-    return dict(patch=patch)
+    return _variables_function_replaced("nnx_attrs_to_linen_vars", make)
 
 
 @fault(f"{AREA}: warnings", "every call of the wrapper reads each variable's deprecated .value on the way to Linen "
        "(flax before commit b5db513f): a DeprecationWarning per call, every number unchanged")
 def tonnx_value_access_warns():
-    def patch():
-        from flax.nnx.bridge import variables as bv
-
-        real = getattr(bv, "_conformance_real_to_linen_var", bv.to_linen_var)
-        bv._conformance_real_to_linen_var = real
-
+    def make(real):
         def to_linen_var(vs):
             vs.value  # noqa: B018 - the read is the fault: flax warns on it
             return real(vs)
 
-        bv.to_linen_var = to_linen_var
+        return to_linen_var
 
-    return dict(patch=patch, only_warns=True)
+    return _variables_function_replaced("to_linen_var", make, only_warns=True)
+
+
+@fault(f"{AREA}: registered types", "the conversion keeps a type cache of its own, as the bridge did before flax commit "
+       "61634e47: a Linen collection the team registered an NNX Variable type for becomes a type the bridge made "
+       "(named after the collection, mapped back to it), not the registered one")
+def tonnx_registered_type_ignored():
+    made: dict = {}
+
+    def make(real):
+        from flax import nnx
+
+        def to_nnx_var(col, x):
+            var = real(col, x)
+            if type(var).__module__.startswith("flax."):  # flax's own types, and those it made for unnamed collections
+                return var
+            own = made.setdefault(col, type(col, (nnx.Variable,), {}))
+            return own(var.get_value())
+
+        return to_nnx_var
+
+    def patch():
+        from flax.nnx import variablelib
+
+        _variables_function_replaced("to_nnx_var", make)["patch"]()
+        real_name = getattr(variablelib, "_conformance_real_variable_name_from_type", variablelib.variable_name_from_type)
+        variablelib._conformance_real_variable_name_from_type = real_name
+
+        def variable_name_from_type(typ, /, **kw):  # the way back knows the bridge's own types
+            return next((n for n, t in made.items() if t is typ), None) or real_name(typ, **kw)
+
+        variablelib.variable_name_from_type = variable_name_from_type
+
+    return dict(patch=patch)

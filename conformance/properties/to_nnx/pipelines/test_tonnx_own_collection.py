@@ -48,3 +48,45 @@ def test_tonnx_own_collection_round_trip(device, data):
             assert_trees_equal(f"{OWN} after mutable call #{step}", pn.collection(m, OWN), updates[OWN],
                                f"Linen's own apply(variables, x, mutable=[{OWN!r}])")
             v = {**v, **updates}
+
+
+@given_data(FRACTION, shrink=False)
+def test_tonnx_registered_collection_takes_the_registered_type(device, data):
+    """A Linen collection whose NNX type the team registered (``nnx.register_variable_name``) becomes that type.
+
+    Oracle: the registry and Linen's own rules. After ``lazy_init`` the
+    collection's variable is an instance of the registered type (a team
+    filters its own kind of state by type, as optimisers filter ``nnx.Param``)
+    and holds Linen's ``init`` value; under ``mutable=[name]`` it moves as
+    Linen's own apply moves it, so the way back names the collection by the
+    registry too.
+    """
+    case = draw_pipeline_case(data, device)
+    check = """
+    from flax import nnx
+    from conformance.helpers import pipelines_nnx as pn
+    typ = pn.registered_type()
+    m = pn.wrapped("registered", int(features), int(seed), x)
+    held = {type(v).__name__ for _, v in nnx.iter_graph(m) if isinstance(v, nnx.Variable) and not isinstance(v, (nnx.Param, nnx.RngState))}
+    assert held == {typ.__name__}, f"the collection is held as {held}, not as the registered {typ.__name__}"
+    """
+    name = pn.REGISTERED_COLLECTION
+    with numerics(case), reporting(f"a collection with a registered NNX type ({name!r}) held as that type", case, check):
+        from flax import nnx
+
+        typ = pn.registered_type()
+        x = case_x(case)
+        m = pn.wrapped("registered", case.features_int, case.seed_int, x)
+        held = {type(v) for _, v in nnx.iter_graph(m)
+                if isinstance(v, nnx.Variable) and not isinstance(v, (nnx.Param, nnx.RngState))}
+        assert held == {typ}, (f"lazy_init holds the collection {name!r} as {sorted(t.__name__ for t in held)}, but "
+                               f"should hold it as {typ.__name__}, the type registered for it")
+        linen = pn.linen_module("registered", case.features_int)
+        v = pn.linen_variables(m)
+        native = linen.init(prng_key(case.seed_int), x)
+        assert_trees_equal(f"{name} after lazy_init", pn.collection(m, name), native[name], f"Linen's own init of {name!r}")
+        y = m(x, mutable=[name])
+        y_native, updates = linen.apply(v, x, mutable=[name])
+        assert_equal(f"m(x, mutable=[{name!r}])", y, y_native, "Linen's own apply's output")
+        assert_trees_equal(f"{name} after a mutable call", pn.collection(m, name), updates[name],
+                           f"Linen's own apply(variables, x, mutable=[{name!r}])")
