@@ -47,6 +47,24 @@ def _conversion_replaced(make) -> dict:
     return _variables_function_replaced("to_nnx_var", make)
 
 
+def _public_name_replaced(name: str, make) -> dict:
+    """A fault whose patch replaces ``flax.nnx.bridge.<name>`` (and ``bridge.wrappers.<name>``, where the bridge's
+    own code looks it up) with ``make(real)``, the real one kept once per process."""
+
+    def patch():
+        from flax.nnx import bridge
+        from flax.nnx.bridge import wrappers
+
+        key = f"_conformance_real_{name}"
+        real = getattr(wrappers, key, getattr(wrappers, name))
+        setattr(wrappers, key, real)
+        replacement = make(real)
+        setattr(wrappers, name, replacement)
+        setattr(bridge, name, replacement)
+
+    return dict(patch=patch)
+
+
 def _initializing(model) -> bool:
     return bool(model._pytree__state.initializing)
 
@@ -194,13 +212,7 @@ def tonnx_call_before_init_initialises():
 @fault(f"{AREA}: lazy_init", "lazy_init's check of its argument is inverted (flax 0.10.4's typo, fixed by ce6e2496): "
        "a plain function gets an AttributeError instead of the ValueError naming fn")
 def tonnx_lazy_init_check_inverted():
-    def patch():
-        from flax.nnx import bridge
-        from flax.nnx.bridge import wrappers
-
-        real = getattr(wrappers, "_conformance_real_lazy_init", wrappers.lazy_init)
-        wrappers._conformance_real_lazy_init = real
-
+    def make(real):
         def lazy_init(fn, *args, **kwargs):
             from flax import nnx
 
@@ -209,10 +221,9 @@ def tonnx_lazy_init_check_inverted():
                 raise ValueError(f"{fn = } needs to be a method of an NNX Module.")
             return real(fn, *args, **kwargs)
 
-        wrappers.lazy_init = lazy_init
-        bridge.lazy_init = lazy_init
+        return lazy_init
 
-    return dict(patch=patch)
+    return _public_name_replaced("lazy_init", make)
 
 
 @fault(f"{AREA}: batch stats", "a call's updates replace the nested attribute they belong to instead of merging into it "
@@ -248,20 +259,14 @@ def tonnx_own_collection_unregistered():
 @fault(f"{AREA}: pytree", "the wrapper is not a pytree though native NNX modules are (class ToNNX(Module, "
        "pytree=False), as in flax 0.11 before commit f4bc868a): jax.tree.leaves(model) is [model]")
 def tonnx_not_a_pytree():
-    def patch():
-        from flax.nnx import bridge
-        from flax.nnx.bridge import wrappers
-
-        real = getattr(wrappers, "_conformance_real_ToNNX", wrappers.ToNNX)
-        wrappers._conformance_real_ToNNX = real
-
+    def make(real):
         class ToNNX(real, pytree=False):  # jax registers each class apart: a subclass left out is one opaque leaf
             pass
 
         ToNNX.__qualname__, ToNNX.__module__ = real.__qualname__, real.__module__
-        wrappers.ToNNX = bridge.ToNNX = ToNNX
+        return ToNNX
 
-    return dict(patch=patch)
+    return _public_name_replaced("ToNNX", make)
 
 
 @fault(f"{AREA}: Linen boxes", "the wrapper hands the Linen layer raw arrays, its nn.Partitioned boxes stripped "
