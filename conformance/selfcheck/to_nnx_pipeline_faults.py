@@ -27,17 +27,22 @@ def _call_replaced(make) -> dict:
     return dict(patch=lambda: _wrap_call(make))
 
 
+def _replace(module, name: str, make) -> None:
+    """``module.<name> = make(real)``, the real one kept on the module once per process (a patch runs again)."""
+    key = f"_conformance_real_{name}"
+    real = getattr(module, key, getattr(module, name))
+    setattr(module, key, real)
+    setattr(module, name, make(real))
+
+
 def _variables_function_replaced(name: str, make, **extra) -> dict:
     """A fault whose patch replaces ``flax/nnx/bridge/variables.py``'s function ``name`` with ``make(real)`` (the
-    real one kept once per process; the wrapper looks these up at call time)."""
+    wrapper looks these up at call time)."""
 
     def patch():
         from flax.nnx.bridge import variables as bv
 
-        key = f"_conformance_real_{name}"
-        real = getattr(bv, key, getattr(bv, name))
-        setattr(bv, key, real)
-        setattr(bv, name, make(real))
+        _replace(bv, name, make)
 
     return dict(patch=patch, **extra)
 
@@ -311,16 +316,17 @@ def tonnx_registered_type_ignored():
 
         return to_nnx_var
 
-    def patch():
-        from flax.nnx import variablelib
-
-        _variables_function_replaced("to_nnx_var", make)["patch"]()
-        real_name = getattr(variablelib, "_conformance_real_variable_name_from_type", variablelib.variable_name_from_type)
-        variablelib._conformance_real_variable_name_from_type = real_name
-
+    def name_from_type(real_name):
         def variable_name_from_type(typ, /, **kw):  # the way back knows the bridge's own types
             return next((n for n, t in made.items() if t is typ), None) or real_name(typ, **kw)
 
-        variablelib.variable_name_from_type = variable_name_from_type
+        return variable_name_from_type
+
+    def patch():
+        from flax.nnx import variablelib
+        from flax.nnx.bridge import variables as bv
+
+        _replace(bv, "to_nnx_var", make)
+        _replace(variablelib, "variable_name_from_type", name_from_type)
 
     return dict(patch=patch)
