@@ -152,3 +152,37 @@ def test_direction_selects_the_properties_at_collection(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "--collect-only", "-q",
                            "--direction", "sideways"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 4 and "--direction" in proc.stderr and "to_nnx" in proc.stderr, proc.stderr[-2000:]
+
+
+_SHARED = textwrap.dedent("""
+    import json, sys
+    from conformance.core import jax_setup
+    jax_setup.before_jax()
+    import jax, jax.numpy as jnp
+    from jax import monitoring
+    events = []
+    monitoring.register_event_listener(lambda e, **k: events.append(e))
+    f = jax.jit(lambda x: jnp.tanh(x @ x.T).sum(0))
+    outs = []
+    for d in jax.devices()[:2]:
+        y = f(jax.device_put(jnp.arange(12.0).reshape(3, 4) / 10, d))
+        outs.append((next(iter(y.devices())).id, [float(v) for v in y]))
+    print(json.dumps({"shared": jax_setup.SHARED_CPU_EXECUTABLES, "outs": outs,
+                      "hits": events.count("/jax/compilation_cache/cache_hits")}))
+""")
+
+
+@pytest.mark.parametrize("share", ["1", "0"])
+def test_one_executable_serves_every_cpu_device_and_each_output_stays_on_its_own(tmp_path, share):
+    """With the cache on, cpu:1 loads cpu:0's program (one hit) and its output stays on cpu:1, with the same numbers."""
+    env = {**os.environ, "CONFORMANCE_CACHE_DIR": str(tmp_path), "CONFORMANCE_SHARE_CPU_EXECUTABLES": share}
+    env.pop("CONFORMANCE_COMPILATION_CACHE", None)
+    proc = subprocess.run([sys.executable, "-c", _SHARED], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["shared"] is (share == "1")
+    (dev0, y0), (dev1, y1) = got["outs"]
+    assert (dev0, dev1) == (0, 1) and y0 == y1, got
+    assert (got["hits"] > 0) is (share == "1"), got  # cpu:1 loads what cpu:0 compiled; unshared, each compiles its own

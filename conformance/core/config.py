@@ -21,6 +21,12 @@ PREALLOCATE = "false"
 # --xla_cpu_parallel_codegen_split_count=1: it bought nothing measurable, and
 # jaxlib 0.6.0 then refuses to compile the gradient of an embedding lookup.)
 XLA_CPU_FLAGS = ("--xla_cpu_multi_thread_eigen=false",)
+# One executable serves every forced CPU device, as jax already does on GPUs: the persistent cache's key leaves out
+# the device assignment (jax keeps it on CPU only), so a program compiled for cpu:0 is loaded, not compiled again,
+# for cpu:1. Every property runs on every device, so this halves a cold run's compiles. Forced host devices share
+# one compiler and one set of options, so the second compile could only repeat the first; a device computing
+# differently is what the benign perturbation second_device_rounds_differently stands for. Needs the cache on.
+SHARE_EXECUTABLES_ACROSS_CPU_DEVICES = os.environ.get("CONFORMANCE_SHARE_CPU_EXECUTABLES", "1") != "0"
 # The running-error analysis's programs (a bound, and a second evaluation to
 # compare the module's own compiled program against) compile without
 # optimisation on CPU: half the compile time of a real layer's analysis, and

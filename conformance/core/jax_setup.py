@@ -7,6 +7,7 @@ import os
 from conformance.core import config
 
 SETUP_NOTE = ""
+SHARED_CPU_EXECUTABLES = False  # whether one executable serves every CPU device (share_executables_across_devices)
 _CONFIGURED = False
 _FLAG = "--xla_force_host_platform_device_count"
 
@@ -28,7 +29,7 @@ def set_xla_flags() -> None:
 
 def before_jax() -> None:
     """The XLA flags, then jax's device count, compilation cache and matmul precision (idempotent)."""
-    global SETUP_NOTE, _CONFIGURED
+    global SETUP_NOTE, SHARED_CPU_EXECUTABLES, _CONFIGURED
     set_xla_flags()
     import jax  # noqa: E402  (after the flags)
 
@@ -46,7 +47,37 @@ def before_jax() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         if hasattr(jax.config, "jax_persistent_cache_min_entry_size_bytes"):
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        if config.SHARE_EXECUTABLES_ACROSS_CPU_DEVICES:
+            SHARED_CPU_EXECUTABLES = share_executables_across_devices()
     jax.config.update("jax_default_matmul_precision", config.MATMUL_PRECISION)
+
+
+def share_executables_across_devices() -> bool:
+    """Key the persistent cache's entries without their device assignment on every platform, as jax does on GPUs.
+
+    A program compiled for one device is then loaded from the cache for the next
+    one (config.SHARE_EXECUTABLES_ACROSS_CPU_DEVICES says why that is sound).
+    The hook is jax's own key function, private: on a release without it, or
+    with another signature, nothing changes (False) but speed.
+    """
+    import inspect
+
+    try:
+        from jax._src import cache_key
+    except ImportError:
+        return False
+    real = getattr(cache_key, "_hash_serialized_compile_options", None)
+    if real is None or getattr(real, "_conformance_shared", False):
+        return bool(real)
+    if "strip_device_assignment" not in inspect.signature(real).parameters:
+        return False
+
+    def without_device_assignment(hash_obj, compile_options, strip_device_assignment=False):
+        return real(hash_obj, compile_options, strip_device_assignment=True)
+
+    without_device_assignment._conformance_shared = True
+    cache_key._hash_serialized_compile_options = without_device_assignment
+    return True
 
 
 def role(pytest_config) -> str:

@@ -33,7 +33,9 @@ def header_lines(with_jax: bool = True) -> list[str]:
         f"conformance: hypothesis profile {profile!r} (max_examples={cur.max_examples}, "
         f"derandomize={cur.derandomize}, database={'off' if cur.database is None else 'on'})",
         f"conformance: {versions.verification_note(found)}",
-        f"conformance: compilation cache {_setup.compilation_cache_dir() or 'off'}",
+        f"conformance: compilation cache {_setup.compilation_cache_dir() or 'off'}"
+        + (" (one executable for every device: its key leaves out the device assignment)"
+           if _setup.SHARED_CPU_EXECUTABLES else ""),
     ]
     if "XLA_FLAGS" in os.environ:
         lines.append(f"conformance: XLA_FLAGS={os.environ['XLA_FLAGS']}")
