@@ -330,3 +330,37 @@ def tonnx_registered_type_ignored():
         _replace(variablelib, "variable_name_from_type", name_from_type)
 
     return dict(patch=patch)
+
+
+@fault(f"{AREA}: lazy_init", "a new ToNNX keeps its Linen collections in a set until lazy_init makes it a tuple (flax "
+       "before commit 4bb2152d): the graph definition of a model not yet initialised cannot be hashed, so nnx.jit "
+       "cannot take it")
+def tonnx_uninitialised_graphdef_unhashable():
+    def patch():
+        from flax.nnx.bridge import wrappers
+
+        def make_init(real):
+            def init(self, *args, **kwargs):
+                real(self, *args, **kwargs)
+                self.to_nnx__linen_collections = set()  # a static attribute: part of the graph definition
+
+            return init
+
+        def make_call(real):
+            def call(self, *args, **kwargs):
+                out = real(self, *args, **kwargs)
+                if isinstance(getattr(self, "to_nnx__linen_collections", None), set):
+                    self.to_nnx__linen_collections = tuple(sorted(_held_collections(self)))
+                return out
+
+            return call
+
+        _replace(wrappers.ToNNX, "__init__", make_init)
+        _wrap_call(make_call)
+
+    return dict(patch=patch)
+
+
+def _held_collections(model) -> set:
+    """The Linen collections the wrapper holds, by the first key of each of its own attributes' state paths."""
+    return {k for k in vars(model) if not k.startswith(("to_nnx__", "_pytree__")) and k not in ("module", "rngs")}

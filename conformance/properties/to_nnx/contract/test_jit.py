@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from conformance.helpers import harness_nnx
-from conformance.helpers.harness import case_x, given_data, numerics, outputs_same_params
+from conformance.helpers.harness import case_x, given_data, numerics, outputs_difference, outputs_same_params
 from conformance.helpers.hypothesis_helpers import draw_case
 from conformance.helpers.pytest_helpers import (
     assert_equal, assert_inits_within_model, assert_trees_equal, assert_within_model, reporting,
@@ -22,6 +22,12 @@ nnx = _compat.nnx
 
 # One object for every example: nnx.jit caches its programs per graph definition, shape and dtype.
 nnx_jit_call = nnx.jit(lambda model, x: model(x))
+
+
+@nnx.jit
+def nnx_jit_lazy_init(model, x):
+    """``bridge.lazy_init(model, x)`` compiled: the model enters as a graph (its definition hashed), leaves with its variables."""
+    _compat.lazy_init(model, x)
 
 
 def stream_counts(model) -> dict:
@@ -92,3 +98,52 @@ def test_tonnx_jax_jit_over_split_state_matches_eager(device, data):
         before = apply._cache_size()
         assert_equal("jit y (again)", apply(state, x), y_jit, "the first compiled call")
         assert apply._cache_size() == before, "jax.jit over the split state re-traced a call with the same shapes and dtypes"
+
+
+# Two lazy inits (one compiled) and two calls per example: a sixth of the profile's examples.
+@given_data(0.15, rotation="test_jit_init_apply_matches_eager")
+def test_tonnx_lazy_init_under_nnx_jit_matches_eager(device, data):
+    """``nnx.jit`` over ``bridge.lazy_init(model, x)`` of a model not yet initialised, as a team compiles its init.
+
+    Oracle: the eager ``lazy_init`` of the same seed. The uninitialised model's
+    graph definition is a static argument (it must hash); the compiled init
+    must leave the model holding what the eager one creates: the same
+    variables (params within the sampler model), the same graph definition,
+    its params stream advanced alike, and an output within two inits' model.
+    """
+    case = draw_case(data, device, batched=None, direction=harness_nnx.DIRECTION)
+    check = """
+    from flax.nnx import bridge
+    from conformance.helpers.harness import outputs_difference
+    from conformance.helpers.pytest_helpers import assert_inits_within_model, assert_within_model
+    from conformance.properties.to_nnx.contract.test_jit import nnx_jit_lazy_init, stream_counts
+    from reference import linen_dense, nnx_rngs
+    fresh = bridge.ToNNX(linen_dense(int(features)), rngs=nnx_rngs(int(seed)))
+    hash(nnx.graphdef(fresh))
+    nnx_jit_lazy_init(fresh, x)
+    assert_inits_within_model("params", nnx_params(fresh), variables, "eager lazy init")
+    assert nnx.graphdef(fresh) == nnx.graphdef(model) and stream_counts(fresh) == stream_counts(model)
+    assert_within_model("y", fresh(x), model(x), outputs_difference(x, variables), "the eager model's")
+    """
+    with numerics(case), reporting("nnx.jit(lazy_init) of a fresh model == eager lazy_init", case, check):
+        from reference import linen_dense, nnx_rngs
+
+        x = case_x(case)
+        model = harness_nnx.eager_model(case, x)
+        params = nnx_params(model)
+        fresh = _compat.to_nnx(linen_dense(case.features_int), nnx_rngs(case.seed_int))
+        try:
+            hash(nnx.graphdef(fresh))
+        except TypeError as exc:
+            raise AssertionError(f"the graph definition of a ToNNX not yet lazy_init'ed cannot be hashed ({exc}), but "
+                                 "should be, as a native NNX module's: nnx.jit takes it as a static argument") from None
+        nnx_jit_lazy_init(fresh, x)
+        assert_inits_within_model("params after nnx.jit(lazy_init)", nnx_params(fresh), params, "eager lazy_init's")
+        assert nnx.graphdef(fresh) == nnx.graphdef(model), (
+            f"the graph definition after nnx.jit(lazy_init) is {nnx.graphdef(fresh)}, but should be the eager "
+            f"lazy_init's {nnx.graphdef(model)}")
+        got, want = stream_counts(fresh), stream_counts(model)
+        assert got == want, (f"the rng streams after nnx.jit(lazy_init) count {got}, but should count {want} as after "
+                             "the eager lazy_init (the compiled init's draws are written back to the model)")
+        assert_within_model("y of the compiled init's model", fresh(x), model(x), outputs_difference(x, params),
+                            "the eager model's y")
