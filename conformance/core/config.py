@@ -235,6 +235,7 @@ FAULT_FIRST_CATCHERS = {
     "tonnx_value_access_warns": ("test_tonnx_deterministic",),
     "tonnx_registered_type_ignored": ("test_tonnx_registered_collection_takes_the_registered_type",),
     "tonnx_uninitialised_graphdef_unhashable": ("test_tonnx_lazy_init_under_nnx_jit_matches_eager",),
+    "tonnx_plain_attribute_passed_to_the_layer": ("test_tonnx_plain_attribute_is_refused_or_kept_from_the_layer",),
     "tonnx_updates_merged_shallowly": ("test_tonnx_batch_stats_update_matches_linen",),
     # only warns: with --first-catch its run is these properties alone (any that calls init sees the warning)
     "deprecation_warning_on_init": ("test_deterministic",),
@@ -312,6 +313,7 @@ SNIPPET_FAULTS = {
     "tonnx_linen_boxes_unboxed": ["test_tonnx_layer_reads_its_boxes_as_under_linen"],
     "tonnx_registered_type_ignored": ["test_tonnx_registered_collection_takes_the_registered_type"],
     "tonnx_uninitialised_graphdef_unhashable": ["test_tonnx_lazy_init_under_nnx_jit_matches_eager"],
+    "tonnx_plain_attribute_passed_to_the_layer": ["test_tonnx_plain_attribute_is_refused_or_kept_from_the_layer"],
 }
 
 # A benign perturbation whose traced programs another one compiles too runs after it, and reads them from the
@@ -450,6 +452,8 @@ TONNX_OWN_COLLECTION = "call_counts"
 # A Linen collection whose NNX Variable type the team registers (nnx.register_variable_name): the registered
 # module keeps its call count there, and the model must hold it as that type.
 TONNX_REGISTERED_COLLECTION = "registered_counts"
+# Plain attributes a team hangs on a ToNNX model (test_tonnx_attributes.py): a label, a count, a flag.
+TONNX_PLAIN_ATTRIBUTE_VALUES = ("run-7", 3, True)
 
 # --- the bridge's public surface (conformance/properties/surface, conformance/core/surface.py) ---------------
 # Like a pipeline's, a surface property's verdict is in how the bridge wires a call (a method at init, a

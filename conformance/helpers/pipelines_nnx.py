@@ -63,6 +63,10 @@ def linen_class(kind: str, box: str | None = None):
                 kernel = self.variables["params"]["dense"]["kernel"]
                 return type(kernel).__name__, tuple(getattr(kernel, "names", None) or ())
 
+            def collections(self):
+                """The collections the layer is applied with, as it reads ``self.variables``."""
+                return tuple(sorted(self.variables))
+
         return Block
     if kind == "sowing":
 
@@ -166,6 +170,13 @@ def wrapped(kind: str, features: int, rngs, *xs, box: str | None = None, **kw):
     model = bridge.ToNNX(linen_module(kind, features, box), rngs=rngs)
     bridge.lazy_init(model, *xs, **kw)
     return model
+
+
+def plain_attribute_values():
+    """Values a team hangs on a model that are no NNX Variable and no array: a label, a count, a flag."""
+    from hypothesis import strategies as st
+
+    return st.sampled_from(config.TONNX_PLAIN_ATTRIBUTE_VALUES)
 
 
 def other_seed(seed: int) -> int:

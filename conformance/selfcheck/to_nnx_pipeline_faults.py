@@ -364,3 +364,19 @@ def tonnx_uninitialised_graphdef_unhashable():
 def _held_collections(model) -> set:
     """The Linen collections the wrapper holds, by the first key of each of its own attributes' state paths."""
     return {k for k in vars(model) if not k.startswith(("to_nnx__", "_pytree__")) and k not in ("module", "rngs")}
+
+
+@fault(f"{AREA}: attributes", "an attribute of the wrapper that is no Variable goes to Linen under a collection 'nnx' "
+       "(as before flax commit 1c0fca00) instead of being refused: the layer is applied with a variable it never declared")
+def tonnx_plain_attribute_passed_to_the_layer():
+    def make(real):
+        def nnx_attrs_to_linen_vars(nnx_attrs):
+            from flax.nnx import variablelib
+
+            plain = {k: v for k, v in nnx_attrs.items() if not isinstance(v, (dict, variablelib.Variable))}
+            out = real({k: v for k, v in nnx_attrs.items() if k not in plain})
+            return {**out, "nnx": plain} if plain else out
+
+        return nnx_attrs_to_linen_vars
+
+    return _variables_function_replaced("nnx_attrs_to_linen_vars", make)
