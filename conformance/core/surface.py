@@ -54,19 +54,26 @@ COVERED = {
     "to_linen_class.base_skip_rng": ("the subclasses' skip_rng", ()),
     "NNXMeta": ("the box the default metadata_fn stores annotated variables in",
                 ("test_partition_spec_top_level", "test_partition_names_survive_lifted_transforms", "test_orbax_round_trip")),
-    "with_partitioning": ("partition names for a Linen-side initializer (ToNNX users' helper)", ()),
+    "with_partitioning": ("partition names for an initializer of bridge.Module code, as nn.with_partitioning's",
+                          ("test_bridge_module_init_lays_out_variables_as_linen",
+                           "test_bridge_module_apply_matches_linen_on_its_variables")),
     # the other direction: a Linen module inside an NNX model (conformance/properties/to_nnx/)
     "ToNNX": ("wraps a Linen module as an NNX module: ToNNX(module, rngs=nnx.Rngs(...)), called as model(x)",
               ("test_tonnx_matches_float64_oracle", "test_tonnx_same_seed_same_params", "test_tonnx_nnx_jit_matches_eager",
                "test_tonnx_jax_jit_over_split_state_matches_eager", "test_tonnx_optimizer_sgd_step")),
     "lazy_init": ("creates the wrapped Linen module's variables from a sample input, from the model's params stream",
                   ("test_tonnx_distinct_seeds_distinct_params", "test_tonnx_deterministic", "test_tonnx_param_dtypes",
-                   "test_tonnx_golden_numerics")),
+                   "test_tonnx_golden_numerics", "test_tonnx_lazy_init_under_nnx_jit_matches_eager")),
+    # bridge.Module: Linen code run as an NNX module (conformance/properties/to_nnx/pipelines/test_bridge_module.py)
+    "Module": ("Linen-style modules as NNX modules: init(seed, x) and apply(variables, x) as Linen's",
+               ("test_bridge_module_init_lays_out_variables_as_linen",
+                "test_bridge_module_apply_matches_linen_on_its_variables")),
+    "compact": ("bridge.Module's nn.compact: submodules named and counted as Linen names them",
+                ("test_bridge_module_init_lays_out_variables_as_linen",)),
 }
-# Public names of flax.nnx.bridge no property exercises yet: the bridge.Module framework (and the rest of the
+# Public names of flax.nnx.bridge no property exercises yet: the rest of the bridge.Module framework (and of the
 # other direction). Listed so that a new public name is either covered above or placed here.
-OTHER_DIRECTION = ("Functional", "functional", "Module", "ModuleMeta", "Scope", "AttrPriority",
-                   "compact", "current_context", "current_module", "nnx_in_bridge_mdl", "linen_in_bridge_mdl",
+OTHER_DIRECTION = ("Functional", "functional", "ModuleMeta", "Scope", "AttrPriority", "current_context", "current_module", "nnx_in_bridge_mdl", "linen_in_bridge_mdl",
                    "initializers", "register_variable_name_type_pair")
 
 # --- the surface per release (tools/bridge_surface_history.py over the tags; 0.12.8 from the installed wheel) -------

@@ -6,13 +6,14 @@ replaces ``flax.nnx.bridge.to_linen`` (in every xdist worker) with one whose
 module misbehaves as the fault describes. The corpus: ``conformance/selfcheck/contract_faults.py``
 (the contract's faults and the argument checks'), ``zoo_faults.py``, ``pipeline_faults.py`` and
 ``surface_faults.py`` beside it; the ToNNX direction's in ``to_nnx_faults.py`` (its seed contract) and
-``to_nnx_pipeline_faults.py`` (Linen layers inside NNX models).
+``to_nnx_pipeline_faults.py`` (Linen layers inside NNX models) and ``bridge_module_faults.py`` (``bridge.Module``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from conformance.selfcheck import bridge_module_faults
 from conformance.selfcheck import contract_faults
 from conformance.selfcheck import pipeline_faults
 from conformance.selfcheck import surface_faults
@@ -21,7 +22,8 @@ from conformance.selfcheck import to_nnx_pipeline_faults
 from conformance.selfcheck import zoo_faults
 from conformance.selfcheck.fault import FAULTS, Fault
 
-CORPUS = (contract_faults, zoo_faults, pipeline_faults, surface_faults, to_nnx_faults, to_nnx_pipeline_faults)  # the modules whose faults FAULTS holds, in this order (importing registers them)
+CORPUS = (contract_faults, zoo_faults, pipeline_faults, surface_faults, to_nnx_faults, to_nnx_pipeline_faults,
+          bridge_module_faults)  # the modules whose faults FAULTS holds, in this order (importing registers them)
 
 # --- the swap -----------------------------------------------------------------------------------------------
 

@@ -1,0 +1,113 @@
+"""``bridge.Module`` beside its Linen twin: one module definition, written once for each framework.
+
+``bridge.Module`` lets Linen code run as NNX modules: ``@bridge.compact``,
+``setup``, ``self.param``, ``self.variable``, ``is_initializing``,
+``init`` and ``apply`` as Linen spells them. Its oracle is therefore the same
+definition on ``nn.Module``: ``twins(features, box)`` builds both from one body.
+The outer module holds an explicitly named submodule and an auto-named one (Linen
+counts only the generated names), one built in ``setup``, an annotated kernel
+where ``box`` asks (``bridge.with_partitioning`` beside ``nn.with_partitioning``)
+and a counter in a collection of its own, bumped by a call given ``count=True`` (under ``mutable``), never by ``init``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+
+from conformance.core import config
+from reference import _compat
+
+BOXES = (None, "Partitioned")  # the kernel plain, or annotated with nn.Partitioned's names
+PARTITION = config.PIPELINE_PARTITION
+COUNTS = config.TONNX_OWN_COLLECTION
+
+
+def available() -> bool:
+    """Whether the installed flax has the Linen-style ``bridge.Module`` (from 0.10.4: flax commit f2892823).
+
+    flax 0.9.0 and 0.10.0 export another ``Module`` under that name (NNX's own,
+    without ``param`` or ``apply``); 0.10.1 to 0.10.3 export none.
+    """
+    from flax.nnx import bridge
+
+    module = getattr(bridge, "Module", None)
+    return hasattr(bridge, "compact") and all(hasattr(module, a) for a in ("param", "variable", "apply", "init"))
+
+
+@functools.lru_cache(maxsize=None)
+def twins(box: str | None = None):
+    """(Linen class, bridge.Module class) of the same definition; ``box`` annotates the kernels (``BOXES``)."""
+    import flax.linen as nn
+    from flax.nnx import bridge
+
+    if box not in BOXES:
+        raise ValueError(f"box must be one of {BOXES}; got {box!r}")
+    return tuple(_define(nn, nn.compact, nn.with_partitioning, box) if ns == "linen"
+                 else _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box)
+                 for ns in ("linen", "bridge"))
+
+
+def _define(ns, compact, with_partitioning, box):
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    kernel_init = nn.initializers.lecun_normal()
+    if box == "Partitioned":
+        kernel_init = with_partitioning(kernel_init, PARTITION)
+
+    class Inner(ns.Module):
+        features: int
+
+        @compact
+        def __call__(self, x):
+            w = self.param("kernel", kernel_init, (x.shape[-1], self.features))
+            b = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            return x @ _value(w) + _value(b)
+
+    class Stage(ns.Module):
+        """A submodule built in ``setup``, not in a compact method."""
+
+        features: int
+
+        def setup(self):
+            self.proj = Inner(self.features)
+
+        def __call__(self, x):
+            return self.proj(x)
+
+    class Outer(ns.Module):
+        features: int
+
+        @compact
+        def __call__(self, x, count: bool = False):
+            h = Inner(self.features, name="first")(x)
+            h = Inner(self.features)(h)  # auto-named after a named sibling: Inner_0, as Linen counts
+            h = Stage(self.features)(h)
+            calls = self.variable(COUNTS, "calls", lambda: jnp.zeros((), jnp.int32))
+            if count and not self.is_initializing():  # bridge.Module has no is_mutable_collection: the caller says
+                _compat.set_value(calls, _compat.get_value(calls) + 1)
+            return h
+
+    return Outer
+
+
+def _value(v):
+    """A param as an array: Linen hands the value, ``bridge.Module`` its ``nnx.Param``."""
+    return _compat.get_value(v) if hasattr(v, "get_value") or type(v).__module__.startswith("flax.nnx") else v
+
+
+def layout(variables) -> dict:
+    """``{path: (leaf type, shape, dtype, partition names)}``: what a pipeline reads of a variables tree."""
+    import flax.linen as nn
+
+    flat, _ = jax.tree_util.tree_flatten_with_path(variables, is_leaf=lambda a: isinstance(a, nn.meta.AxisMetadata))
+    out = {}
+    for path, leaf in flat:
+        value = nn.meta.unbox(leaf) if isinstance(leaf, nn.meta.AxisMetadata) else leaf
+        names = tuple(getattr(leaf, "names", None) or ())
+        out[jax.tree_util.keystr(path)] = (type(leaf).__name__ if isinstance(leaf, nn.meta.AxisMetadata) else "array",
+                                           tuple(np.shape(value)), str(np.asarray(value).dtype), names)
+    return out

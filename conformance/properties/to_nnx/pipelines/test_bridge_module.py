@@ -1,0 +1,107 @@
+"""``bridge.Module``: Linen code run as an NNX module lays out, reads and returns its variables as Linen does.
+
+Oracle: the same definition on ``nn.Module`` (``helpers/bridge_modules.twins``):
+an explicitly named submodule beside an auto-named one, one built in
+``setup``, a kernel annotated with ``with_partitioning`` or not, a counter in a
+collection of its own. ``init`` must give the variables tree Linen's ``init``
+gives (paths, shapes, dtypes, plain arrays where Linen has arrays and the same
+boxes where Linen boxes: no NNX Variable, metadata box or RNG state), and
+``apply`` on Linen's own variables the same output and the same returned
+variables, leaving the variables it was given as they were. The numbers are compared exactly: both run the same eager operations
+on the same arrays, the bridge only routing the variables. Annotations stay
+metadata (``_compat.lazy_sharding``): outside a mesh Linen only records them.
+"""
+
+import pytest
+
+from conformance.core import config
+from conformance.helpers import bridge_modules as bm
+from conformance.helpers.harness import case_x, given_data, numerics
+from conformance.helpers.hypothesis_helpers import draw_pipeline_case
+from conformance.helpers.pytest_helpers import assert_equal, assert_trees_equal, reporting
+from reference import _compat
+
+FRACTION = config.TONNX_EXAMPLE_FRACTION
+
+
+def _needs_bridge_module():
+    if not bm.available():
+        pytest.skip("this flax has no Linen-style bridge.Module (it arrived with flax commit f2892823, 0.10.4)")
+
+
+def _layouts_equal(name: str, got: dict, want: dict, what: str) -> None:
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    assert not missing and not extra, (
+        f"{name} holds the paths {sorted(got)}, but should hold {sorted(want)} ({what}); missing {missing}, "
+        f"unexpected {extra}")
+    for path, spec in want.items():
+        assert got[path] == spec, (
+            f"{name} at {path} is {got[path]} (leaf, shape, dtype, partition names), but should be {spec} ({what})")
+
+
+@pytest.mark.parametrize("box", bm.BOXES, ids=lambda b: b or "plain")
+@given_data(FRACTION, shrink=False)
+def test_bridge_module_init_lays_out_variables_as_linen(device, box, data):
+    _needs_bridge_module()
+    case = draw_pipeline_case(data, device)
+    check = f"""
+    from conformance.helpers import bridge_modules as bm
+    from reference import _compat
+    linen_cls, bridge_cls = bm.twins({box!r})
+    want = bm.layout(linen_cls(int(features)).init(jax.random.PRNGKey(int(seed)), x))
+    with _compat.lazy_sharding():
+        got = bm.layout(bridge_cls(int(features)).init(int(seed), x))
+    assert got == want, {{k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}}
+    """
+    with numerics(case), reporting("bridge.Module.init lays out its variables as Linen's init", case, check):
+        import jax
+
+        x = case_x(case)
+        linen_cls, bridge_cls = bm.twins(box)
+        want = bm.layout(linen_cls(case.features_int).init(jax.random.PRNGKey(case.seed_int), x))
+        with _compat.lazy_sharding():
+            got = bm.layout(bridge_cls(case.features_int).init(case.seed_int, x))
+        _layouts_equal("bridge.Module.init(seed, x)", got, want, "Linen's init of the same definition")
+
+
+@pytest.mark.parametrize("box", bm.BOXES, ids=lambda b: b or "plain")
+@given_data(FRACTION, shrink=False)
+def test_bridge_module_apply_matches_linen_on_its_variables(device, box, data):
+    _needs_bridge_module()
+    case = draw_pipeline_case(data, device)
+    check = f"""
+    from conformance.helpers import bridge_modules as bm
+    from reference import _compat
+    linen_cls, bridge_cls = bm.twins({box!r})
+    linen, bridged = linen_cls(int(features)), bridge_cls(int(features))
+    variables = linen.init(jax.random.PRNGKey(int(seed)), x)
+    y_linen, updated_linen = linen.apply(variables, x, True, mutable=True)
+    given, want = bm.layout(variables), bm.layout(updated_linen)
+    with _compat.lazy_sharding():
+        y, updated = bridged.apply(variables, x, True, mutable=True)
+    assert bm.layout(variables) == given, "apply changed the variables it was given"
+    assert (y == y_linen).all() and bm.layout(updated) == want
+    assert int(updated["{bm.COUNTS}"]["calls"]) == int(updated_linen["{bm.COUNTS}"]["calls"])
+    """
+    with numerics(case), reporting("bridge.Module.apply on Linen's variables == Linen's apply", case, check):
+        import jax
+
+        x = case_x(case)
+        linen_cls, bridge_cls = bm.twins(box)
+        linen, bridged = linen_cls(case.features_int), bridge_cls(case.features_int)
+        variables = linen.init(jax.random.PRNGKey(case.seed_int), x)
+        given = bm.layout(variables)
+        y_linen, updated_linen = linen.apply(variables, x, True, mutable=True)
+        want, want_values = bm.layout(updated_linen), _compat.unbox(dict(updated_linen))  # before the bridge runs
+        y_plain_linen = linen.apply(variables, x)
+        with _compat.lazy_sharding():
+            y_plain = bridged.apply(variables, x)
+            _layouts_equal("the variables given to bridge.Module.apply, after it", bm.layout(variables), given,
+                           "as given: apply must not change its caller's variables")
+            y, updated = bridged.apply(variables, x, True, mutable=True)
+        assert_equal("bridge.Module.apply(variables, x)", y_plain, y_plain_linen, "Linen's apply")
+        assert_equal("y of apply(..., mutable=True)", y, y_linen, "Linen's (the same eager operations, the same arrays)")
+        _layouts_equal("the variables apply(..., mutable=True) returns", bm.layout(updated), want,
+                       "those Linen's apply returns")
+        assert_trees_equal("returned variables", _compat.unbox(dict(updated)), want_values,
+                           "Linen's returned variables (the counter bumped once, the params as given)")
