@@ -29,6 +29,14 @@ def _needs_bridge_module():
         pytest.skip("this flax has no Linen-style bridge.Module (it arrived with flax commit f2892823, 0.10.4)")
 
 
+def _snippet(box) -> str:
+    """The repro snippets' first lines: the twins of ``box``."""
+    return f"""
+    from conformance.helpers import bridge_modules as bm
+    from reference import _compat
+    linen_cls, bridge_cls = bm.twins({box!r})"""
+
+
 def _layouts_equal(name: str, got: dict, want: dict, what: str) -> None:
     missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
     assert not missing and not extra, (
@@ -44,10 +52,7 @@ def _layouts_equal(name: str, got: dict, want: dict, what: str) -> None:
 def test_bridge_module_init_lays_out_variables_as_linen(device, box, data):
     _needs_bridge_module()
     case = draw_pipeline_case(data, device)
-    check = f"""
-    from conformance.helpers import bridge_modules as bm
-    from reference import _compat
-    linen_cls, bridge_cls = bm.twins({box!r})
+    check = _snippet(box) + f"""
     want = bm.layout(linen_cls(int(features)).init(jax.random.PRNGKey(int(seed)), x))
     with _compat.lazy_sharding():
         got = bm.layout(bridge_cls(int(features)).init(int(seed), x))
@@ -69,10 +74,7 @@ def test_bridge_module_init_lays_out_variables_as_linen(device, box, data):
 def test_bridge_module_apply_matches_linen_on_its_variables(device, box, data):
     _needs_bridge_module()
     case = draw_pipeline_case(data, device)
-    check = f"""
-    from conformance.helpers import bridge_modules as bm
-    from reference import _compat
-    linen_cls, bridge_cls = bm.twins({box!r})
+    check = _snippet(box) + f"""
     linen, bridged = linen_cls(int(features)), bridge_cls(int(features))
     variables = linen.init(jax.random.PRNGKey(int(seed)), x)
     y_linen, updated_linen = linen.apply(variables, x, True, mutable=True)
