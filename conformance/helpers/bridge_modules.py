@@ -7,7 +7,8 @@ definition on ``nn.Module``: ``twins(features, box)`` builds both from one body.
 The outer module holds an explicitly named submodule and an auto-named one (Linen
 counts only the generated names), one built in ``setup``, an annotated kernel
 where ``box`` asks (``bridge.with_partitioning`` beside ``nn.with_partitioning``)
-and a counter in a collection of its own, bumped by a call given ``count=True`` (under ``mutable``), never by ``init``.
+and a counter in a collection of its own, bumped by a call given ``count=True`` (under ``mutable``), never by ``init``;
+each submodule also records, in that collection, whether it saw ``is_initializing()`` when ``init`` made it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def _define(ns, compact, with_partitioning, box):
         def __call__(self, x):
             w = self.param("kernel", kernel_init, (x.shape[-1], self.features))
             b = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            # A submodule knows it is being initialised, as its parent does: Linen records 1 here at init.
+            self.variable(COUNTS, "made_at_init", lambda: jnp.asarray(self.is_initializing(), jnp.int32))
             return x @ _value(w) + _value(b)
 
     class Stage(ns.Module):

@@ -5,7 +5,8 @@ an explicitly named submodule beside an auto-named one, one built in
 ``setup``, a kernel annotated with ``with_partitioning`` or not, a counter in a
 collection of its own. ``init`` must give the variables tree Linen's ``init``
 gives (paths, shapes, dtypes, plain arrays where Linen has arrays and the same
-boxes where Linen boxes: no NNX Variable, metadata box or RNG state), and
+boxes where Linen boxes: no NNX Variable, metadata box or RNG state; the
+counters' values, which record that each submodule saw ``is_initializing()``), and
 ``apply`` on Linen's own variables the same output and the same returned
 variables, leaving the variables it was given as they were. The numbers are compared exactly: both run the same eager operations
 on the same arrays, the bridge only routing the variables. Annotations stay
@@ -63,10 +64,15 @@ def test_bridge_module_init_lays_out_variables_as_linen(device, box, data):
 
         x = case_x(case)
         linen_cls, bridge_cls = bm.twins(box)
-        want = bm.layout(linen_cls(case.features_int).init(jax.random.PRNGKey(case.seed_int), x))
+        linen_made = linen_cls(case.features_int).init(jax.random.PRNGKey(case.seed_int), x)
+        want = bm.layout(linen_made)
         with _compat.lazy_sharding():
-            got = bm.layout(bridge_cls(case.features_int).init(case.seed_int, x))
+            made = bridge_cls(case.features_int).init(case.seed_int, x)
+            got = bm.layout(made)
         _layouts_equal("bridge.Module.init(seed, x)", got, want, "Linen's init of the same definition")
+        assert_trees_equal(f"bridge.Module.init(seed, x)['{bm.COUNTS}']", _compat.unbox(dict(made[bm.COUNTS])),
+                           _compat.unbox(dict(linen_made[bm.COUNTS])),
+                           "Linen's (every submodule saw is_initializing() during init; the counter starts at 0)")
 
 
 @pytest.mark.parametrize("box", bm.BOXES, ids=lambda b: b or "plain")
