@@ -73,7 +73,8 @@ COVERED = {
 }
 # Public names of flax.nnx.bridge no property exercises yet: the rest of the bridge.Module framework (and of the
 # other direction). Listed so that a new public name is either covered above or placed here.
-OTHER_DIRECTION = ("Functional", "functional", "ModuleMeta", "Scope", "AttrPriority", "current_context", "current_module", "nnx_in_bridge_mdl", "linen_in_bridge_mdl",
+OTHER_DIRECTION = ("Functional", "functional", "ModuleMeta", "Scope", "AttrPriority", "current_context",
+                   "current_module", "nnx_in_bridge_mdl", "linen_in_bridge_mdl",
                    "initializers", "register_variable_name_type_pair")
 
 # --- the surface per release (tools/bridge_surface_history.py over the tags; 0.12.8 from the installed wheel) -------

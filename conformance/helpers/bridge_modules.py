@@ -3,7 +3,7 @@
 ``bridge.Module`` lets Linen code run as NNX modules: ``@bridge.compact``,
 ``setup``, ``self.param``, ``self.variable``, ``is_initializing``,
 ``init`` and ``apply`` as Linen spells them. Its oracle is therefore the same
-definition on ``nn.Module``: ``twins(features, box)`` builds both from one body.
+definition on ``nn.Module``: ``twins(box)`` builds both from one body.
 The outer module holds an explicitly named submodule and an auto-named one (Linen
 counts only the generated names), one built in ``setup``, an annotated kernel
 where ``box`` asks (``bridge.with_partitioning`` beside ``nn.with_partitioning``)
@@ -46,9 +46,8 @@ def twins(box: str | None = None):
 
     if box not in BOXES:
         raise ValueError(f"box must be one of {BOXES}; got {box!r}")
-    return tuple(_define(nn, nn.compact, nn.with_partitioning, box) if ns == "linen"
-                 else _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box)
-                 for ns in ("linen", "bridge"))
+    return (_define(nn, nn.compact, nn.with_partitioning, box),
+            _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box))
 
 
 def _define(ns, compact, with_partitioning, box):
@@ -99,7 +98,7 @@ def _define(ns, compact, with_partitioning, box):
 
 def _value(v):
     """A param as an array: Linen hands the value, ``bridge.Module`` its ``nnx.Param``."""
-    return _compat.get_value(v) if hasattr(v, "get_value") or type(v).__module__.startswith("flax.nnx") else v
+    return _compat.get_value(v) if isinstance(v, _compat.nnx.Variable) else v
 
 
 def layout(variables) -> dict:

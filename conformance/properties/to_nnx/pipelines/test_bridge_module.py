@@ -6,36 +6,41 @@ an explicitly named submodule beside an auto-named one, one built in
 collection of its own. ``init`` must give the variables tree Linen's ``init``
 gives (paths, shapes, dtypes, plain arrays where Linen has arrays and the same
 boxes where Linen boxes: no NNX Variable, metadata box or RNG state; the
-counters' values, which record that each submodule saw ``is_initializing()``), and
+counters' values, which record that each submodule saw ``is_initializing()``;
+the same seed the same params, another seed another kernel), and
 ``apply`` on Linen's own variables the same output and the same returned
 variables, leaving the variables it was given as they were. The numbers are compared exactly: both run the same eager operations
 on the same arrays, the bridge only routing the variables. Annotations stay
 metadata (``_compat.lazy_sharding``): outside a mesh Linen only records them.
 """
 
+import textwrap
+
 import pytest
 
 from conformance.core import config
 from conformance.helpers import bridge_modules as bm
+from conformance.helpers import pipelines_nnx as pn
 from conformance.helpers.harness import case_x, given_data, numerics
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
-from conformance.helpers.pytest_helpers import assert_equal, assert_trees_equal, reporting
+from conformance.helpers.pytest_helpers import assert_equal, assert_trees_differ, assert_trees_equal, reporting
 from reference import _compat
 
 FRACTION = config.TONNX_EXAMPLE_FRACTION
 
 
-def _needs_bridge_module():
+def _case(data, device):
+    """The example's case, where the installed flax has a Linen-style ``bridge.Module`` (else a skip)."""
     if not bm.available():
         pytest.skip("this flax has no Linen-style bridge.Module (it arrived with flax commit f2892823, 0.10.4)")
+    return draw_pipeline_case(data, device)
 
 
-def _snippet(box) -> str:
-    """The repro snippets' first lines: the twins of ``box``."""
-    return f"""
-    from conformance.helpers import bridge_modules as bm
-    from reference import _compat
-    linen_cls, bridge_cls = bm.twins({box!r})"""
+def _snippet(box, body: str) -> str:
+    """A repro snippet: the twins of ``box``, then ``body`` (both dedented here, so they line up)."""
+    head = f"from conformance.helpers import bridge_modules as bm\nfrom reference import _compat\n" \
+           f"linen_cls, bridge_cls = bm.twins({box!r})\n"
+    return head + textwrap.dedent(body).strip() + "\n"
 
 
 def _layouts_equal(name: str, got: dict, want: dict, what: str) -> None:
@@ -51,14 +56,13 @@ def _layouts_equal(name: str, got: dict, want: dict, what: str) -> None:
 @pytest.mark.parametrize("box", bm.BOXES, ids=lambda b: b or "plain")
 @given_data(FRACTION, shrink=False)
 def test_bridge_module_init_lays_out_variables_as_linen(device, box, data):
-    _needs_bridge_module()
-    case = draw_pipeline_case(data, device)
-    check = _snippet(box) + f"""
+    case = _case(data, device)
+    check = _snippet(box, f"""
     want = bm.layout(linen_cls(int(features)).init(jax.random.PRNGKey(int(seed)), x))
     with _compat.lazy_sharding():
         got = bm.layout(bridge_cls(int(features)).init(int(seed), x))
     assert got == want, {{k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}}
-    """
+    """)
     with numerics(case), reporting("bridge.Module.init lays out its variables as Linen's init", case, check):
         import jax
 
@@ -70,6 +74,13 @@ def test_bridge_module_init_lays_out_variables_as_linen(device, box, data):
             made = bridge_cls(case.features_int).init(case.seed_int, x)
             got = bm.layout(made)
         _layouts_equal("bridge.Module.init(seed, x)", got, want, "Linen's init of the same definition")
+        with _compat.lazy_sharding():  # the seed drives the draws: the same seed again, then a neighbour
+            again = bridge_cls(case.features_int).init(case.seed_int, x)
+            other = bridge_cls(case.features_int).init(pn.other_seed(case.seed_int), x)
+        assert_trees_equal("params of init(seed, x) again", _compat.unbox(dict(again["params"])),
+                           _compat.unbox(dict(made["params"])), "the first init's (the same seed)")
+        assert_trees_differ("params of init(another seed, x)", _compat.unbox(dict(other["params"]["first"])),
+                            _compat.unbox(dict(made["params"]["first"])), "the first init's: another seed must draw another kernel")
         assert_trees_equal(f"bridge.Module.init(seed, x)['{bm.COUNTS}']", _compat.unbox(dict(made[bm.COUNTS])),
                            _compat.unbox(dict(linen_made[bm.COUNTS])),
                            "Linen's (every submodule saw is_initializing() during init; the counter starts at 0)")
@@ -78,9 +89,8 @@ def test_bridge_module_init_lays_out_variables_as_linen(device, box, data):
 @pytest.mark.parametrize("box", bm.BOXES, ids=lambda b: b or "plain")
 @given_data(FRACTION, shrink=False)
 def test_bridge_module_apply_matches_linen_on_its_variables(device, box, data):
-    _needs_bridge_module()
-    case = draw_pipeline_case(data, device)
-    check = _snippet(box) + f"""
+    case = _case(data, device)
+    check = _snippet(box, f"""
     linen, bridged = linen_cls(int(features)), bridge_cls(int(features))
     variables = linen.init(jax.random.PRNGKey(int(seed)), x)
     y_linen, updated_linen = linen.apply(variables, x, True, mutable=True)
@@ -90,7 +100,7 @@ def test_bridge_module_apply_matches_linen_on_its_variables(device, box, data):
     assert bm.layout(variables) == given, "apply changed the variables it was given"
     assert (y == y_linen).all() and bm.layout(updated) == want
     assert int(updated["{bm.COUNTS}"]["calls"]) == int(updated_linen["{bm.COUNTS}"]["calls"])
-    """
+    """)
     with numerics(case), reporting("bridge.Module.apply on Linen's variables == Linen's apply", case, check):
         import jax
 
