@@ -4,11 +4,16 @@
 ``setup``, ``self.param``, ``self.variable``, ``is_initializing``,
 ``init`` and ``apply`` as Linen spells them. Its oracle is therefore the same
 definition on ``nn.Module``: ``twins(box)`` builds both from one body.
-The outer module holds an explicitly named submodule and an auto-named one (Linen
-counts only the generated names), one built in ``setup``, an annotated kernel
-where ``box`` asks (``bridge.with_partitioning`` beside ``nn.with_partitioning``)
-and a counter in a collection of its own, bumped by a call given ``count=True`` (under ``mutable``), never by ``init``;
-each submodule also records, in that collection, whether it saw ``is_initializing()`` when ``init`` made it.
+The top module is built in ``setup`` and called through a plain method. It holds a compact body with an
+explicitly named submodule and an auto-named one (Linen counts only the generated names), a stage built in
+``setup``, a submodule that reads its own ``name`` (a bridge module declares the field), an annotated kernel
+where ``box`` asks (``bridge.with_partitioning`` beside ``nn.with_partitioning``) and a counter in a collection
+of its own, bumped by a call given ``count=True`` (under ``mutable``), never by ``init``; each submodule also
+records, in that collection, whether it saw ``is_initializing()`` when ``init`` made it. Beside the body,
+``setup`` names one submodule apart from its attribute (Linen files it under the name) and holds a Linen
+``nn.BatchNorm`` (through ``bridge.linen_in_bridge_mdl``, a ``ToNNX``, on the bridge side) whose statistics that
+call updates: the wrapped layer must take ``mutable`` from the module's ``apply``, and its RNG streams must stay
+out of the variables.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from reference import _compat
 BOXES = (None, "Partitioned")  # the kernel plain, or annotated with nn.Partitioned's names
 PARTITION = config.PIPELINE_PARTITION
 COUNTS = config.TONNX_OWN_COLLECTION
+NORM_MOMENTUM = 0.5  # the statistics move visibly in one training call
 
 
 def available() -> bool:
@@ -46,11 +52,17 @@ def twins(box: str | None = None):
 
     if box not in BOXES:
         raise ValueError(f"box must be one of {BOXES}; got {box!r}")
-    return (_define(nn, nn.compact, nn.with_partitioning, box),
-            _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box))
+    def linen_norm():
+        return nn.BatchNorm(momentum=NORM_MOMENTUM)
+
+    def bridged_norm():  # the Linen layer as bridge modules hold one (ToNNX on the module's streams)
+        return bridge.linen_in_bridge_mdl(nn.BatchNorm(momentum=NORM_MOMENTUM))
+
+    return (_define(nn, nn.compact, nn.with_partitioning, box, linen_norm),
+            _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box, bridged_norm))
 
 
-def _define(ns, compact, with_partitioning, box):
+def _define(ns, compact, with_partitioning, box, norm):
     import flax.linen as nn
     import jax.numpy as jnp
 
@@ -70,7 +82,7 @@ def _define(ns, compact, with_partitioning, box):
             return x @ _value(w) + _value(b)
 
     class Stage(ns.Module):
-        """A submodule built in ``setup``, not in a compact method."""
+        """A submodule built in ``setup``, under a compact parent."""
 
         features: int
 
@@ -80,6 +92,17 @@ def _define(ns, compact, with_partitioning, box):
         def __call__(self, x):
             return self.proj(x)
 
+    class Tagged(ns.Module):
+        """Reads its own name, as Linen code may: a Linen module has the field, a bridge module declares it."""
+
+        if ns is not nn:
+            name: str
+
+        @compact
+        def __call__(self, x):
+            self.variable(COUNTS, "name_length", lambda: jnp.asarray(len(self.name), jnp.int32))
+            return x
+
     class Outer(ns.Module):
         features: int
 
@@ -88,12 +111,27 @@ def _define(ns, compact, with_partitioning, box):
             h = Inner(self.features, name="first")(x)
             h = Inner(self.features)(h)  # auto-named after a named sibling: Inner_0, as Linen counts
             h = Stage(self.features)(h)
+            h = Tagged(name="tagged")(h)
             calls = self.variable(COUNTS, "calls", lambda: jnp.zeros((), jnp.int32))
             if count and not self.is_initializing():  # bridge.Module has no is_mutable_collection: the caller says
                 _compat.set_value(calls, _compat.get_value(calls) + 1)
             return h
 
-    return Outer
+    class Model(ns.Module):
+        """The top: built in ``setup``, called through a plain method (no compact of its own)."""
+
+        features: int
+
+        def setup(self):
+            self.body = Outer(self.features)
+            # Named apart from its attribute, and the name sorts after it: Linen files it under the name.
+            self.post = Inner(self.features, name="projection")
+            self.norm = norm()
+
+        def __call__(self, x, count: bool = False):
+            return self.norm(self.post(self.body(x, count)), use_running_average=not count)
+
+    return Model
 
 
 def _value(v):
@@ -110,6 +148,8 @@ def layout(variables) -> dict:
     for path, leaf in flat:
         value = nn.meta.unbox(leaf) if isinstance(leaf, nn.meta.AxisMetadata) else leaf
         names = tuple(getattr(leaf, "names", None) or ())
+        dtype = getattr(value, "dtype", None)  # read off the array: a key array has no NumPy dtype
         out[jax.tree_util.keystr(path)] = (type(leaf).__name__ if isinstance(leaf, nn.meta.AxisMetadata) else "array",
-                                           tuple(np.shape(value)), str(np.asarray(value).dtype), names)
+                                           tuple(np.shape(value)), str(dtype if dtype is not None else np.asarray(value).dtype),
+                                           names)
     return out

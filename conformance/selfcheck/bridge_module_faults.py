@@ -70,3 +70,53 @@ def bridge_module_apply_unboxes_linen_variables():
         return apply
 
     return dict(patch=lambda: _replace(_module_py().Module, "apply", make))
+
+
+@fault(AREA, "a submodule given name= in setup() loses the name and lives under its attribute (setup ran with no "
+       "parent on the module stack, as before flax commits cb1bb173 and 18faf549): Linen files it under the name")
+def bridge_module_setup_name_dropped():
+    def make(real):
+        def meta_call(cls, *args, **kwargs):
+            import inspect
+
+            ctx = _module_py().MODULE_CONTEXT.module_stack[-1]
+            if ctx is not None and not ctx.in_compact and "name" not in inspect.get_annotations(cls):
+                kwargs.pop("name", None)
+            return real(cls, *args, **kwargs)
+
+        return meta_call
+
+    return dict(patch=lambda: _replace(_module_py().ModuleMeta, "__call__", make))
+
+
+@fault(AREA, "a Linen layer held through ToNNX in a bridge.Module is applied immutably: ToNNX does not take mutable "
+       "from the module's apply (as before flax commit 300494b0), so its BatchNorm cannot update its statistics")
+def bridge_module_wrapped_linen_ignores_mutable():
+    def patch():
+        import types
+
+        from flax.nnx.bridge import wrappers
+
+        real = getattr(wrappers, "_conformance_real_bdg_module", wrappers.bdg_module)
+        wrappers._conformance_real_bdg_module = real
+        proxy = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if not k.startswith("__")})
+        proxy.current_module = lambda: None
+        wrappers.bdg_module = proxy
+
+    return dict(patch=patch)
+
+
+@fault(AREA, "init and apply return the RNG streams' state as variables too (as before flax commit 54138501): Linen "
+       "has no such collection, so a Linen pipeline finds keys and counts among its variables")
+def bridge_module_returns_rng_state():
+    def patch():
+        import types
+
+        mod = _module_py()
+        real = getattr(mod, "_conformance_real_rnglib", mod.rnglib)
+        mod._conformance_real_rnglib = real
+        proxy = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if not k.startswith("__")})
+        proxy.RngState = type("NoRngStateSkipped", (), {})  # nothing is an instance: no RNG state is left out
+        mod.rnglib = proxy
+
+    return dict(patch=patch)

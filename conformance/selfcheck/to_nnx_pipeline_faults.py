@@ -380,3 +380,18 @@ def tonnx_plain_attribute_passed_to_the_layer():
         return nnx_attrs_to_linen_vars
 
     return _variables_function_replaced("nnx_attrs_to_linen_vars", make)
+
+
+@fault(f"{AREA}: attributes", "the wrapper takes what it is given for a static attribute, as native modules do (before "
+       "flax commit 431291ed marked it as data): a dict of Variables set on the model is refused ('Found data ... "
+       "assigned to static attribute')")
+def tonnx_assigned_variables_refused():
+    def patch():
+        from flax.nnx.bridge import wrappers
+
+        def setattr_as_a_module(self, name, value):
+            super(wrappers.ToNNX, self)._setattr(name, value)
+
+        _replace(wrappers.ToNNX, "_setattr", lambda real: setattr_as_a_module)
+
+    return dict(patch=patch)

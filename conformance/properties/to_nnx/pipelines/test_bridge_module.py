@@ -79,8 +79,8 @@ def test_bridge_module_init_lays_out_variables_as_linen(device, box, data):
             other = bridge_cls(case.features_int).init(pn.other_seed(case.seed_int), x)
         assert_trees_equal("params of init(seed, x) again", _compat.unbox(dict(again["params"])),
                            _compat.unbox(dict(made["params"])), "the first init's (the same seed)")
-        assert_trees_differ("params of init(another seed, x)", _compat.unbox(dict(other["params"]["first"])),
-                            _compat.unbox(dict(made["params"]["first"])), "the first init's: another seed must draw another kernel")
+        assert_trees_differ("params of init(another seed, x)", _compat.unbox(dict(other["params"]["body"]["first"])),
+                            _compat.unbox(dict(made["params"]["body"]["first"])), "the first init's: another seed must draw another kernel")
         assert_trees_equal(f"bridge.Module.init(seed, x)['{bm.COUNTS}']", _compat.unbox(dict(made[bm.COUNTS])),
                            _compat.unbox(dict(linen_made[bm.COUNTS])),
                            "Linen's (every submodule saw is_initializing() during init; the counter starts at 0)")
