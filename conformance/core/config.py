@@ -242,6 +242,7 @@ FAULT_FIRST_CATCHERS = {
     "bridge_module_setup_name_dropped": ("test_bridge_module_init_lays_out_variables_as_linen",),
     "bridge_module_wrapped_linen_ignores_mutable": ("test_bridge_module_apply_matches_linen_on_its_variables",),
     "bridge_module_returns_rng_state": ("test_bridge_module_init_lays_out_variables_as_linen",),
+    "bridge_module_walked_in_the_ambient_mode": ("test_bridge_module_runs_alike_in_tree_mode",),
     "tonnx_assigned_variables_refused": ("test_tonnx_variables_set_on_the_model_are_its_state",),
     "tonnx_updates_merged_shallowly": ("test_tonnx_batch_stats_update_matches_linen",),
     # only warns: with --first-catch its run is these properties alone (any that calls init sees the warning)
@@ -325,6 +326,7 @@ SNIPPET_FAULTS = {
     "bridge_module_apply_unboxes_linen_variables": ["test_bridge_module_apply_matches_linen_on_its_variables"],
     "bridge_module_wrapped_linen_ignores_mutable": ["test_bridge_module_apply_matches_linen_on_its_variables"],
     "bridge_module_returns_rng_state": ["test_bridge_module_init_lays_out_variables_as_linen"],
+    "bridge_module_walked_in_the_ambient_mode": ["test_bridge_module_runs_alike_in_tree_mode"],
     "tonnx_assigned_variables_refused": ["test_tonnx_variables_set_on_the_model_are_its_state"],
 }
 

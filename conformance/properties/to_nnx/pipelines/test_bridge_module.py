@@ -12,6 +12,7 @@ the same seed the same params, another seed another kernel), and
 variables, leaving the variables it was given as they were. The numbers are compared exactly: both run the same eager operations
 on the same arrays, the bridge only routing the variables. Annotations stay
 metadata (``_compat.lazy_sharding``): outside a mesh Linen only records them.
+Both run alike in NNX's tree mode (``nnx.set_graph_mode(False)``) as in graph mode.
 """
 
 import textwrap
@@ -123,3 +124,45 @@ def test_bridge_module_apply_matches_linen_on_its_variables(device, box, data):
                        "those Linen's apply returns")
         assert_trees_equal("returned variables", _compat.unbox(dict(updated)), want_values,
                            "Linen's returned variables (the counter bumped once, the params as given)")
+
+
+@given_data(FRACTION, shrink=False)
+def test_bridge_module_runs_alike_in_tree_mode(device, data):
+    """Under ``nnx.set_graph_mode(False)`` (NNX's tree mode) ``init`` and ``apply`` give what they give in graph mode.
+
+    A bridge module is no pytree, so the bridge walks it as a graph whatever the ambient mode (flax commit 8f8ec30a,
+    0.12.5; the switch is public from 0.12.6); compared exactly, as both run the same eager operations on the same arrays.
+    """
+    from flax import nnx
+
+    case = _case(data, device)
+    if not hasattr(nnx, "set_graph_mode"):
+        pytest.skip("this flax exports no tree-mode switch (nnx.set_graph_mode, public from flax 0.12.6)")
+    check = _snippet(None, """
+    from flax import nnx
+    bridged = bridge_cls(int(features))
+    variables = linen_cls(int(features)).init(jax.random.PRNGKey(int(seed)), x)
+    made, (y, updated) = bridged.init(int(seed), x), bridged.apply(variables, x, True, mutable=True)
+    with nnx.set_graph_mode(False):
+        made_tree, (y_tree, updated_tree) = bridged.init(int(seed), x), bridged.apply(variables, x, True, mutable=True)
+    assert bm.layout(made_tree) == bm.layout(made) and (y_tree == y).all()
+    assert bm.layout(updated_tree) == bm.layout(updated)
+    """)
+    with numerics(case), reporting("bridge.Module runs in NNX's tree mode as in graph mode", case, check):
+        import jax
+
+        x = case_x(case)
+        linen_cls, bridge_cls = bm.twins(None)
+        bridged = bridge_cls(case.features_int)
+        variables = linen_cls(case.features_int).init(jax.random.PRNGKey(case.seed_int), x)
+        made = bridged.init(case.seed_int, x)
+        y, updated = bridged.apply(variables, x, True, mutable=True)
+        with nnx.set_graph_mode(False):
+            made_tree = bridged.init(case.seed_int, x)
+            y_tree, updated_tree = bridged.apply(variables, x, True, mutable=True)
+        _layouts_equal("init(seed, x) in tree mode", bm.layout(made_tree), bm.layout(made), "in graph mode")
+        assert_trees_equal("variables of init(seed, x) in tree mode", _compat.unbox(dict(made_tree)),
+                           _compat.unbox(dict(made)), "in graph mode")
+        assert_equal("y of apply(..., mutable=True) in tree mode", y_tree, y, "in graph mode")
+        assert_trees_equal("variables apply(..., mutable=True) returns in tree mode", _compat.unbox(dict(updated_tree)),
+                           _compat.unbox(dict(updated)), "in graph mode")
