@@ -13,7 +13,8 @@ records, in that collection, whether it saw ``is_initializing()`` when ``init`` 
 ``setup`` names one submodule apart from its attribute (Linen files it under the name) and holds a Linen
 ``nn.BatchNorm`` (through ``bridge.linen_in_bridge_mdl``, a ``ToNNX``, on the bridge side) whose statistics that
 call updates: the wrapped layer must take ``mutable`` from the module's ``apply``, and its RNG streams must stay
-out of the variables.
+out of the variables. Before it sits an ``nn.Dense``, an ``nnx.Linear`` through ``bridge.nnx_in_bridge_mdl`` on
+the bridge side (the same parameter names, shapes and operations).
 """
 
 from __future__ import annotations
@@ -52,17 +53,20 @@ def twins(box: str | None = None):
 
     if box not in BOXES:
         raise ValueError(f"box must be one of {BOXES}; got {box!r}")
-    def linen_norm():
-        return nn.BatchNorm(momentum=NORM_MOMENTUM)
+    from flax import nnx
 
-    def bridged_norm():  # the Linen layer as bridge modules hold one (ToNNX on the module's streams)
-        return bridge.linen_in_bridge_mdl(nn.BatchNorm(momentum=NORM_MOMENTUM))
+    def linen_layers():
+        return {"norm": lambda: nn.BatchNorm(momentum=NORM_MOMENTUM), "dense": lambda features: nn.Dense(features)}
 
-    return (_define(nn, nn.compact, nn.with_partitioning, box, linen_norm),
-            _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box, bridged_norm))
+    def bridged_layers():  # a Linen layer and an NNX one, as bridge modules hold them (on the module's streams)
+        return {"norm": lambda: bridge.linen_in_bridge_mdl(nn.BatchNorm(momentum=NORM_MOMENTUM)),
+                "dense": lambda features: bridge.nnx_in_bridge_mdl(lambda rngs: nnx.Linear(features, features, rngs=rngs))}
+
+    return (_define(nn, nn.compact, nn.with_partitioning, box, linen_layers()),
+            _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box, bridged_layers()))
 
 
-def _define(ns, compact, with_partitioning, box, norm):
+def _define(ns, compact, with_partitioning, box, layers):
     import flax.linen as nn
     import jax.numpy as jnp
 
@@ -126,10 +130,11 @@ def _define(ns, compact, with_partitioning, box, norm):
             self.body = Outer(self.features)
             # Named apart from its attribute, and the name sorts after it: Linen files it under the name.
             self.post = Inner(self.features, name="projection")
-            self.norm = norm()
+            self.head = layers["dense"](self.features)
+            self.norm = layers["norm"]()
 
         def __call__(self, x, count: bool = False):
-            return self.norm(self.post(self.body(x, count)), use_running_average=not count)
+            return self.norm(self.head(self.post(self.body(x, count))), use_running_average=not count)
 
     return Model
 
