@@ -13,8 +13,8 @@ records, in that collection, whether it saw ``is_initializing()`` when ``init`` 
 ``setup`` names one submodule apart from its attribute (Linen files it under the name) and holds a Linen
 ``nn.BatchNorm`` (through ``bridge.linen_in_bridge_mdl``, a ``ToNNX``, on the bridge side) whose statistics that
 call updates: the wrapped layer must take ``mutable`` from the module's ``apply``, and its RNG streams must stay
-out of the variables. Before it sits an ``nn.Dense``, an ``nnx.Linear`` through ``bridge.nnx_in_bridge_mdl`` on
-the bridge side (the same parameter names, shapes and operations).
+out of the variables. Before it sits an ``nn.Dense``, on the bridge side an ``nnx.Linear`` declared graph-only
+(``pytree=False``) through ``bridge.nnx_in_bridge_mdl`` (the same parameter names, shapes and operations).
 """
 
 from __future__ import annotations
@@ -58,12 +58,25 @@ def twins(box: str | None = None):
     def linen_layers():
         return {"norm": lambda: nn.BatchNorm(momentum=NORM_MOMENTUM), "dense": lambda features: nn.Dense(features)}
 
+    graph_linear = _graph_only(nnx.Linear)
+
     def bridged_layers():  # a Linen layer and an NNX one, as bridge modules hold them (on the module's streams)
         return {"norm": lambda: bridge.linen_in_bridge_mdl(nn.BatchNorm(momentum=NORM_MOMENTUM)),
-                "dense": lambda features: bridge.nnx_in_bridge_mdl(lambda rngs: nnx.Linear(features, features, rngs=rngs))}
+                "dense": lambda features: bridge.nnx_in_bridge_mdl(lambda rngs: graph_linear(features, features, rngs=rngs))}
 
     return (_define(nn, nn.compact, nn.with_partitioning, box, linen_layers()),
             _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box, bridged_layers()))
+
+
+def _graph_only(cls):
+    """A subclass of the NNX module ``cls`` declared ``pytree=False``, as a team's graph-only layer is: the bridge
+    must walk it as a graph in NNX's tree mode too. Before flax 0.11 no NNX module was a pytree: a plain subclass."""
+    import types
+
+    try:
+        return types.new_class(f"GraphOnly{cls.__name__}", (cls,), {"pytree": False})
+    except TypeError:
+        return types.new_class(f"GraphOnly{cls.__name__}", (cls,))
 
 
 def _define(ns, compact, with_partitioning, box, layers):
