@@ -110,3 +110,40 @@ def test_a_failed_install_says_why_in_uv_words(tmp_path):
     with open(log, "w") as fh:
         with pytest.raises(RuntimeError, match=r"exited 1: error: No solution found .* cause: Because flax>=0.12.8"):
             envs._run([sys.executable, "-c", script], fh)
+
+
+def test_uv_is_found_from_many_threads_at_once_on_a_fresh_sysconfig(monkeypatch):
+    """Sides build on threads: the first concurrent lookups of uv must all find it. uv's locator reads sysconfig's
+    variables, which Python fills on first use without a lock; a merge's two cross environments once gave
+    'can only concatenate str (not "NoneType")'. Here the filling is slowed, as a thread switch mid-fill would."""
+    import sysconfig
+    import threading
+    import time
+
+    want = envs.find_uv()
+    real = sysconfig.get_config_var
+    filled: dict = {}
+
+    def get_config_var(name):  # the lazy, unlocked fill: a reader arriving mid-fill sees no value yet
+        if not filled.get("started"):
+            filled["started"] = True
+            time.sleep(0.05)
+            filled["done"] = True
+        return real(name) if filled.get("done") else None
+
+    monkeypatch.setattr(sysconfig, "get_config_var", get_config_var)
+    found, start = [], threading.Barrier(8)
+
+    def look():
+        start.wait()
+        try:
+            found.append(envs.find_uv())
+        except TypeError as exc:
+            found.append(exc)
+
+    threads = [threading.Thread(target=look) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert found == [want] * 8, found

@@ -142,8 +142,20 @@ def env_key(python_version: str, requirements: list[str], project_deps: list[str
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+_FIND_UV = threading.Lock()
+
+
 def find_uv() -> list[str] | None:
-    """The uv command (a dependency of this package), or None: then venv and pip build the environments."""
+    """The uv command (a dependency of this package), or None: then venv and pip build the environments.
+
+    One call at a time: sides build on threads, and uv's locator reads ``sysconfig``'s variables, which Python fills
+    on first use without a lock (a second thread could read ``EXE`` as None: "can only concatenate str").
+    """
+    with _FIND_UV:
+        return _find_uv()
+
+
+def _find_uv() -> list[str] | None:
     try:
         import uv
 

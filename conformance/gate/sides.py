@@ -10,6 +10,7 @@ import dataclasses
 import os
 import threading
 import time
+import traceback
 
 from conformance.core import config
 from conformance.core import versions as verified
@@ -52,6 +53,7 @@ def run_side(side: Side, out_dir: str, cache_dir: str, python: str, project: str
                 info["error"] = f"pytest exited {code} without usable results (see {log_path})"
         except Exception as exc:  # a side that cannot be built gives no verdict, it never crashes the gate
             info["error"] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=logfile)  # where it came from, in the side's log
     info["seconds"] = round(time.monotonic() - start, 1)
     if info["results"] is not None:
         counts = collapse_counts(info["results"])
