@@ -55,17 +55,13 @@ def twins(box: str | None = None):
         raise ValueError(f"box must be one of {BOXES}; got {box!r}")
     from flax import nnx
 
-    def linen_layers():
-        return {"norm": lambda: nn.BatchNorm(momentum=NORM_MOMENTUM), "dense": lambda features: nn.Dense(features)}
-
     graph_linear = _graph_only(nnx.Linear)
-
-    def bridged_layers():  # a Linen layer and an NNX one, as bridge modules hold them (on the module's streams)
-        return {"norm": lambda: bridge.linen_in_bridge_mdl(nn.BatchNorm(momentum=NORM_MOMENTUM)),
-                "dense": lambda features: bridge.nnx_in_bridge_mdl(lambda rngs: graph_linear(features, features, rngs=rngs))}
-
-    return (_define(nn, nn.compact, nn.with_partitioning, box, linen_layers()),
-            _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box, bridged_layers()))
+    linen_layers = {"norm": lambda: nn.BatchNorm(momentum=NORM_MOMENTUM), "dense": lambda features: nn.Dense(features)}
+    bridged_layers = {  # a Linen layer and an NNX one, as bridge modules hold them (on the module's streams)
+        "norm": lambda: bridge.linen_in_bridge_mdl(nn.BatchNorm(momentum=NORM_MOMENTUM)),
+        "dense": lambda features: bridge.nnx_in_bridge_mdl(lambda rngs: graph_linear(features, features, rngs=rngs))}
+    return (_define(nn, nn.compact, nn.with_partitioning, box, linen_layers),
+            _define(bridge, bridge.compact, getattr(bridge, "with_partitioning", None), box, bridged_layers))
 
 
 def _graph_only(cls):

@@ -81,7 +81,8 @@ def test_tonnx_variables_set_on_the_model_are_its_state(device, data):
     assert "{ADAPTER}/a" in paths and "{ADAPTER}/b" in paths, paths
     assert (m(x) == y).all()
     graphdef, state = nnx.split(m)
-    assert (nnx.merge(graphdef, state)(x) == y).all()
+    merged = nnx.merge(graphdef, state)
+    assert (merged(x) == y).all() and (_compat.get_value(merged.{ADAPTER}["a"]) == 1).all()
     """
     with numerics(case), reporting("Variables set on the wrapper are its state, and the layer runs as before", case,
                                    check):
@@ -91,13 +92,17 @@ def test_tonnx_variables_set_on_the_model_are_its_state(device, data):
         x = case_x(case)
         m = pn.wrapped("block", case.features_int, case.seed_int, x)
         y = m(x)
-        setattr(m, ADAPTER, {"a": nnx.Param(jnp.ones((case.features_int,), x.dtype)),
-                             "b": nnx.Param(jnp.zeros((2,), x.dtype))})
-        paths = ["/".join(map(str, p)) for p, _ in _compat.flat_state(nnx.state(m))]
-        want = {f"{ADAPTER}/a", f"{ADAPTER}/b"}
-        assert want <= set(paths), (
-            f"nnx.state(model) holds {sorted(paths)}, but should hold {sorted(want)} too: Variables set on the model "
+        given = {"a": jnp.ones((case.features_int,), x.dtype), "b": jnp.zeros((2,), x.dtype)}
+        setattr(m, ADAPTER, {k: nnx.Param(v) for k, v in given.items()})
+        held = {"/".join(map(str, p)): v for p, v in _compat.flat_state(nnx.state(m))}
+        want = {f"{ADAPTER}/{k}" for k in given}
+        assert want <= set(held), (
+            f"nnx.state(model) holds {sorted(held)}, but should hold {sorted(want)} too: Variables set on the model "
             "are its state, as the wrapper's own are")
         assert_equal(f"y after model.{ADAPTER} = {{...}}", m(x), y, "y before it (the layer never reads those params)")
         graphdef, state = nnx.split(m)
-        assert_equal("y of nnx.merge(*nnx.split(model))", nnx.merge(graphdef, state)(x), y, "the model's own y")
+        merged = nnx.merge(graphdef, state)
+        assert_equal("y of nnx.merge(*nnx.split(model))", merged(x), y, "the model's own y")
+        for k, v in given.items():  # carried, values and all, not only the paths
+            assert_equal(f"nnx.merge(*nnx.split(model)).{ADAPTER}['{k}']", _compat.get_value(getattr(merged, ADAPTER)[k]),
+                         v, "the value set on the model")
