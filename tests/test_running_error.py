@@ -96,9 +96,9 @@ def test_real_layers_in_float32_are_within_the_bound_of_their_float64_values(nam
     with jax.enable_x64(True):
         y64 = jax.jit(zh.evaluate_fn(spec))(_widened(v), _widened(call))
         g64 = jax.jit(jax.grad(loss))(_widened(v)["params"], _widened(rest), _widened(call))
-    _, signed = adjoint_error.jit_value_and_bound(zh.evaluate_fn(spec))(v, call)  # the sharper first-order bound
+    _, signed, probable = adjoint_error.jit_value_and_bounds(zh.evaluate_fn(spec))(v, call)  # the sharper ones
     assert signed is not None, f"{name}: no adjoint bound for a float32 layer"
-    for got, want, b in [(y, y64, e), (g, g64, ge), (y, y64, signed)]:
+    for got, want, b in [(y, y64, e), (g, g64, ge), (y, y64, signed), (y, y64, probable)]:
         for a, w, bb in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(b)):
             err = np.abs(np.asarray(a, np.float64) - np.asarray(w, np.float64))
             assert np.all(err <= np.asarray(bb, np.float64)), f"{name}: error {err.max():.3e} beyond its bound"
@@ -179,12 +179,14 @@ def test_the_signed_bound_holds_against_float64_and_is_never_wider(fn):
     kx, kw = jax.random.split(jax.random.PRNGKey(3))
     x, w = jax.random.normal(kx, (4, 64)) + 3.0, jax.random.normal(kw, (64, 64)) / 8
     y, running = running_error.jit_value_and_bound(fn)(x, w)
-    _, signed = adjoint_error.jit_value_and_bound(fn)(x, w)
+    _, signed, probable = adjoint_error.jit_value_and_bounds(fn)(x, w)
     with jax.enable_x64(True):
         y64 = jax.jit(fn)(np.asarray(x, np.float64), np.asarray(w, np.float64))
     err = np.abs(np.asarray(y, np.float64) - np.asarray(y64))
-    signed, running = np.asarray(signed, np.float64), np.asarray(running, np.float64)
+    signed, running, probable = (np.asarray(b, np.float64) for b in (signed, running, probable))
     assert np.all(err <= signed), f"error {err.max():.3e} beyond the signed bound {signed[err > signed].min():.3e}"
+    assert np.all(err <= probable), f"error {err.max():.3e} beyond the probabilistic bound"
+    assert np.all(probable <= signed), "the probabilistic bound is wider than the signed one"
     # never wider, up to the bounds' own float32 rounding (a loop is one operation: there both are its running bound)
     assert np.all(signed <= running * (1 + 1e-3)), "the signed bound is wider than the running one"
     assert np.all(signed > 0), "an output with rounding upstream got a zero signed bound"
@@ -198,3 +200,32 @@ def test_the_signed_bound_declines_values_narrower_than_float32():
     x = jnp.ones((4, 8), jnp.bfloat16)
     y, bound = adjoint_error.jit_value_and_bound(lambda a: a @ a.T)(x)
     assert bound is None and y.dtype == jnp.bfloat16
+
+
+# --- the probabilistic first-order bound (adjoint_error.value_and_bounds) -----------------------------------
+
+
+def test_the_probabilistic_bound_of_a_long_contraction_is_sqrt_n_over_lambda_sharper():
+    """n = 4096 products of mixed signs: sqrt(n) u |x|.|w| per side times lambda, against gamma_n |x|.|w|."""
+    from conformance.core import config
+
+    kx, kw = jax.random.split(jax.random.PRNGKey(5))
+    x, w = jax.random.normal(kx, (2, 4096)), jax.random.normal(kw, (4096, 3))
+    y, signed, probable = adjoint_error.jit_value_and_bounds(lambda a, b: a @ b)(x, w)
+    want = config.PROBABILISTIC_LAMBDA * np.sqrt(4096) * U32 * (np.abs(np.asarray(x, np.float64)) @ np.abs(np.asarray(w)))
+    np.testing.assert_allclose(np.asarray(probable), want, rtol=1e-3, err_msg="not lambda sqrt(n) u |x|.|w|")
+    ratio = np.asarray(signed, np.float64) / np.asarray(probable, np.float64)
+    assert np.all(ratio > 0.9 * np.sqrt(4096) / config.PROBABILISTIC_LAMBDA), ratio
+    with jax.enable_x64(True):
+        y64 = np.asarray(x, np.float64) @ np.asarray(w, np.float64)
+    assert np.all(np.abs(np.asarray(y, np.float64) - y64) <= np.asarray(probable)), "beyond the probabilistic bound"
+
+
+@pytest.mark.parametrize("fn", [jnp.tanh, jnp.exp, lambda a: jnp.sum(a, axis=-1), lambda a: jnp.cumsum(a, axis=-1)],
+                         ids=["tanh", "exp", "sum", "cumsum"])
+def test_functions_and_sums_keep_their_worst_case_in_the_probabilistic_bound(fn):
+    """A function's approximation may err with one sign, and a constant region summed in sequence rounds with one
+    sign: their local errors are not modelled as independent, so the two bounds agree."""
+    x = jax.random.normal(jax.random.PRNGKey(6), (3, 512))
+    _, signed, probable = adjoint_error.jit_value_and_bounds(fn)(x)
+    np.testing.assert_allclose(np.asarray(probable), np.asarray(signed), rtol=1e-6)

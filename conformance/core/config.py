@@ -49,6 +49,11 @@ SPECIAL_FUNCTION_ULPS = 8
 # Two evaluations within a first-order running-error bound E each differ by at most
 # 2 E times this (errormodel.running_difference: second-order terms and E's own rounding).
 RUNNING_ERROR_SLACK = 1.5
+# The probabilistic first-order bound (numerics/adjoint_error.py, docs/error-model.md section 11): with every
+# rounding error an independent, mean-zero variable, |sum_k a_k d_k| <= lambda * sqrt(sum_k a_k^2 r_k^2) fails with
+# probability at most 2 exp(-lambda^2 / 2) (Hoeffding; Higham and Mary, SIAM J. Sci. Comput. 41(5), 2019). Two
+# evaluations, each outside with that probability: at most 4 exp(-36.1) = 8.6e-16 per output element.
+PROBABILISTIC_LAMBDA = 8.5
 # lecun_normal: a standard normal truncated to [-2, 2], divided by that
 # distribution's standard deviation, then scaled by sqrt(1 / fan_in).
 INIT_TRUNCATION = 2.0

@@ -77,13 +77,16 @@ def value_and_difference_bound(fn, *args):
     return y, jax.tree_util.tree_map(lambda b: errormodel.running_difference(np.asarray(b, np.float64)), e)
 
 
-def adjoint_difference_bound(fn, *args):
-    """Like :func:`difference_bound` from the signed first-order bound (numerics/adjoint_error.py), or None where
-    the computation holds a value narrower than float32. Both bound the same first-order error: take the smaller."""
-    _, e = adjoint_error.jit_value_and_bound(fn)(*args)
-    if e is None:
+def sharper_difference_bounds(fn, *args):
+    """``(signed, probabilistic)``, each like :func:`difference_bound`, from numerics/adjoint_error.py, or None where
+    the computation holds a value narrower than float32. ``signed`` is the worst case over the local errors' signs;
+    ``probabilistic`` (never wider) takes roundings as independent errors. The caller takes the minimum with the
+    running bound."""
+    _, signed, probable = adjoint_error.jit_value_and_bounds(fn)(*args)
+    if signed is None:
         return None
-    return jax.tree_util.tree_map(lambda b: errormodel.running_difference(np.asarray(b, np.float64)), e)
+    return tuple(jax.tree_util.tree_map(lambda b: errormodel.running_difference(np.asarray(b, np.float64)), e)
+                 for e in (signed, probable))
 
 
 # --- the Linen module and its calls ---------------------------------------------------------------------

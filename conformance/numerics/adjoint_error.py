@@ -34,6 +34,7 @@ import numpy as np
 from jax import lax
 from jax.extend import core as jcore
 
+from conformance.core import config
 from conformance.numerics import errormodel
 from conformance.numerics import running_error as rerr
 
@@ -66,23 +67,28 @@ def _walk(jaxpr, consts, vals, eps, sites):
         else:
             outs = rerr._bind(eqn, ins)
             frozen = [lax.stop_gradient(v) if rerr._is_float(v) else v for v in ins]
+            independent = [None] * len(outs)
             if name in LOOPS:  # one operation: its own rounding is its running-error bound from exact inputs
                 _, local = rerr._eval_eqn(eqn, frozen, [None] * len(ins))
             elif name == "nextafter":  # one step from x: the step itself is exact
                 local = [None] * len(outs)
             else:
-                local = rerr._local(eqn, frozen, [lax.stop_gradient(o) if rerr._is_float(o) else o for o in outs])
-            outs = [_perturbed(o, e, eps, sites) for o, e in zip(outs, local)]
+                frozen_outs = [lax.stop_gradient(o) if rerr._is_float(o) else o for o in outs]
+                local = rerr._local(eqn, frozen, frozen_outs)
+                independent = rerr._local_independent(eqn, frozen, frozen_outs)
+            outs = [_perturbed(o, e, r, eps, sites) for o, e, r in zip(outs, local, independent)]
         for v, o in zip(eqn.outvars, outs):
             env[v] = o
     return [read(v) for v in jaxpr.outvars]
 
 
-def _perturbed(o, local, eps, sites):
+def _perturbed(o, local, independent, eps, sites):
+    """Adds the site's error variable; records ``(e, r, rest)``: its bound, and its independent part or None."""
     if local is None or not rerr._is_float(o):
         return o
     k = len(sites)
-    sites.append(lax.stop_gradient(local))
+    r, rest = independent if independent is not None else (None, None)
+    sites.append((lax.stop_gradient(local), None if r is None else lax.stop_gradient(r), rest))
     return o if eps is None else o + eps[k].astype(o.dtype)
 
 
@@ -90,25 +96,38 @@ def _narrow(dtype) -> bool:
     return errormodel.mantissa_bits(dtype) < errormodel.mantissa_bits(jnp.float32)
 
 
-def value_and_bound(fn, *args):
-    """``(fn(*args), bound)`` with ``bound`` in ``fn``'s output structure (zeros for non-float outputs), or
-    ``(fn(*args), None)`` where a value narrower than float32 takes part. The arguments count as exact."""
+def value_and_bounds(fn, *args):
+    """``(fn(*args), signed, probabilistic)``, both bounds in ``fn``'s output structure (zeros for non-float
+    outputs), or ``(fn(*args), None, None)`` where a value narrower than float32 takes part. The arguments are exact.
+
+    ``signed`` is ``sum_k |a_k| e_k``, the worst case over the local errors'
+    signs. ``probabilistic`` treats each rounding as an independent, mean-zero
+    error: ``sum_k |a_k| w_k + lambda * sqrt(sum_k a_k^2 r_k^2)``, with ``w_k``
+    the worst-case parts (transcendental functions, loops, underflow) and
+    ``r_k`` the independent ones (``running_error._local_independent``);
+    Hoeffding's inequality puts an evaluation outside it with probability at
+    most ``2 exp(-lambda^2 / 2)`` (config.PROBABILISTIC_LAMBDA). It is taken no
+    wider than ``signed``.
+    """
     closed = jax.make_jaxpr(fn)(*args)
     jaxpr = rerr._live(closed.jaxpr)
     flat_args = jax.tree_util.tree_leaves(args)
     out_tree = jax.tree_util.tree_structure(jax.eval_shape(fn, *args))
+    kinds: list = []  # per site, static: the worst-case rest of an independent site, or None (all worst-case)
 
     def run(eps):
         sites: list = []
         outs = _walk(jaxpr, closed.consts, flat_args, eps, sites)
-        return outs, sites
+        kinds[:] = [rest if r is not None else None for _, r, rest in sites]
+        return outs, [(e, r) for e, r, _ in sites]
 
-    shapes = jax.eval_shape(lambda: run(None))[1]
+    shapes = [e for e, _ in jax.eval_shape(lambda: run(None))[1]]
     outs0, _ = run(None)
     floats = [i for i, o in enumerate(outs0) if rerr._is_float(o)]
     if any(_narrow(s.dtype) for s in shapes) or any(_narrow(outs0[i].dtype) for i in floats):
-        return jax.tree_util.tree_unflatten(out_tree, outs0), None
+        return jax.tree_util.tree_unflatten(out_tree, outs0), None, None
     err = rerr._err_dtype()
+    lam = config.PROBABILISTIC_LAMBDA
 
     def float_outputs(eps):
         outs, sites = run(eps)
@@ -118,34 +137,63 @@ def value_and_bound(fn, *args):
     ys, vjp_fn, locals_ = jax.vjp(float_outputs, eps0, has_aux=True)
     sizes = [int(np.prod(y.shape, dtype=np.int64)) for y in ys]
     m = sum(sizes)
-    bound = jnp.zeros((m,), err)  # no rounding site anywhere: every output is exact
+    signed = probable = jnp.zeros((m,), err)  # no rounding site anywhere: every output is exact
     if m and shapes:
         chunks = -(-m // CHUNK)
 
-        def one(j):  # the bound of flat output element j (j >= m: padding, bound 0)
+        def clean(term, e):  # no error where the bound is 0; an infinite derivative meeting an error: unbounded
+            return jnp.where(e == 0, 0, jnp.where(jnp.isnan(term), jnp.inf, term))
+
+        def one(j):  # the bounds of flat output element j (j >= m: padding, bound 0)
             hot = jax.nn.one_hot(j, m, dtype=err)
             cts, start = [], 0
             for y, size in zip(ys, sizes):
                 cts.append(hot[start:start + size].reshape(y.shape))
                 start += size
             (grads,) = vjp_fn(cts)
-            total = jnp.zeros((), err)
-            for g, e in zip(grads, locals_):
-                term = jnp.abs(g) * e.astype(err)
-                total = total + jnp.sum(jnp.where(e == 0, 0, jnp.where(jnp.isnan(term), jnp.inf, term)))
-            return total
+            total = worst = squares = jnp.zeros((), err)
+            for g, (e, r), rest in zip(grads, locals_, kinds):
+                e = e.astype(err)
+                total = total + jnp.sum(clean(jnp.abs(g) * e, e))
+                if r is None:
+                    worst = worst + jnp.sum(clean(jnp.abs(g) * e, e))
+                else:
+                    worst = worst + jnp.sum(clean(jnp.abs(g) * rest, e))
+                    squares = squares + jnp.sum(clean(jnp.square(g * r.astype(err)), e))
+            return total, jnp.minimum(total, worst + lam * jnp.sqrt(squares))
 
         per_chunk = lax.map(lambda c: jax.vmap(one)(c * CHUNK + jnp.arange(CHUNK)), jnp.arange(chunks))
-        bound = per_chunk.reshape(-1)[:m]
-    start, by_index = 0, {}
-    for i, y, size in zip(floats, ys, sizes):
-        by_index[i] = bound[start:start + size].reshape(y.shape)
-        start += size
-    full = [by_index.get(i, jnp.zeros(jnp.shape(o), err)) for i, o in enumerate(outs0)]
-    return jax.tree_util.tree_unflatten(out_tree, outs0), jax.tree_util.tree_unflatten(out_tree, full)
+        signed, probable = (b.reshape(-1)[:m] for b in per_chunk)
+
+    def shaped(flat):
+        start, by_index = 0, {}
+        for i, y, size in zip(floats, ys, sizes):
+            by_index[i] = flat[start:start + size].reshape(y.shape)
+            start += size
+        full = [by_index.get(i, jnp.zeros(jnp.shape(o), err)) for i, o in enumerate(outs0)]
+        return jax.tree_util.tree_unflatten(out_tree, full)
+
+    return jax.tree_util.tree_unflatten(out_tree, outs0), shaped(signed), shaped(probable)
+
+
+def value_and_bound(fn, *args):
+    """``(fn(*args), signed)`` of :func:`value_and_bounds`: the worst case over the local errors' signs."""
+    y, signed, _ = value_and_bounds(fn, *args)
+    return y, signed
 
 
 @functools.lru_cache(maxsize=None)
+def jit_value_and_bounds(fn):
+    """``value_and_bounds(fn, ...)`` compiled, cached per function (jax caches it per shape)."""
+    return jax.jit(functools.partial(value_and_bounds, fn))
+
+
 def jit_value_and_bound(fn):
-    """``value_and_bound(fn, ...)`` compiled, cached per function (jax caches it per shape)."""
-    return jax.jit(functools.partial(value_and_bound, fn))
+    """``value_and_bound(fn, ...)`` compiled: the same program as :func:`jit_value_and_bounds`."""
+    f = jit_value_and_bounds(fn)
+
+    def run(*args):
+        y, signed, _ = f(*args)
+        return y, signed
+
+    return run

@@ -223,6 +223,45 @@ def _local(eqn, vals, outs):
     return res
 
 
+def _local_independent(eqn, vals, outs):
+    """Per float output, ``(r, rest)``: the equation's rounding as a sum of independent mean-zero errors, or None.
+
+    ``r`` bounds the square root of the sum of their squared ranges, so the
+    error is ``sum_j c_j d_j`` with ``|d_j| <= u`` and ``sqrt(sum c_j^2) <= r``:
+    ``sqrt(n) u |x|.|W|`` for a contraction of ``n`` terms (its ``n`` products
+    and ``n - 1`` additions, each coefficient at most the sum of the absolute
+    terms, in any order), ``u |z|`` for a correctly rounded operation.
+    ``rest`` is what stays worst-case: the underflow terms. None keeps the
+    whole ``_local`` bound worst-case: a transcendental or unknown function (its
+    approximation's error may be systematic), and a sum (``reduce_sum``,
+    ``cumsum``, pooling), where a constant region summed in sequence, as an
+    unoptimised compile does, rounds with one sign (512 terms of 0.1 in
+    sequence: 0.62 of the independent bound; docs/error-model.md, section 11).
+    """
+    name = eqn.primitive.name
+    res = []
+    for o in outs:
+        if not _is_float(o):
+            res.append(None)
+            continue
+        dt = o.dtype
+        mag = jnp.abs(o).astype(_err_dtype())
+        u, tiny = _u(dt), _tiny(dt)
+        if name in CONTRACTIONS:
+            (m,) = _bind(eqn, [jnp.abs(v) if _is_float(v) else v for v in vals])
+            n = _contraction_length(eqn, vals)
+            res.append((float(np.sqrt(n)) * u * m.astype(_err_dtype()), n * tiny))
+        elif name == "reduce_precision":
+            res.append((2.0 ** -(eqn.params["mantissa_bits"] + 1) * mag, tiny))
+        elif name == "integer_pow":
+            res.append((float(np.sqrt(max(abs(int(eqn.params["y"])) - 1, 1))) * u * mag, tiny))
+        elif name in ROUNDED_ONCE or name == "convert_element_type":
+            res.append((u * mag, tiny))
+        else:
+            res.append(None)
+    return res
+
+
 def _contraction_length(eqn, vals) -> int:
     if eqn.primitive.name == "dot_general":
         (lc, _), _ = eqn.params["dimension_numbers"]
