@@ -21,6 +21,14 @@ def test_corpus_size_and_spread():
         assert f.init or f.apply or f.kwargs or f.attrs or f.reference or f.apply_kw or f.modules or f.patch or f.construct
 
 
+def test_every_fault_is_named_in_the_selfcheck_doc():
+    import pathlib
+
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "selfcheck.md").read_text()
+    missing = sorted(n for n in faults.FAULTS if f"`{n}`" not in doc)
+    assert not missing, f"faults docs/selfcheck.md does not name: {missing}"
+
+
 def test_pipeline_faults_are_in_the_corpus():
     pipelines = {n for n, f in faults.FAULTS.items() if f.area.startswith("pipelines")}
     assert len(pipelines) == 13, sorted(pipelines)
