@@ -74,8 +74,9 @@ def _walk(jaxpr, consts, vals, eps, sites):
                 local = [None] * len(outs)
             else:
                 frozen_outs = [lax.stop_gradient(o) if rerr._is_float(o) else o for o in outs]
-                local = rerr._local(eqn, frozen, frozen_outs)
-                independent = rerr._local_independent(eqn, frozen, frozen_outs)
+                parts = rerr._local_parts(eqn, frozen, frozen_outs, independent=True)
+                local = [None if p is None else p[0] for p in parts]
+                independent = [None if p is None else p[1] for p in parts]
             outs = [_perturbed(o, e, r, eps, sites) for o, e, r in zip(outs, local, independent)]
         for v, o in zip(eqn.outvars, outs):
             env[v] = o
@@ -104,7 +105,7 @@ def value_and_bounds(fn, *args):
     signs. ``probabilistic`` treats each rounding as an independent, mean-zero
     error: ``sum_k |a_k| w_k + lambda * sqrt(sum_k a_k^2 r_k^2)``, with ``w_k``
     the worst-case parts (transcendental functions, loops, underflow) and
-    ``r_k`` the independent ones (``running_error._local_independent``);
+    ``r_k`` the independent ones (``running_error._local_parts``);
     Hoeffding's inequality puts an evaluation outside it with probability at
     most ``2 exp(-lambda^2 / 2)`` (config.PROBABILISTIC_LAMBDA). It is taken no
     wider than ``signed``.

@@ -183,48 +183,12 @@ def _magnitude(t, e):
 
 def _local(eqn, vals, outs):
     """The equation's own rounding, per float output."""
-    name = eqn.primitive.name
-    res = []
-    for o in outs:
-        if not _is_float(o):
-            res.append(None)
-            continue
-        dt = o.dtype
-        mag = jnp.abs(o).astype(_err_dtype())
-        u, tiny = _u(dt), _tiny(dt)
-        if name in CONTRACTIONS:
-            absvals = [jnp.abs(v) if _is_float(v) else v for v in vals]
-            (m,) = _bind(eqn, absvals)
-            n = _contraction_length(eqn, vals)
-            res.append(_gamma(n, dt) * m.astype(_err_dtype()) + n * tiny)
-        elif name in SUMS and name != "cumlogsumexp":
-            x = vals[0]
-            (m,) = _bind(eqn, [jnp.abs(x)])
-            n = _sum_length(eqn, x)
-            res.append(_gamma(n, dt) * m.astype(_err_dtype()) + n * tiny)
-        elif name == "convert_element_type":
-            src = vals[0].dtype
-            bits = errormodel.mantissa_bits
-            narrowing = _is_float(vals[0]) and bits(dt) < bits(src)
-            from_int = not _is_float(vals[0]) and np.dtype(src).itemsize * 8 > bits(dt)
-            res.append(u * mag + tiny if narrowing or from_int else None)
-        elif name == "reduce_precision":
-            res.append(2.0 ** -(eqn.params["mantissa_bits"] + 1) * mag + tiny)
-        elif name == "integer_pow":
-            res.append(_gamma(max(abs(int(eqn.params["y"])) - 1, 1), dt) * mag + tiny)
-        elif name in ROUNDED_ONCE:
-            res.append(u * mag + tiny)
-        elif name in EXACT_LINEAR or name in EXACT_OTHER:
-            res.append(None)  # exact: no rounding of its own
-        else:
-            if name not in TRANSCENDENTAL:
-                _UNKNOWN.add(name)
-            res.append(config.SPECIAL_FUNCTION_ULPS * u * mag + tiny)
-    return res
+    return [None if p is None else p[0] for p in _local_parts(eqn, vals, outs, independent=False)]
 
 
-def _local_independent(eqn, vals, outs):
-    """Per float output, ``(r, rest)``: the equation's rounding as a sum of independent mean-zero errors, or None.
+def _local_parts(eqn, vals, outs, independent: bool):
+    """Per float output ``(e, parts)``: ``_local``'s bound ``e``; with ``independent``, ``parts = (r, rest)``: the
+    equation's rounding as a sum of independent mean-zero errors, or None.
 
     ``r`` bounds the square root of the sum of their squared ranges, so the
     error is ``sum_j c_j d_j`` with ``|d_j| <= u`` and ``sqrt(sum c_j^2) <= r``:
@@ -232,7 +196,7 @@ def _local_independent(eqn, vals, outs):
     and ``n - 1`` additions, each coefficient at most the sum of the absolute
     terms, in any order), ``u |z|`` for a correctly rounded operation.
     ``rest`` is what stays worst-case: the underflow terms. None keeps the
-    whole ``_local`` bound worst-case: a transcendental or unknown function (its
+    whole bound ``e`` worst-case: a transcendental or unknown function (its
     approximation's error may be systematic), and a sum (``reduce_sum``,
     ``cumsum``, pooling), where a constant region summed in sequence, as an
     unoptimised compile does, rounds with one sign (512 terms of 0.1 in
@@ -247,18 +211,40 @@ def _local_independent(eqn, vals, outs):
         dt = o.dtype
         mag = jnp.abs(o).astype(_err_dtype())
         u, tiny = _u(dt), _tiny(dt)
+        e, parts = None, None
         if name in CONTRACTIONS:
-            (m,) = _bind(eqn, [jnp.abs(v) if _is_float(v) else v for v in vals])
+            absvals = [jnp.abs(v) if _is_float(v) else v for v in vals]
+            (m,) = _bind(eqn, absvals)
             n = _contraction_length(eqn, vals)
-            res.append((float(np.sqrt(n)) * u * m.astype(_err_dtype()), n * tiny))
+            e = _gamma(n, dt) * m.astype(_err_dtype()) + n * tiny
+            parts = (float(np.sqrt(n)) * u * m.astype(_err_dtype()), n * tiny) if independent else None
+        elif name in SUMS and name != "cumlogsumexp":
+            x = vals[0]
+            (m,) = _bind(eqn, [jnp.abs(x)])
+            n = _sum_length(eqn, x)
+            e = _gamma(n, dt) * m.astype(_err_dtype()) + n * tiny
+        elif name == "convert_element_type":
+            src = vals[0].dtype
+            bits = errormodel.mantissa_bits
+            narrowing = _is_float(vals[0]) and bits(dt) < bits(src)
+            from_int = not _is_float(vals[0]) and np.dtype(src).itemsize * 8 > bits(dt)
+            if narrowing or from_int:
+                e, parts = u * mag + tiny, (u * mag, tiny)
         elif name == "reduce_precision":
-            res.append((2.0 ** -(eqn.params["mantissa_bits"] + 1) * mag, tiny))
+            step = 2.0 ** -(eqn.params["mantissa_bits"] + 1)
+            e, parts = step * mag + tiny, (step * mag, tiny)
         elif name == "integer_pow":
-            res.append((float(np.sqrt(max(abs(int(eqn.params["y"])) - 1, 1))) * u * mag, tiny))
-        elif name in ROUNDED_ONCE or name == "convert_element_type":
-            res.append((u * mag, tiny))
+            k = max(abs(int(eqn.params["y"])) - 1, 1)
+            e, parts = _gamma(k, dt) * mag + tiny, (float(np.sqrt(k)) * u * mag, tiny)
+        elif name in ROUNDED_ONCE:
+            e, parts = u * mag + tiny, (u * mag, tiny)
+        elif name in EXACT_LINEAR or name in EXACT_OTHER:
+            pass  # exact: no rounding of its own
         else:
-            res.append(None)
+            if name not in TRANSCENDENTAL:
+                _UNKNOWN.add(name)
+            e = config.SPECIAL_FUNCTION_ULPS * u * mag + tiny
+        res.append(None if e is None else (e, parts if independent else None))
     return res
 
 
