@@ -54,6 +54,9 @@ RUNNING_ERROR_SLACK = 1.5
 # probability at most 2 exp(-lambda^2 / 2) (Hoeffding; Higham and Mary, SIAM J. Sci. Comput. 41(5), 2019). Two
 # evaluations, each outside with that probability: at most 4 exp(-36.1) = 8.6e-16 per output element.
 PROBABILISTIC_LAMBDA = 8.5
+# The adjoint analysis walks a scan this short step by step (layers stacked under nnx.vmap and scanned), so every
+# step's roundings keep their signs and independence; a longer one is one site with its running bound.
+ADJOINT_UNROLLED_SCAN_LENGTH = 16
 # lecun_normal: a standard normal truncated to [-2, 2], divided by that
 # distribution's standard deviation, then scaled by sqrt(1 / fan_in).
 INIT_TRUNCATION = 2.0

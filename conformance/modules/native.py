@@ -84,6 +84,14 @@ def _lookup(tree, path):
     return node
 
 
+def _key_like(target, key, typed: bool):
+    """``key`` in the form of the stream's own key: split to its shape where layers made under ``nnx.vmap`` stack
+    one key per layer (as ``nnx.reseed(policy="match_shape")`` does), raw key data where the stream keeps raw keys."""
+    batch = target.shape if typed else target.shape[:-1]
+    key = key if batch == () else jax.random.split(key, batch)
+    return key if typed else jax.random.key_data(key)
+
+
 def _filled(spec: ModuleSpec, variables: dict, keys: dict):
     """The native module with ``variables``' values and the streams' ``keys`` (counts at zero)."""
     graphdef, flat = skeleton(spec)
@@ -94,7 +102,7 @@ def _filled(spec: ModuleSpec, variables: dict, keys: dict):
                 tag = getattr(var, "tag", None) or (path[-2] if len(path) > 1 else DEFAULT_STREAM)
                 raw = keys.get(tag, keys[DEFAULT_STREAM])
                 typed = jnp.issubdtype(_value(var).dtype, jax.dtypes.prng_key)
-                value = jax.random.wrap_key_data(raw) if typed else raw
+                value = _key_like(_value(var), jax.random.wrap_key_data(raw), typed)
             else:
                 value = jnp.zeros(_value(var).shape, _value(var).dtype)
         else:

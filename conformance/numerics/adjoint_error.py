@@ -62,6 +62,8 @@ def _walk(jaxpr, consts, vals, eps, sites):
             inner, inner_consts = rerr._inner(eqn)
             n = len(ins) - len(inner.invars)
             outs = _walk(inner, inner_consts, ins[n:], eps, sites)
+        elif name == "scan" and eqn.params["length"] <= config.ADJOINT_UNROLLED_SCAN_LENGTH:
+            outs = _unrolled_scan(eqn, ins, eps, sites)
         elif name in rerr.PASS_THROUGH:  # the identity on values: an error passes on, though a gradient would not
             outs = list(ins)
         else:
@@ -81,6 +83,24 @@ def _walk(jaxpr, consts, vals, eps, sites):
         for v, o in zip(eqn.outvars, outs):
             env[v] = o
     return [read(v) for v in jaxpr.outvars]
+
+
+def _unrolled_scan(eqn, ins, eps, sites):
+    """A short ``scan`` (layers stacked under ``nnx.vmap``, say) one step after another: each step's operations are
+    sites of their own, as in a Python loop, instead of one site with the loop's worst-case running bound."""
+    p = eqn.params
+    body, body_consts = rerr._closed(p["jaxpr"])
+    nc, ncarry = rerr._scan_sizes(p)
+    consts, carry, xs = ins[:nc], list(ins[nc:nc + ncarry]), ins[nc + ncarry:]
+    steps = range(p["length"] - 1, -1, -1) if p["reverse"] else range(p["length"])
+    ys: dict = {}
+    for i in steps:
+        outs = _walk(body, body_consts, [*consts, *carry, *(x[i] for x in xs)], eps, sites)
+        carry, ys[i] = list(outs[:ncarry]), outs[ncarry:]
+    n_ys = len(body.outvars) - ncarry
+    stacked = [jnp.stack([ys[i][k] for i in range(p["length"])]) if p["length"] else
+               jnp.zeros((0, *v.aval.shape), v.aval.dtype) for k, v in enumerate(eqn.outvars[ncarry:ncarry + n_ys])]
+    return carry + stacked
 
 
 def _perturbed(o, local, independent, eps, sites):
