@@ -1,7 +1,8 @@
 """Layers others published (tests/published_layers/): declarable as written, and they fail nothing on a correct bridge.
 
-flax's Gemma example, the NNX VAE toy example and the NNX MNIST tutorial's CNN
-(all as of flax v0.12.6, copied with only their imports adapted) and a ResNet
+flax's Gemma example, the NNX toy examples' VAE, functional-API MLP and
+scan-over-layers MLP, and the NNX MNIST tutorial's CNN (all as of flax v0.12.6,
+copied with only their imports adapted) and a ResNet
 V1.5 stage in NNX, declared as the README tells a newcomer to declare them
 (tests/published_layers/specs.py). Every module property and the golden test
 run on each in a pytest subprocess, with tests/ importable.
@@ -19,7 +20,7 @@ TESTS = pathlib.Path(__file__).parent
 FACTORY = "published_layers.specs:specs"
 NAMES = ("gemma_rmsnorm", "gemma_einsum", "gemma_embedder_encode", "gemma_embedder_decode", "gemma_attention",
          "gemma_feedforward", "gemma_block", "vae_encoder", "vae_decoder", "vae", "mnist_cnn", "resnet_block",
-         "resnet_stage", "resnet_stage_inference")
+         "resnet_stage", "resnet_stage_inference", "toy_count_mlp", "toy_scan_mlp")
 
 
 def _specs():
@@ -33,7 +34,7 @@ def _specs():
 
 
 def test_every_published_layer_is_declarable_as_written():
-    """The 14 declarations construct (ModuleSpec checks every field) with no adapter class between layer and bridge."""
+    """The 16 declarations construct (ModuleSpec checks every field) with no adapter class between layer and bridge."""
     specs = _specs()
     assert tuple(s.name for s in specs) == NAMES
     for s in specs:
@@ -66,7 +67,7 @@ def test_the_published_layers_fail_nothing_and_every_skip_says_why(tmp_path):
     """
     xml = tmp_path / "out.xml"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
-    selected = "gemma_ or vae or mnist_cnn or resnet_"  # -k matches the layers' names in the test ids
+    selected = "gemma_ or vae or mnist_cnn or resnet_ or toy_"  # -k matches the layers' names in the test ids
     proc = forked.run_pytest(["--pyargs", "conformance", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=selfcheck",
                               f"--junitxml={xml}", "-W", "ignore::DeprecationWarning", "--module", FACTORY,
                               "-k", selected], cwd=str(tmp_path), env=env, timeout=1800)

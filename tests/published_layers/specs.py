@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from conformance.declare import Call, ModuleSpec
-from published_layers import mnist_cnn, resnet, vae
+from published_layers import functional_mlp, mnist_cnn, resnet, scan_over_layers, vae
 from published_layers.gemma import layers, modules
 from published_layers.gemma.transformer_config import TransformerConfig
 
@@ -94,7 +94,20 @@ def _image_specs(r) -> list:
     ]
 
 
+def _toy_specs(r) -> list:
+    return [
+        # A Count Variable the call increments; params drawn with jax.random.uniform.
+        ModuleSpec(name="toy_count_mlp", nnx_class=functional_mlp.MLP, kwargs=dict(din=1, dhidden=32, dout=1),
+                   inputs=(r.normal(size=(4, 1)).astype(np.float32),), mutable=("Count",)),
+        # Blocks made under nnx.vmap (one dropout key per layer) and run under nnx.scan; as published it always
+        # trains: dropout draws and BatchNorm uses the batch's statistics in every call.
+        ModuleSpec(name="toy_scan_mlp", nnx_class=scan_over_layers.ScanMLP, args=(10,), kwargs=dict(n_layers=5),
+                   inputs=(r.normal(size=(3, 10)).astype(np.float32),), batch_axis=None, rng_streams=("dropout",),
+                   mutable=("batch_stats",)),
+    ]
+
+
 @functools.lru_cache(maxsize=None)  # one set of declarations per process: the suite caches compiled calls by spec
 def specs() -> tuple:
     r = np.random.default_rng(0)
-    return tuple(_gemma_specs(r) + _vae_specs(r) + _image_specs(r))
+    return tuple(_gemma_specs(r) + _vae_specs(r) + _image_specs(r) + _toy_specs(r))
