@@ -174,16 +174,21 @@ def _statistics_without_gradient(x, w):
     return 0.1 * jax.lax.stop_gradient(jnp.mean(x @ w, axis=0))
 
 
+def _errors_and_bounds(fn, *args):
+    """``|fn(*args) - float64 value|`` and the running, signed and probabilistic bounds, as float64 arrays."""
+    y, running = running_error.jit_value_and_bound(fn)(*args)
+    _, signed, probable = adjoint_error.jit_value_and_bounds(fn)(*args)
+    with jax.enable_x64(True):
+        y64 = jax.jit(fn)(*(np.asarray(a, np.float64) for a in args))
+    err = np.abs(np.asarray(y, np.float64) - np.asarray(y64))
+    return (err, *(np.asarray(b, np.float64) for b in (running, signed, probable)))
+
+
 @pytest.mark.parametrize("fn", [_normalised_then_mixed, _scanned, _statistics_without_gradient])
 def test_the_signed_bound_holds_against_float64_and_is_never_wider(fn):
     kx, kw = jax.random.split(jax.random.PRNGKey(3))
     x, w = jax.random.normal(kx, (4, 64)) + 3.0, jax.random.normal(kw, (64, 64)) / 8
-    y, running = running_error.jit_value_and_bound(fn)(x, w)
-    _, signed, probable = adjoint_error.jit_value_and_bounds(fn)(x, w)
-    with jax.enable_x64(True):
-        y64 = jax.jit(fn)(np.asarray(x, np.float64), np.asarray(w, np.float64))
-    err = np.abs(np.asarray(y, np.float64) - np.asarray(y64))
-    signed, running, probable = (np.asarray(b, np.float64) for b in (signed, running, probable))
+    err, running, signed, probable = _errors_and_bounds(fn, x, w)
     assert np.all(err <= signed), f"error {err.max():.3e} beyond the signed bound {signed[err > signed].min():.3e}"
     assert np.all(err <= probable), f"error {err.max():.3e} beyond the probabilistic bound"
     assert np.all(probable <= signed), "the probabilistic bound is wider than the signed one"
@@ -243,12 +248,7 @@ def _stacked_layers(x, ws):
 def test_a_short_scan_is_walked_step_by_step_and_its_bounds_hold_against_float64():
     kx, kw = jax.random.split(jax.random.PRNGKey(7))
     x, ws = jax.random.normal(kx, (8, 32)), jax.random.normal(kw, (5, 32, 32)) / 6
-    y, running = running_error.jit_value_and_bound(_stacked_layers)(x, ws)
-    _, signed, probable = adjoint_error.jit_value_and_bounds(_stacked_layers)(x, ws)
-    with jax.enable_x64(True):
-        y64 = jax.jit(_stacked_layers)(np.asarray(x, np.float64), np.asarray(ws, np.float64))
-    err = np.abs(np.asarray(y, np.float64) - np.asarray(y64))
-    signed, running, probable = (np.asarray(b, np.float64) for b in (signed, running, probable))
+    err, running, signed, probable = _errors_and_bounds(_stacked_layers, x, ws)
     assert np.all(err <= probable) and np.all(probable <= signed), "a bound fails against float64, or is out of order"
     # one site with the loop's running bound would give the running bound itself: stepping keeps the signs
     assert np.median(signed / running) < 0.5, f"median signed/running = {np.median(signed / running):.3f}"
