@@ -205,8 +205,8 @@ def value_and_bound(fn, *args):
 
 @functools.lru_cache(maxsize=None)
 def jit_value_and_bounds(fn):
-    """``value_and_bounds(fn, ...)`` compiled as the running analysis is (unoptimised on CPU), cached per function."""
-    return rerr.analysis_jit(functools.partial(value_and_bounds, fn))
+    """``value_and_bounds(fn, ...)`` compiled, cached per function (jax caches it per shape)."""
+    return jax.jit(functools.partial(value_and_bounds, fn))
 
 
 def jit_value_and_bound(fn):

@@ -452,13 +452,12 @@ def value_and_bound(fn, *args):
 
 @functools.lru_cache(maxsize=None)
 def jit_value_and_bound(fn):
-    """``value_and_bound(fn, ...)`` under jit (:func:`analysis_jit`), cached per function (jax caches it per shape)."""
-    return analysis_jit(functools.partial(value_and_bound, fn))
+    """``value_and_bound(fn, ...)`` under jit, cached per function (jax caches it per shape).
 
-
-def analysis_jit(analysed):
-    """``jax.jit(analysed)``; on CPU compiled with ``config.ANALYSIS_COMPILER_OPTIONS`` (unoptimised: half the
-    compile time) where this jax takes per-program compiler options."""
+    On CPU it compiles with ``config.ANALYSIS_COMPILER_OPTIONS`` (unoptimised:
+    half the compile time) where this jax takes per-program compiler options.
+    """
+    analysed = functools.partial(value_and_bound, fn)
     if jax.default_backend() == "cpu" and "compiler_options" in inspect.signature(jax.jit).parameters:
         return jax.jit(analysed, compiler_options=dict(config.ANALYSIS_COMPILER_OPTIONS))
     return jax.jit(analysed)
