@@ -192,7 +192,7 @@ def test_the_signed_bound_holds_against_float64_and_is_never_wider(fn):
     assert np.all(err <= signed), f"error {err.max():.3e} beyond the signed bound {signed[err > signed].min():.3e}"
     assert np.all(err <= probable), f"error {err.max():.3e} beyond the probabilistic bound"
     assert np.all(probable <= signed), "the probabilistic bound is wider than the signed one"
-    # never wider, up to the bounds' own float32 rounding (a loop is one operation: there both are its running bound)
+    # never wider, up to the bounds' own float32 rounding (a short scan is walked step by step, signs kept)
     assert np.all(signed <= running * (1 + 1e-3)), "the signed bound is wider than the running one"
     assert np.all(signed > 0), "an output with rounding upstream got a zero signed bound"
     if fn is _statistics_without_gradient:  # one error source per element, nothing recombines: the same bound
@@ -203,8 +203,8 @@ def test_the_signed_bound_holds_against_float64_and_is_never_wider(fn):
 
 def test_the_signed_bound_declines_values_narrower_than_float32():
     x = jnp.ones((4, 8), jnp.bfloat16)
-    y, bound = adjoint_error.jit_value_and_bound(lambda a: a @ a.T)(x)
-    assert bound is None and y.dtype == jnp.bfloat16
+    y, signed, probable = adjoint_error.jit_value_and_bounds(lambda a: a @ a.T)(x)
+    assert signed is None and probable is None and y.dtype == jnp.bfloat16
 
 
 # --- the probabilistic first-order bound (adjoint_error.value_and_bounds) -----------------------------------

@@ -12,9 +12,10 @@ sum runs over the local rounding errors ``eps_k`` of the operations, each with
 signs of the ``eps_k``, its worst case is ``sum_k |d y / d eps_k| e_k``. Every
 term downstream of an error keeps its sign; only the local errors' own signs
 are taken at worst. This module evaluates that sum exactly, with one
-reverse-mode pass per output element (chunked). A loop or branch
-(``scan``, ``while``, ``cond``) counts as one operation whose local error is
-its running-error bound from exact inputs.
+reverse-mode pass per output element (chunked). A ``scan`` of at most
+``config.ADJOINT_UNROLLED_SCAN_LENGTH`` steps is walked step by step; a longer
+one, a ``while`` or a ``cond`` counts as one operation whose local error is its
+running-error bound from exact inputs.
 
 The bound is first order, like the running one, and the two bound the same
 quantity, so their elementwise minimum is a bound too. Computations with a
@@ -175,9 +176,10 @@ def value_and_bounds(fn, *args):
             total = worst = squares = jnp.zeros((), err)
             for g, (e, r), rest in zip(grads, locals_, kinds):
                 e = e.astype(err)
-                total = total + jnp.sum(clean(jnp.abs(g) * e, e))
+                term = jnp.sum(clean(jnp.abs(g) * e, e))
+                total = total + term
                 if r is None:
-                    worst = worst + jnp.sum(clean(jnp.abs(g) * e, e))
+                    worst = worst + term
                 else:
                     worst = worst + jnp.sum(clean(jnp.abs(g) * rest, e))
                     squares = squares + jnp.sum(clean(jnp.square(g * r.astype(err)), e))
@@ -197,24 +199,8 @@ def value_and_bounds(fn, *args):
     return jax.tree_util.tree_unflatten(out_tree, outs0), shaped(signed), shaped(probable)
 
 
-def value_and_bound(fn, *args):
-    """``(fn(*args), signed)`` of :func:`value_and_bounds`: the worst case over the local errors' signs."""
-    y, signed, _ = value_and_bounds(fn, *args)
-    return y, signed
-
-
 @functools.lru_cache(maxsize=None)
 def jit_value_and_bounds(fn):
     """``value_and_bounds(fn, ...)`` compiled, cached per function (jax caches it per shape)."""
     return jax.jit(functools.partial(value_and_bounds, fn))
 
-
-def jit_value_and_bound(fn):
-    """``value_and_bound(fn, ...)`` compiled: the same program as :func:`jit_value_and_bounds`."""
-    f = jit_value_and_bounds(fn)
-
-    def run(*args):
-        y, signed, _ = f(*args)
-        return y, signed
-
-    return run
