@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from cache_helpers import private_cache_env
 
 from conformance.cli import main
 
@@ -70,7 +71,7 @@ def test_record_writes_under_the_cache_directory_and_says_where(tmp_path):
 
     committed = {n: os.path.getmtime(os.path.join(config.RECORDS_DIR, n)) for n in os.listdir(config.RECORDS_DIR)
                  if n.endswith(".json")}
-    env = {**os.environ, config.CACHE_DIR_ENV: str(tmp_path / "cache")}
+    env = private_cache_env(tmp_path / "cache")
     proc = subprocess.run([sys.executable, "-m", "conformance", "record"], capture_output=True, text=True,
                           cwd=tmp_path, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import golden_helpers
+from cache_helpers import private_cache_env
 from conformance.core import config
 from conformance.golden import declarations, records, zoo_modules
 from conformance.modules import declare
@@ -257,8 +258,8 @@ def _suite(tmp_path, env, *args):
 
 def test_a_plain_run_after_record_compares_against_it(tmp_path):
     """Skip naming the command; run the command; the next plain run (no variable set) compares and passes."""
-    env = {k: v for k, v in os.environ.items() if k != config.ZOO_RECORD_ENV}
-    env.update({config.CACHE_DIR_ENV: str(tmp_path / "cache"), "PYTHONPATH": USER_PROJECT})
+    env = private_cache_env(tmp_path / "cache", {k: v for k, v in os.environ.items() if k != config.ZOO_RECORD_ENV})
+    env["PYTHONPATH"] = USER_PROJECT
     proc, case = _suite(tmp_path, env)
     skipped = case.find("skipped")
     assert proc.returncode == 0 and skipped is not None, proc.stdout[-3000:]
@@ -274,8 +275,7 @@ def test_a_plain_run_after_record_compares_against_it(tmp_path):
 
 def test_a_bridge_that_draws_other_params_fails_the_init_part_only(tmp_path):
     """The corpus fault init_key_rerouted (init's key through an extra fold_in): init changed, outputs identical."""
-    env = {k: v for k, v in os.environ.items() if k != config.ZOO_RECORD_ENV}
-    env[config.CACHE_DIR_ENV] = str(tmp_path / "cache")
+    env = private_cache_env(tmp_path / "cache", {k: v for k, v in os.environ.items() if k != config.ZOO_RECORD_ENV})
     xml = tmp_path / "out.xml"
     proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
                            "--hypothesis-profile=selfcheck", f"--junitxml={xml}", "--module", TIER,
