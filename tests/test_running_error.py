@@ -252,3 +252,13 @@ def test_a_short_scan_is_walked_step_by_step_and_its_bounds_hold_against_float64
     assert np.all(err <= probable) and np.all(probable <= signed), "a bound fails against float64, or is out of order"
     # one site with the loop's running bound would give the running bound itself: stepping keeps the signs
     assert np.median(signed / running) < 0.5, f"median signed/running = {np.median(signed / running):.3f}"
+
+
+def test_an_empty_scan_gives_its_outputs_their_own_shapes_and_no_error():
+    def carried_and_stacked(x, ws):
+        return jax.lax.scan(lambda h, w: (h @ w, h * 2.0), x, ws)
+
+    x, ws = jnp.ones((2, 4)), jnp.ones((0, 4, 4))
+    y, signed, probable = adjoint_error.jit_value_and_bounds(carried_and_stacked)(x, ws)
+    assert [np.shape(a) for a in jax.tree_util.tree_leaves((y, signed, probable))] == [(2, 4), (0, 2, 4)] * 3
+    assert not np.any(np.asarray(signed[0])) and not np.any(np.asarray(probable[0]))  # the carry passes through exact

@@ -100,7 +100,7 @@ def _unrolled_scan(eqn, ins, eps, sites):
         carry, ys[i] = list(outs[:ncarry]), outs[ncarry:]
     n_ys = len(body.outvars) - ncarry
     stacked = [jnp.stack([ys[i][k] for i in range(p["length"])]) if p["length"] else
-               jnp.zeros((0, *v.aval.shape), v.aval.dtype) for k, v in enumerate(eqn.outvars[ncarry:ncarry + n_ys])]
+               jnp.zeros(v.aval.shape, v.aval.dtype) for k, v in enumerate(eqn.outvars[ncarry:ncarry + n_ys])]
     return carry + stacked
 
 
