@@ -207,6 +207,8 @@ FAULT_FIRST_CATCHERS = {
     "constructor_kwargs_unreadable": ("test_constructor_arguments_read_off_the_module",),
     "tolinen_field_inserted": ("test_tolinen_fields_by_position_and_keyword",),
     "to_linen_class_drops_partial_kwargs": ("test_to_linen_class_subclass_init_apply",),
+    "to_linen_class_drops_base_metadata_fn": ("test_to_linen_class_base_defaults_reach_subclasses",),
+    "to_linen_class_drops_base_skip_rng": ("test_to_linen_class_base_defaults_reach_subclasses",),
     "state_restored_through_nnx_conversion": ("test_apply_on_linen_boxed_params",),
     # the ToNNX direction (conformance/selfcheck/to_nnx_faults.py): the property only that fault trips first
     "tonnx_init_key_ignored": ("test_tonnx_distinct_seeds_distinct_params",),
@@ -297,6 +299,7 @@ SNIPPET_FAULTS = {
     "constructor_kwargs_unreadable": ["test_constructor_arguments_read_off_the_module"],
     "tolinen_field_inserted": ["test_tolinen_fields_by_position_and_keyword"],
     "to_linen_class_drops_partial_kwargs": ["test_to_linen_class_subclass_init_apply"],
+    "to_linen_class_drops_base_metadata_fn": ["test_to_linen_class_base_defaults_reach_subclasses"],
     "state_restored_through_nnx_conversion": ["test_apply_on_linen_boxed_params",
                                               "test_apply_with_the_same_paths_in_two_collections"],
     # the ToNNX direction (conformance/selfcheck/to_nnx_faults.py)

@@ -218,6 +218,55 @@ def dense_subclass(width: int):
 
 
 @functools.lru_cache(maxsize=None)
+def bare_leaves_subclass(width: int):
+    """``class BareDense(to_linen_class(nnx.Linear, base_metadata_fn=get_value, in_features=width, kernel_init=...))``:
+    the kernel is partitioned, so the default ``metadata_fn`` would box it; this base default keeps every leaf bare."""
+    base = to_linen_class()(_compat.nnx.Linear, base_metadata_fn=_compat.get_value, in_features=int(width),
+                            kernel_init=partitioned_kernel_init())
+
+    class BareDense(base):
+        pass
+
+    return BareDense
+
+
+@functools.lru_cache(maxsize=None)
+def partitioned_top(width: int, features: int, **kw):
+    """``to_linen(nnx.Linear, width, features, kernel_init=<partitioned>, **kw)``: the oracle of ``BareDense``."""
+    return _compat.to_linen(_compat.nnx.Linear, int(width), int(features), kernel_init=partitioned_kernel_init(), **kw)
+
+
+@functools.lru_cache(maxsize=None)
+def rngless_subclass(width: int):
+    """``class RampDense(to_linen_class(Ramp, base_skip_rng=True, width=width))``: ``Ramp`` takes no ``rngs``."""
+    base = to_linen_class()(no_rngs_class(), base_skip_rng=True, width=int(width))
+
+    class RampDense(base):
+        pass
+
+    return RampDense
+
+
+def default_metadata_fn():
+    """``ToLinen``'s default ``metadata_fn`` (it boxes annotated variables)."""
+    from flax.nnx import bridge
+
+    return next(f.default for f in dataclasses.fields(bridge.ToLinen) if f.name == "metadata_fn")
+
+
+def boxed_paths(variables) -> list[str]:
+    """The paths of ``variables`` whose leaf is a metadata box (``flax.core.meta.AxisMetadata``)."""
+    import jax
+    from flax.core import meta
+
+    def is_box(leaf):
+        return isinstance(leaf, meta.AxisMetadata)
+
+    flat, _ = jax.tree_util.tree_flatten_with_path(variables, is_leaf=is_box)
+    return sorted("/".join(str(getattr(k, "key", k)) for k in path) for path, leaf in flat if is_box(leaf))
+
+
+@functools.lru_cache(maxsize=None)
 def dense_parent(width: int, features: int):
     """A Linen parent holding ``Dense(out_features=features)`` in ``setup`` under the name ``child``."""
     import flax.linen as nn

@@ -65,25 +65,57 @@ def tolinen_field_inserted():
     return dict(patch=patch)
 
 
-@fault("surface: to_linen_class", "subclasses of to_linen_class's class drop the arguments it was given: init fails")
-def to_linen_class_drops_partial_kwargs():
+def _swap_to_linen_class(make):
+    """A patch putting ``make(real)`` in place of ``to_linen_class`` (in the wrappers, and where ``bridge`` exports it)."""
+
     def patch():
         from flax.nnx import bridge
         from flax.nnx.bridge import wrappers
 
         real = getattr(wrappers, "_conformance_real_to_linen_class", getattr(wrappers, "to_linen_class", None))
-        if real is None:
+        if real is None:  # a release before 0.12.0: nothing to break
             return
         wrappers._conformance_real_to_linen_class = real
+        fake = make(real)
+        wrappers.to_linen_class = fake
+        if hasattr(bridge, "to_linen_class"):
+            bridge.to_linen_class = fake
 
+    return patch
+
+
+@fault("surface: to_linen_class", "subclasses of to_linen_class's class drop the arguments it was given: init fails")
+def to_linen_class_drops_partial_kwargs():
+    def make(real):
         def to_linen_class(base_nnx_class, *args, **partial_kwargs):
             return real(base_nnx_class, *args)
 
-        wrappers.to_linen_class = to_linen_class
-        if hasattr(bridge, "to_linen_class"):
-            bridge.to_linen_class = to_linen_class
+        return to_linen_class
 
-    return dict(patch=patch)
+    return dict(patch=_swap_to_linen_class(make))
+
+
+@fault("surface: to_linen_class", "to_linen_class drops base_metadata_fn: its subclasses box leaves as the default does")
+def to_linen_class_drops_base_metadata_fn():
+    def make(real):
+        def to_linen_class(base_nnx_class, base_metadata_fn=None, base_skip_rng=False, **partial_kwargs):
+            return real(base_nnx_class, base_skip_rng=base_skip_rng, **partial_kwargs)
+
+        return to_linen_class
+
+    return dict(patch=_swap_to_linen_class(make))
+
+
+@fault("surface: to_linen_class", "to_linen_class drops base_skip_rng: its subclasses hand rngs to a constructor "
+       "without them (TypeError at init)")
+def to_linen_class_drops_base_skip_rng():
+    def make(real):
+        def to_linen_class(base_nnx_class, *args, base_skip_rng=False, **partial_kwargs):
+            return real(base_nnx_class, *args, **partial_kwargs)
+
+        return to_linen_class
+
+    return dict(patch=_swap_to_linen_class(make))
 
 
 @fault("surface: metadata boxes", "apply restores the NNX state through linen_vars_to_nnx_attrs (flax commit 5bcb1f56, "

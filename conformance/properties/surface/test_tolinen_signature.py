@@ -11,7 +11,6 @@ kernel's partition names). A release that inserts a field moves a positional
 ``metadata_fn`` into another slot (flax 0.11 did: ``abstract_init``).
 """
 
-import jax
 import numpy as np
 from flax.core import FrozenDict
 from hypothesis import strategies as st
@@ -25,17 +24,6 @@ from conformance.helpers.pytest_helpers import assert_trees_equal, reporting
 from reference import _compat, prng_key
 
 FRACTION = config.SURFACE_EXAMPLE_FRACTION
-
-
-def _is_box(leaf) -> bool:
-    from flax.core import meta
-
-    return isinstance(leaf, meta.AxisMetadata)
-
-
-def _boxed_paths(variables) -> list[str]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(variables, is_leaf=_is_box)
-    return sorted("/".join(str(getattr(k, "key", k)) for k in path) for path, leaf in flat if _is_box(leaf))
 
 
 @given_data(FRACTION, shrink=False)
@@ -76,11 +64,11 @@ def test_tolinen_fields_by_position_and_keyword(device, data):
             want["params/bias"] = ((features,), "float32")
         assert layout == want, f"ToLinen(nnx.Linear, args={(width, features)}, kwargs=use_bias={use_bias}) holds " \
                                f"{layout}, but should hold {want}"
-        assert not _boxed_paths(v_pos), (f"metadata_fn=get_value: leaves {_boxed_paths(v_pos)} are still boxed, "
+        assert not sf.boxed_paths(v_pos), (f"metadata_fn=get_value: leaves {sf.boxed_paths(v_pos)} are still boxed, "
                                          "but metadata_fn decides what a leaf holds (a bare array here)")
         default = pl.init_in(sf.tolinen_by_position(_compat.nnx.Linear, (width, features), kw), seed, x)
-        assert _boxed_paths(default) == ["params/kernel"], (
-            f"the default metadata_fn boxes {_boxed_paths(default)}, but should box params/kernel (its partition names)")
+        assert sf.boxed_paths(default) == ["params/kernel"], (
+            f"the default metadata_fn boxes {sf.boxed_paths(default)}, but should box params/kernel (its partition names)")
         # skip_rng: a constructor without rngs, by position and by keyword.
         ramp = sf.no_rngs_class()
         r_pos = sf.tolinen_by_position(ramp, (width, features), FrozenDict(), True)
