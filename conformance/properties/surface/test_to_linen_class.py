@@ -37,10 +37,14 @@ _init_static = jax.jit(lambda m, seed, x: m.init(prng_key(seed), x), static_argn
 _apply_static = jax.jit(lambda m, v, x: m.apply(v, x), static_argnums=0)
 
 
-@given_data(FRACTION, shrink=False)
-def test_to_linen_class_subclass_init_apply(device, data):
+def _skip_without_to_linen_class():
     if sf.to_linen_class() is None:
         pytest.skip("this flax release has no to_linen_class (added in 0.12.0)")
+
+
+@given_data(FRACTION, shrink=False)
+def test_to_linen_class_subclass_init_apply(device, data):
+    _skip_without_to_linen_class()
     case = draw_pipeline_case(data, device)
     check = """
     from conformance.helpers import surface as sf
@@ -80,8 +84,7 @@ def test_to_linen_class_subclass_init_apply(device, data):
 
 @given_data(FRACTION, shrink=False)
 def test_to_linen_class_base_defaults_reach_subclasses(device, data):
-    if sf.to_linen_class() is None:
-        pytest.skip("this flax release has no to_linen_class (added in 0.12.0)")
+    _skip_without_to_linen_class()
     case = draw_pipeline_case(data, device)
     check = """
     from conformance.helpers import surface as sf, pipelines as pl
