@@ -125,6 +125,13 @@ def no_rngs_class():
     return Ramp
 
 
+def ramp_kernel(width: int, features: int):
+    """The kernel ``no_rngs_class()(width, features)`` builds, as numpy: what a module built without ``rngs`` holds."""
+    import numpy as np
+
+    return np.arange(width * features, dtype=np.float32).reshape(width, features) * np.float32(RAMP_STEP)
+
+
 def read_constructor_attributes(module) -> dict:
     """``nnx.Linear``'s constructor arguments read off a bridged module: ``{name: value or ("AttributeError", msg)}``."""
     out = {}

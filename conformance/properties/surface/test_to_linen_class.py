@@ -19,6 +19,7 @@ bit for bit.
 """
 
 import jax
+import numpy as np
 import pytest
 
 from conformance.core import config
@@ -27,8 +28,6 @@ from conformance.helpers import surface as sf
 from conformance.helpers.harness import case_x, given_data, numerics, seed_array
 from conformance.helpers.hypothesis_helpers import draw_pipeline_case
 from conformance.helpers.pytest_helpers import assert_product_close, assert_trees_equal, reporting
-import numpy as np
-
 from reference import _compat, prng_key
 
 FRACTION = config.SURFACE_EXAMPLE_FRACTION
@@ -123,6 +122,5 @@ def test_to_linen_class_base_defaults_reach_subclasses(device, data):
         assert_trees_equal(f"{ramp_cls.__name__}(features={features}) variables", r,
                            _compat.to_linen(sf.no_rngs_class(), width, features, skip_rng=True).init(seed, x),
                            "to_linen(Ramp, ..., skip_rng=True) variables, same seed")
-        kernel = np.asarray(r["params"]["kernel"])
-        ramp = np.arange(width * features, dtype=np.float32).reshape(width, features) * np.float32(sf.RAMP_STEP)
-        assert np.array_equal(kernel, ramp), f"{ramp_cls.__name__}'s kernel is not its constructor's ramp, but should be"
+        assert np.array_equal(np.asarray(r["params"]["kernel"]), sf.ramp_kernel(width, features)), (
+            f"{ramp_cls.__name__}'s kernel is not its constructor's ramp, but should be")

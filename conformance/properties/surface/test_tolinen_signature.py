@@ -75,5 +75,5 @@ def test_tolinen_fields_by_position_and_keyword(device, data):
         r_key = sf.tolinen_by_keyword(nnx_class=ramp, args=(width, features), skip_rng=True)
         assert r_pos == r_key, f"ToLinen(..., skip_rng=True) by position {r_pos} != by keyword {r_key}"
         k_ramp = np.asarray(tree_paths(pl.init_in(r_pos, seed, x))["params/kernel"])
-        expect = np.arange(width * features, dtype=np.float32).reshape(width, features) * np.float32(sf.RAMP_STEP)
-        assert np.array_equal(k_ramp, expect), "skip_rng=True by position: the kernel is not the constructor's ramp"
+        assert np.array_equal(k_ramp, sf.ramp_kernel(width, features)), (
+            "skip_rng=True by position: the kernel is not the constructor's ramp")
