@@ -29,6 +29,22 @@ def test_every_fault_is_named_in_the_selfcheck_doc():
     assert not missing, f"faults docs/selfcheck.md does not name: {missing}"
 
 
+def test_the_readme_counts_the_corpus_and_the_benign_perturbations_as_they_are():
+    import pathlib
+    import re
+
+    from conformance.benign import PERTURBATIONS
+
+    readme = " ".join((pathlib.Path(__file__).parents[1] / "README.md").read_text().split())
+    said = re.search(r"runs the suite against (\d+) deliberately broken bridges", readme)
+    assert said, "README.md no longer says how many deliberately broken bridges the self-check runs"
+    assert int(said.group(1)) == len(faults.FAULTS), (
+        f"README.md says {said.group(1)} deliberately broken bridges, but the corpus has {len(faults.FAULTS)}")
+    benign = re.search(r"and against (\d+) benign perturbations", readme)
+    assert benign and int(benign.group(1)) == len(PERTURBATIONS), (
+        f"README.md says {benign and benign.group(1)} benign perturbations, but there are {len(PERTURBATIONS)}")
+
+
 def test_pipeline_faults_are_in_the_corpus():
     pipelines = {n for n, f in faults.FAULTS.items() if f.area.startswith("pipelines")}
     assert len(pipelines) == 13, sorted(pipelines)
