@@ -57,6 +57,27 @@ def _declared(metafunc, load):
         raise pytest.UsageError(str(exc)) from None
 
 
+@pytest.fixture(autouse=True)
+def _plain_array_leaves_deviation(request):
+    """A declared layer whose plain-array leaves the bridge leaves out of its variables: every test of it is an
+    expected failure naming that deviation, observed here, not assumed (premises.plain_leaves_deviation)."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    spec = params.get("spec")
+    if spec is None and params.get("declared_module") is not None:  # the golden comparison names its module
+        from conformance.modules import declare
+
+        found = [s for s in declare.user_specs(request.config.getoption("conformance_modules", None))
+                 if s.name == params["declared_module"]]
+        spec = found[0] if found else None
+    if spec is not None:
+        from conformance.modules import premises
+
+        reason = premises.plain_leaves_deviation(spec)
+        if reason:
+            request.node.user_properties.append(("known_deviation", reason))
+            pytest.xfail(reason)
+
+
 def pytest_generate_tests(metafunc):
     if "spec" in metafunc.fixturenames:
         from conformance.modules import zoo

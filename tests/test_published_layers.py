@@ -19,8 +19,10 @@ from conformance.selfcheck import forked
 TESTS = pathlib.Path(__file__).parent
 FACTORY = "published_layers.specs:specs"
 NAMES = ("gemma_rmsnorm", "gemma_einsum", "gemma_embedder_encode", "gemma_embedder_decode", "gemma_attention",
-         "gemma_feedforward", "gemma_block", "vae_encoder", "vae_decoder", "vae", "mnist_cnn", "resnet_block",
-         "resnet_stage", "resnet_stage_inference", "toy_count_mlp", "toy_scan_mlp")
+         "gemma_feedforward", "gemma_block", "vae_encoder", "vae_decoder", "vae", "mnist_cnn", "mnist_example_cnn",
+         "resnet_block", "resnet_stage", "resnet_stage_inference", "toy_count_mlp", "toy_array_leaves_mlp",
+         "toy_surgery_classifier", "toy_scan_mlp")
+PLAIN_LEAVES = "toy_array_leaves_mlp"  # plain-array leaves: every test of it an expected failure, the deviation named
 
 
 def _specs():
@@ -34,7 +36,7 @@ def _specs():
 
 
 def test_every_published_layer_is_declarable_as_written():
-    """The 16 declarations construct (ModuleSpec checks every field) with no adapter class between layer and bridge."""
+    """The 19 declarations construct (ModuleSpec checks every field) with no adapter class between layer and bridge."""
     specs = _specs()
     assert tuple(s.name for s in specs) == NAMES
     for s in specs:
@@ -67,7 +69,7 @@ def test_the_published_layers_fail_nothing_and_every_skip_says_why(tmp_path):
     """
     xml = tmp_path / "out.xml"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
-    selected = "gemma_ or vae or mnist_cnn or resnet_ or toy_"  # -k matches the layers' names in the test ids
+    selected = "gemma_ or vae or mnist_ or resnet_ or toy_"  # -k matches the layers' names in the test ids
     proc = forked.run_pytest(["--pyargs", "conformance", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=selfcheck",
                               f"--junitxml={xml}", "-W", "ignore::DeprecationWarning", "--module", FACTORY,
                               "-k", selected], cwd=str(tmp_path), env=env, timeout=1800)
@@ -79,6 +81,10 @@ def test_the_published_layers_fail_nothing_and_every_skip_says_why(tmp_path):
         assert any(n.endswith(f"[{name}]") for n in outcomes), f"no test ran on {name}: {sorted(outcomes)}"
     unexplained = [n for n, (o, m) in outcomes.items() if o == "skipped" and not m.strip()]
     assert not unexplained, unexplained
+    expected_failures = {n: m for n, (o, m) in outcomes.items() if o == "skipped" and "plain jax arrays" in m}
+    of_the_layer = {n for n in outcomes if n.endswith(f"[{PLAIN_LEAVES}]")}
+    assert set(expected_failures) == of_the_layer, (sorted(expected_failures), sorted(of_the_layer))
+    assert all("known deviation" in m and "linear1/w" in m for m in expected_failures.values()), expected_failures
 
 
 def test_a_one_percent_change_of_any_recorded_float_output_fails_on_every_published_layer(tmp_path):

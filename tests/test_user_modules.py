@@ -269,3 +269,66 @@ def test_under_xdist_an_import_that_raises_is_one_line_per_collection_error(tmp_
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and f"usage error: --module {factory}: {expected}" in out, out[-3000:]
     assert "Traceback" not in out and "raise RuntimeError" not in out, out[-3000:]
+
+
+GROUPNORM_FACTORY = '''
+import numpy as np
+from flax import nnx
+from conformance.declare import ModuleSpec
+
+
+def specs():
+    x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype(np.float32)
+    # batch_axis left at 0: nnx.GroupNorm takes a row alone (4, 8) as a batch of 4, so its rows are not independent
+    return (ModuleSpec(name="team_groupnorm", nnx_class=nnx.GroupNorm, kwargs=dict(num_features=8, num_groups=2),
+                       inputs=(x,)),)
+'''
+
+
+def _vmap_outcome(tmp_path, module, name, *extra):
+    proc, xml = _suite(tmp_path, "--module", module, "-k", f"test_module_vmap_matches_batch and {name}", *extra)
+    cases = [c for c in ET.parse(xml).getroot().iter("testcase") if c.get("name").endswith(f"[{name}]")]
+    assert len(cases) == 1, (proc.stdout[-2000:], proc.stderr[-2000:])
+    for tag in ("failure", "error", "skipped"):
+        node = cases[0].find(tag)
+        if node is not None:
+            return tag, node.get("message") or ""
+    return "passed", ""
+
+
+def test_rows_the_layer_itself_does_not_treat_alone_skip_the_row_vmap_naming_why(tmp_path):
+    """The vmap property's premise, read from the class natively: GroupNorm maps its rows otherwise than it batches."""
+    (tmp_path / "gn_layers.py").write_text(GROUPNORM_FACTORY)
+    outcome, message = _vmap_outcome(tmp_path, "gn_layers:specs", "team_groupnorm")
+    assert outcome == "skipped", (outcome, message)
+    assert "premise" in message and "not independent to it" in message and "batch_axis=None" in message, message
+
+
+def test_a_bridge_that_breaks_vmap_still_fails_where_the_layer_maps_its_rows_alone(tmp_path):
+    """Asking the class only on failure must not excuse the bridge: rows independent natively, vmap negated, failed."""
+    outcome, message = _vmap_outcome(tmp_path, FACTORY, "user_resmlp", "-p", "conformance.faults",
+                                     "--fault", "vmap_only_negated")
+    assert outcome == "failure", (outcome, message)
+
+
+def test_a_required_rngs_argument_gets_none_outside_training_and_a_default_stands():
+    from flax import nnx
+
+    from conformance.modules.declare import rngs_outside_training
+
+    class Required(nnx.Module):
+        def __call__(self, x, rngs: nnx.Rngs):
+            return x
+
+    class Optional(nnx.Module):
+        def __call__(self, x, rngs: nnx.Rngs | None = None):
+            return x
+
+    class Anything(nnx.Module):
+        def __call__(self, x, **kwargs):
+            return x
+
+    assert rngs_outside_training(Required().__call__, "rngs") == {"rngs": None}
+    assert rngs_outside_training(Optional().__call__, "rngs") == {}
+    assert rngs_outside_training(Anything().__call__, "rngs") == {}
+    assert rngs_outside_training(Required().__call__, "key") == {}

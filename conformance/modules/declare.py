@@ -61,6 +61,25 @@ def as_call(x) -> Call:
     return x if isinstance(x, Call) else Call(args=(x,))
 
 
+def rngs_outside_training(method, call_rngs: str) -> dict:
+    """What a ``call_rngs`` layer is given for its ``nnx.Rngs`` when not training (init, evaluation).
+
+    ``{call_rngs: None}`` when ``method`` requires that argument, as flax's
+    MNIST example does (``model(x, rngs)`` in training, ``model(x, None)`` in
+    evaluation); ``{}`` when it has a default, which then stands. Read from the
+    method's own signature.
+    """
+    import inspect
+
+    try:
+        param = inspect.signature(method).parameters.get(call_rngs)
+    except (TypeError, ValueError):  # no signature to read (a builtin): leave the call as declared
+        return {}
+    required = param is not None and param.default is inspect.Parameter.empty and param.kind not in (
+        inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return {call_rngs: None} if required else {}
+
+
 def _walk(node, where: str, out: list) -> None:
     if isinstance(node, (tuple, list)):
         for i, v in enumerate(node):

@@ -18,7 +18,7 @@ import numpy as np
 
 from conformance.helpers.pytest_helpers import assert_equal, assert_within_model, tree_paths
 from conformance.modules import hints
-from conformance.modules.declare import Call, ModuleSpec, as_call  # noqa: F401 (as_call: the harness's name for it)
+from conformance.modules.declare import Call, ModuleSpec, as_call, rngs_outside_training  # noqa: F401 (as_call: the harness's name for it)
 from conformance.numerics import adjoint_error, errormodel, running_error
 from reference import _compat
 
@@ -103,7 +103,8 @@ class Invoke:
 
     For ``mode_switch="train_eval"`` it calls ``module.train()`` or
     ``module.eval()`` first; for ``call_rngs`` it passes an ``nnx.Rngs`` of the
-    stream keys the harness hands it under :data:`STREAM_KEYS` (training mode).
+    stream keys the harness hands it under :data:`STREAM_KEYS` (training mode),
+    and otherwise None where the method requires the argument.
     Equal for equal fields, so a jit static argument or a cache key.
     """
 
@@ -128,9 +129,12 @@ class Invoke:
             module.train()
         elif self.mode == "eval":
             module.eval()
+        method = getattr(module, self.method)
         if self.call_rngs and keys:
             kwargs[self.call_rngs] = _compat.nnx.Rngs(**keys)
-        return getattr(module, self.method)(*args, **kwargs)
+        elif self.call_rngs and self.call_rngs not in kwargs:
+            kwargs.update(rngs_outside_training(method, self.call_rngs))
+        return method(*args, **kwargs)
 
 
 STREAM_KEYS = "_conformance_stream_keys"  # the call keyword Invoke takes the training keys from

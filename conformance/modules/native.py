@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conformance.modules.declare import ModuleSpec, as_call
+from conformance.modules.declare import ModuleSpec, as_call, rngs_outside_training
 from reference import _compat
 
 nnx = _compat.nnx
@@ -65,9 +65,35 @@ def _shaped(spec: ModuleSpec):
     """The class built abstractly (nothing computed), or concretely where its ``__init__`` reads values."""
     keys = {s: jax.random.PRNGKey(i) for i, s in enumerate(construction_streams(spec))}
     try:
-        return nnx.eval_shape(lambda: build(spec, keys))
+        shaped = nnx.eval_shape(lambda: build(spec, keys))
     except Exception:  # noqa: BLE001 - a constructor that needs concrete values is built once for its structure
         return build(spec, keys)
+    if _holds_tracer(shaped):
+        return build(spec, keys)  # plain arrays (not Variables) leak out of eval_shape's trace as tracers
+    return shaped
+
+
+def _holds_tracer(node, seen=None) -> bool:
+    """Whether a tracer hangs anywhere off ``node``'s attributes (nested modules, lists, tuples, dicts)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return False
+    seen.add(id(node))
+    if isinstance(node, jax.core.Tracer):
+        return True
+    if isinstance(node, (list, tuple)):
+        return any(_holds_tracer(v, seen) for v in node)
+    if isinstance(node, dict):
+        return any(_holds_tracer(v, seen) for v in node.values())
+    if isinstance(node, nnx.Module):
+        return any(_holds_tracer(v, seen) for v in vars(node).values())
+    return False
+
+
+def plain_array_leaves(spec: ModuleSpec) -> list[str]:
+    """Paths of the arrays the class holds as plain attributes, not in an ``nnx.Variable`` (flax's
+    ``07_array_leaves`` example keeps its weights so)."""
+    return sorted("/".join(map(str, path)) for path, leaf in skeleton(spec)[1] if not isinstance(leaf, nnx.Variable))
 
 
 @functools.lru_cache(maxsize=None)
@@ -144,9 +170,12 @@ def call(spec: ModuleSpec, mode: str, variables: dict, x, keys: dict):
     if spec.mode_switch == "train_eval":
         model.train() if mode == "train" else model.eval()
     kwargs = {**c.kwargs, **(spec.train_kwargs if mode == "train" else spec.eval_kwargs)}
+    method = getattr(model, spec.method or "__call__")
     if spec.call_rngs and mode == "train":
         kwargs[spec.call_rngs] = nnx.Rngs(**{s: keys[s] for s in spec.rng_streams})
-    y = getattr(model, spec.method or "__call__")(*c.args, **kwargs)
+    elif spec.call_rngs and spec.call_rngs not in kwargs:
+        kwargs.update(rngs_outside_training(method, spec.call_rngs))
+    y = method(*c.args, **kwargs)
     return y, collections_of(model)
 
 

@@ -9,6 +9,8 @@ instead, or skips naming the fact.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 
@@ -34,6 +36,51 @@ def samples_in(spec: ModuleSpec, mode: str, variables, x, key: int, other: int) 
     y1, _ = fn(variables, x, native.stream_keys(spec, key, _streams(spec)))
     y2, _ = fn(variables, x, native.stream_keys(spec, other, _streams(spec)))
     return zh.arrays_differ(y1, y2)
+
+
+def maps_rows_as_batched(spec: ModuleSpec, variables, call, compare) -> bool:
+    """Whether the class, run natively in evaluation mode, maps its rows (or whole calls) one at a time as it
+    batches them: ``compare(spec, variables, call, evaluate, vmap_evaluate)``, the vmap property's own
+    comparison and bound, run on the native class; False where it fails or the class raises."""
+    keys = native.stream_keys(spec, 0)
+    fn = native.jit_call(spec, "eval")
+
+    def evaluate(v, c):
+        return fn(v, c, keys)[0]
+
+    def vmap_evaluate(in_axis, out_axis):
+        return jax.jit(jax.vmap(lambda v, c: native.call(spec, "eval", v, c, keys)[0],
+                                in_axes=(None, in_axis), out_axes=out_axis))
+
+    try:
+        compare(spec, variables, call, evaluate, vmap_evaluate)
+    except Exception:  # noqa: BLE001 - a mismatch or the class's own error: either way the premise fails
+        return False
+    return True
+
+
+PLAIN_LEAVES_DEVIATION = (
+    "known deviation (observed on this flax for this layer): the layer holds plain jax arrays, not nnx.Variables, at "
+    "{paths}; the bridge files them under a collection named after their Python type in eager init ('ArrayImpl') and "
+    "jax.jit(init) drops them, so apply draws them again from a key of its own: they are not params a Linen pipeline "
+    "can train, restore or seed (docs/known-deviations.md, 'Plain-array leaves'). Hold them in nnx.Param")
+
+
+@functools.lru_cache(maxsize=None)
+def plain_leaves_deviation(spec: ModuleSpec) -> str | None:
+    """The recorded deviation's text where the class holds plain-array leaves and the bridge's jitted ``init``
+    (the harness's, and a pipeline's) indeed leaves them out of the variables; None otherwise."""
+    try:
+        plain = native.plain_array_leaves(spec)
+    except Exception:  # noqa: BLE001 - a class that cannot be built natively: the native properties say so
+        return None
+    if not plain:
+        return None
+    held = {"/".join(p.split("/")[1:]) for p in zh.array_leaves(zh.init(spec, 0, spec.calls[0]))}
+    if all(p in held for p in plain):
+        return None  # the bridge carries them: the properties judge the layer as any other
+    shown = ", ".join(plain[:4]) + (f" and {len(plain) - 4} more" if len(plain) > 4 else "")
+    return PLAIN_LEAVES_DEVIATION.format(paths=shown)
 
 
 def _streams(spec: ModuleSpec) -> tuple:
