@@ -332,3 +332,49 @@ def test_a_required_rngs_argument_gets_none_outside_training_and_a_default_stand
     assert rngs_outside_training(Optional().__call__, "rngs") == {}
     assert rngs_outside_training(Anything().__call__, "rngs") == {}
     assert rngs_outside_training(Required().__call__, "key") == {}
+
+
+BF16_FACTORY = '''
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from conformance.declare import ModuleSpec
+
+
+class MixedPrecision(nnx.Module):
+    """float32 params, bfloat16 compute: jit fuses what eager rounds op by op."""
+    def __init__(self, din, dout, *, rngs: nnx.Rngs):
+        self.l1 = nnx.Linear(din, 32, dtype=jnp.bfloat16, param_dtype=jnp.float32, rngs=rngs)
+        self.norm = nnx.RMSNorm(32, dtype=jnp.bfloat16, rngs=rngs)
+        self.l2 = nnx.Linear(32, dout, dtype=jnp.bfloat16, rngs=rngs)
+
+    def __call__(self, x):
+        return self.l2(self.norm(nnx.silu(self.l1(x))))
+
+
+def specs():
+    x = np.random.default_rng(2).normal(size=(3, 8)).astype(np.float32)
+    return (ModuleSpec(name="team_mixed_precision", nnx_class=MixedPrecision, args=(8, 4), inputs=(x,)),)
+'''
+
+
+def test_bfloat16_outputs_are_judged_by_the_error_model_and_survive_a_checkpoint(tmp_path):
+    """bfloat16 is a float (np.inexact does not hold it): jit against eager drifts within the model, never bitwise;
+    its outputs saved beside a checkpoint come back as bfloat16, not void16."""
+    (tmp_path / "bf16_layers.py").write_text(BF16_FACTORY)
+    proc, xml = _suite(tmp_path, "--module", "bf16_layers:specs", "-k",
+                       "(test_module_jit_matches_eager or test_checkpoint_restores_module) and team_mixed_precision")
+    names = {c.get("name") for c in ET.parse(xml).getroot().iter("testcase")}
+    assert len(names) == 2 and proc.returncode == 0, (sorted(names), proc.stdout[-3000:])
+
+
+def test_checkpoint_outputs_keep_dtypes_numpy_lacks():
+    import jax.numpy as jnp
+
+    from conformance.golden import checkpoints
+
+    y = {"": np.array([1.5, -2.25], dtype=jnp.bfloat16), "aux": np.arange(3, dtype=np.float32)}
+    encoded = checkpoints._encoded(y)
+    back = checkpoints._decoded(encoded)
+    assert back[""].dtype == jnp.bfloat16 and np.array_equal(back[""].astype(np.float32), [1.5, -2.25])
+    assert back["aux"].dtype == np.float32 and sorted(back) == ["", "aux"]

@@ -68,7 +68,7 @@ def save(directory: str, name: str, init, apply, inputs, versions: dict) -> None
 
     variables = init(PARAMS_SEED, inputs)
     checkpoints.orbax_save(os.path.join(os.path.abspath(directory), name), variables)
-    np.savez(os.path.join(directory, f"{name}.npz"), **{_key(p): a for p, a in zh.array_leaves(apply(variables, inputs)).items()})
+    np.savez(os.path.join(directory, f"{name}.npz"), **_encoded(zh.array_leaves(apply(variables, inputs))))
     _add_to_manifest(directory, name, {**versions, "layout": layout(variables)})
 
 
@@ -88,8 +88,30 @@ def restore(directory: str, name: str, init, inputs):
     target = jax.eval_shape(lambda: init(PARAMS_SEED, inputs))
     restored = checkpoints.orbax_restore(os.path.join(os.path.abspath(directory), name), target)
     with np.load(os.path.join(directory, f"{name}.npz")) as saved:
-        outputs = {_path(k): saved[k] for k in saved.files}
+        outputs = _decoded({k: saved[k] for k in saved.files})
     return restored, outputs
+
+
+_DTYPE = "dtype@"  # npz entry naming the dtype of an output NumPy cannot store (bfloat16 would come back as void16)
+
+
+def _encoded(leaves: dict) -> dict:
+    """``{key: array}`` for ``np.savez``: arrays of dtypes NumPy lacks (ml_dtypes') as their bits, their dtype beside."""
+    out = {}
+    for p, a in leaves.items():
+        if a.dtype.kind == "V":  # bfloat16 and the other ml_dtypes
+            out[_DTYPE + _key(p)] = np.array(a.dtype.name)
+            a = a.view(np.dtype(f"u{a.dtype.itemsize}"))
+        out[_key(p)] = a
+    return out
+
+
+def _decoded(saved: dict) -> dict:
+    """The outputs as saved by :func:`_encoded`, each in its own dtype again."""
+    import jax.numpy as jnp
+
+    return {_path(k): (a.view(jnp.dtype(str(saved[_DTYPE + k]))) if _DTYPE + k in saved else a)
+            for k, a in saved.items() if not k.startswith(_DTYPE)}
 
 
 def saved_by(directory: str, name: str) -> dict:

@@ -41,7 +41,7 @@ def trees_within_model(name: str, actual, expected, bound, what: str) -> None:
     assert a.keys() == e.keys(), f"{name} leaves {sorted(a)}, but should be {sorted(e)} ({what})"
     for path, want in e.items():
         label = f"{name}/{path}" if path else name
-        if np.issubdtype(want.dtype, np.inexact):
+        if jnp.issubdtype(want.dtype, jnp.inexact):  # bfloat16 too, which np.inexact does not hold
             within_model(label, a[path], want, b.get(path, np.zeros(want.shape)), what)
         else:
             assert_equal(label, a[path], want, what)
@@ -256,7 +256,7 @@ def row_calls(spec: ModuleSpec) -> list[Call]:
 def stacked(call: Call) -> tuple[Call, list[Call]]:
     """Two whole calls stacked on a new leading axis, and the two: the call, and one with floats negated and ids reversed."""
     other = jax.tree_util.tree_map(
-        lambda a: -a if np.issubdtype(np.asarray(a).dtype, np.floating) else (np.flip(a, 0) if np.ndim(a) else a), call)
+        lambda a: -a if jnp.issubdtype(np.asarray(a).dtype, jnp.floating) else (np.flip(a, 0) if np.ndim(a) else a), call)
     return jax.tree_util.tree_map(lambda a, b: np.stack([np.asarray(a), np.asarray(b)]), call, other), [call, other]
 
 
