@@ -378,3 +378,38 @@ def test_checkpoint_outputs_keep_dtypes_numpy_lacks():
     back = checkpoints._decoded(encoded)
     assert back[""].dtype == jnp.bfloat16 and np.array_equal(back[""].astype(np.float32), [1.5, -2.25])
     assert back["aux"].dtype == np.float32 and sorted(back) == ["", "aux"]
+
+
+SOWING_FACTORY = '''
+import numpy as np
+from flax import nnx
+from conformance.declare import ModuleSpec
+
+
+class SowingMLP(nnx.Module):
+    def __init__(self, din, dh, dout, *, rngs: nnx.Rngs):
+        self.l1 = nnx.Linear(din, dh, rngs=rngs)
+        self.l2 = nnx.Linear(dh, dout, rngs=rngs)
+
+    def __call__(self, x):
+        h = nnx.gelu(self.l1(x))
+        self.sow(nnx.Intermediate, "hidden", h)
+        return self.l2(h)
+
+
+def specs():
+    x = np.random.default_rng(2).normal(size=(3, 6)).astype(np.float32)
+    return (ModuleSpec(name="team_sowing", nnx_class=SowingMLP, args=(6, 12, 4), inputs=(x,),
+                       created=("intermediates",)),)
+'''
+
+
+def test_the_nested_reordering_leaves_what_a_call_sows_on_the_module(tmp_path):
+    """A benign perturbation that re-runs the bridged call as a pure function must not lose what the call creates:
+    a module that sows is params-only before its call, and its intermediates must still reach training-mode apply."""
+    (tmp_path / "sowing_layers.py").write_text(SOWING_FACTORY)
+    proc, xml = _suite(tmp_path, "--module", "sowing_layers:specs", "-p", "conformance.benign", "--perturb",
+                       "nested_products_reordered", "-k",
+                       "(test_module_jit_matches_eager or test_module_created_collections_collected) and team_sowing")
+    names = {c.get("name") for c in ET.parse(xml).getroot().iter("testcase")}
+    assert len(names) == 2 and proc.returncode == 0, (sorted(names), proc.stdout[-3000:])

@@ -323,7 +323,8 @@ def _nested_reordered_patch() -> None:
     It reaches the bridged module wherever it runs (inside a Linen parent,
     under nn.scan, nn.vmap, nn.remat, nn.jit), which a hook on the top-level
     apply never sees. Modules holding other state (batch statistics, counters,
-    RNG streams) keep their own order: their updates must reach the module.
+    RNG streams), or creating it during the call (``sow``, a Variable assigned),
+    keep their own order: their updates must reach the module.
     """
     import jax
     from flax import nnx
@@ -339,11 +340,18 @@ def _nested_reordered_patch() -> None:
             if not nested_acts(m, args):
                 return fn(m, *args, **kw)
             graphdef, state = nnx.split(m)
+            before = len(jax.tree_util.tree_leaves(state))
+            created = []
 
             def pure(state_, *a):
-                return fn(nnx.merge(graphdef, state_), *a, **kw)
+                copy = nnx.merge(graphdef, state_)
+                out = fn(copy, *a, **kw)
+                created.append(len(jax.tree_util.tree_leaves(nnx.state(copy))) > before)
+                return out
 
             closed = jax.make_jaxpr(pure)(state, *args)
+            if created[0]:  # the call creates state (sow, a Variable assigned): it must land on the module itself
+                return fn(m, *args, **kw)
             out = _eval_reordered(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves((state, args)))
             shape = jax.eval_shape(pure, state, *args)
             return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), out)
