@@ -201,9 +201,43 @@ def test_the_signed_bound_holds_against_float64_and_is_never_wider(fn):
         assert np.median(signed / running) < 0.9, f"median signed/running = {np.median(signed / running):.3f}"
 
 
-def test_the_signed_bound_declines_values_narrower_than_float32():
+def test_a_bfloat16_contraction_accumulates_in_float32_then_rounds_once():
+    """8 products of ones: gamma_8(float32) * 8 for the accumulation, u(bfloat16) * |y| for the one rounding."""
     x = jnp.ones((4, 8), jnp.bfloat16)
     y, signed, probable = adjoint_error.jit_value_and_bounds(lambda a: a @ a.T)(x)
+    assert y.dtype == jnp.bfloat16 and np.all(np.asarray(y, np.float32) == 8)
+    u32, u16 = 2.0**-24, 2.0**-8
+    want = 8 * u32 / (1 - 8 * u32) * 8 + u16 * 8
+    np.testing.assert_allclose(np.asarray(signed), want, rtol=1e-6)
+    assert np.all(np.asarray(probable) <= np.asarray(signed))
+    _, running = running_error.jit_value_and_bound(lambda a: a @ a.T)(x)
+    np.testing.assert_allclose(np.asarray(running), want, rtol=1e-6)
+
+
+def test_the_float32_shadow_bounds_a_bfloat16_chain_against_float64():
+    """bfloat16 compute (dense, silu, normalise, dense): the error against the same chain in float64 is within the
+    signed bound, element by element, and the bound is far below the value where the old walk declined."""
+    kx, k1, k2 = jax.random.split(jax.random.PRNGKey(3), 3)
+    x = jax.random.normal(kx, (3, 8))
+    w1, w2 = jax.random.normal(k1, (8, 32)) / 3, jax.random.normal(k2, (32, 4)) / 6
+
+    def chain(x, w1, w2, dtype):
+        h = jax.nn.silu(x.astype(dtype) @ w1.astype(dtype))
+        h = h * jax.lax.rsqrt(jnp.mean(jnp.square(h.astype(jnp.float32)), -1, keepdims=True) + 1e-6).astype(dtype)
+        return h @ w2.astype(dtype)
+
+    y, signed, _ = adjoint_error.jit_value_and_bounds(lambda *a: chain(*a, jnp.bfloat16))(x, w1, w2)
+    with _compat.enable_x64(True):
+        exact = np.asarray(chain(*(jnp.asarray(np.asarray(a), jnp.float64) for a in (x, w1, w2)), jnp.float64))
+    err = np.abs(np.asarray(y, np.float64) - exact)
+    assert np.all(err <= np.asarray(signed, np.float64)), (err / np.asarray(signed)).max()
+    assert np.median(np.asarray(signed) / np.abs(exact)) < 0.5
+
+
+def test_a_loop_over_bfloat16_values_keeps_the_running_bound_alone():
+    x = jnp.ones((4,), jnp.bfloat16)
+    y, signed, probable = adjoint_error.jit_value_and_bounds(
+        lambda a: jax.lax.fori_loop(0, 3, lambda i, c: c * a + a, a))(x)
     assert signed is None and probable is None and y.dtype == jnp.bfloat16
 
 

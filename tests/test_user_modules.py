@@ -413,3 +413,24 @@ def test_the_nested_reordering_leaves_what_a_call_sows_on_the_module(tmp_path):
                        "(test_module_jit_matches_eager or test_module_created_collections_collected) and team_sowing")
     names = {c.get("name") for c in ET.parse(xml).getroot().iter("testcase")}
     assert len(names) == 2 and proc.returncode == 0, (sorted(names), proc.stdout[-3000:])
+
+
+def test_a_bfloat16_layers_golden_record_fails_its_outputs_scaled_by_one_and_a_half(tmp_path):
+    """No sound bound sees 1% of a bfloat16 output (docs/error-model.md, "Narrower than float32"); the float32 shadow
+    and the float32 accumulation bring the mixed-precision layer's resolution from doubled outputs accepted to 1.5x."""
+    import importlib.util
+
+    import golden_helpers
+
+    from conformance.golden import records, zoo, zoo_modules
+
+    (tmp_path / "bf16_golden_layers.py").write_text(BF16_FACTORY)
+    loader = importlib.util.spec_from_file_location("bf16_golden_layers", tmp_path / "bf16_golden_layers.py")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    (spec,) = module.specs()
+    path = zoo.record(str(tmp_path / "bf16.json"), (spec,))
+    entry = records.load(path)["modules"][spec.name]
+    assert set(zoo_modules.compare(spec, zoo_modules.Choice(path, entry)).values()) <= {"identical", "drift"}
+    with pytest.raises(AssertionError, match=golden_helpers.CHANGED):
+        zoo_modules.compare(spec, zoo_modules.Choice(path, golden_helpers.scaled(entry, "outputs", "", 1.5)))

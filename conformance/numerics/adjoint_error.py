@@ -18,9 +18,14 @@ one, a ``while`` or a ``cond`` counts as one operation whose local error is its
 running-error bound from exact inputs.
 
 The bound is first order, like the running one, and the two bound the same
-quantity, so their elementwise minimum is a bound too. Computations with a
-value narrower than float32 are not analysed (None): the adjoints would be
-evaluated in that precision.
+quantity, so their elementwise minimum is a bound too. A computation with a
+value narrower than float32 (bfloat16 compute) is walked twice at once: as it
+runs, for each site's local bound at its own dtype's ``u``, and as a float32
+shadow (every narrow value, literal and dtype parameter widened, a
+``reduce_precision`` the identity), whose derivatives give the coefficients.
+First-order coefficients are derivatives at the exact values, which the
+shadow approximates to float32, not to the narrow dtype. A loop holding such a
+computation is not analysed (None).
 
 Imports jax: load it only after the suite's jax set-up.
 """
@@ -118,9 +123,85 @@ def _narrow(dtype) -> bool:
     return errormodel.mantissa_bits(dtype) < errormodel.mantissa_bits(jnp.float32)
 
 
+class _NotShadowed(Exception):
+    """An equation the float32 shadow cannot carry (a loop, a primitive that refuses the widened dtypes)."""
+
+
+_DTYPE_PARAMS = ("new_dtype", "preferred_element_type", "dtype")
+
+
+def _widened(x):
+    return x.astype(jnp.float32) if rerr._is_float(x) and _narrow(x.dtype) else x
+
+
+def _narrow_param(v) -> bool:
+    try:
+        return v is not None and jnp.issubdtype(v, jnp.floating) and _narrow(v)
+    except TypeError:
+        return False
+
+
+def _bind_widened(eqn, ins):
+    """``eqn`` on float32 values where it ran on narrower ones: its dtype parameters widened too."""
+    if eqn.primitive.name == "reduce_precision":  # a rounding: the shadow keeps the value, the site its error
+        return list(ins)
+    subfuns, params = rerr.bind_params(eqn)
+    params = {k: (jnp.dtype(jnp.float32) if k in _DTYPE_PARAMS and _narrow_param(v) else v) for k, v in params.items()}
+    try:
+        out = eqn.primitive.bind(*subfuns, *ins, **params)
+    except Exception as exc:  # noqa: BLE001 - whatever refuses the widened dtypes leaves the bound to the running one
+        raise _NotShadowed(eqn.primitive.name) from exc
+    return list(out) if eqn.primitive.multiple_results else [out]
+
+
+def _walk_shadowed(jaxpr, consts, vals, shadow, eps, sites):
+    """``_walk`` of a computation holding narrow values: ``(outputs, shadow outputs)``. The local bounds come from the
+    values as computed; each site's error variable is added to its float32 shadow, whose derivatives are taken."""
+    env, env_hi = {}, {}
+
+    def read(v, e, widen):
+        if isinstance(v, jcore.Literal):
+            val = v.val if hasattr(v.val, "dtype") else np.asarray(v.val, v.aval.dtype)
+            return _widened(val) if widen else val
+        return e[v]
+
+    for v, c in zip(jaxpr.constvars, consts):
+        env[v], env_hi[v] = c, _widened(c)
+    for v, x, s in zip(jaxpr.invars, vals, shadow):
+        env[v], env_hi[v] = x, s
+    for eqn in jaxpr.eqns:
+        ins = [read(v, env, False) for v in eqn.invars]
+        ins_hi = [read(v, env_hi, True) for v in eqn.invars]
+        name = eqn.primitive.name
+        if name in rerr.INLINED:
+            inner, inner_consts = rerr._inner(eqn)
+            n = len(ins) - len(inner.invars)
+            outs, outs_hi = _walk_shadowed(inner, inner_consts, ins[n:], ins_hi[n:], eps, sites)
+        elif name in LOOPS:
+            raise _NotShadowed(name)
+        elif name in rerr.PASS_THROUGH:
+            outs, outs_hi = list(ins), list(ins_hi)
+        else:
+            outs, outs_hi = rerr._bind(eqn, ins), _bind_widened(eqn, ins_hi)
+            independent = [None] * len(outs)
+            if name == "nextafter":
+                local = [None] * len(outs)
+            else:
+                frozen = [lax.stop_gradient(v) if rerr._is_float(v) else v for v in ins]
+                frozen_outs = [lax.stop_gradient(o) if rerr._is_float(o) else o for o in outs]
+                parts = rerr._local_parts(eqn, frozen, frozen_outs, independent=True)
+                local = [None if p is None else p[0] for p in parts]
+                independent = [None if p is None else p[1] for p in parts]
+            outs_hi = [_perturbed(o, e, r, eps, sites) for o, e, r in zip(outs_hi, local, independent)]
+        for v, o, h in zip(eqn.outvars, outs, outs_hi):
+            env[v], env_hi[v] = o, h
+    return [read(v, env, False) for v in jaxpr.outvars], [read(v, env_hi, True) for v in jaxpr.outvars]
+
+
 def value_and_bounds(fn, *args):
     """``(fn(*args), signed, probabilistic)``, both bounds in ``fn``'s output structure (zeros for non-float
-    outputs), or ``(fn(*args), None, None)`` where a value narrower than float32 takes part. The arguments are exact.
+    outputs), or ``(fn(*args), None, None)`` where a loop holds a value narrower than float32 (its float32 shadow,
+    above, cannot be walked). The arguments are exact.
 
     ``signed`` is ``sum_k |a_k| e_k``, the worst case over the local errors'
     signs. ``probabilistic`` treats each rounding as an independent, mean-zero
@@ -137,22 +218,33 @@ def value_and_bounds(fn, *args):
     out_tree = jax.tree_util.tree_structure(jax.eval_shape(fn, *args))
     kinds: list = []  # per site, static: the worst-case rest of an independent site, or None (all worst-case)
 
-    def run(eps):
-        sites: list = []
-        outs = _walk(jaxpr, closed.consts, flat_args, eps, sites)
-        kinds[:] = [rest if r is not None else None for _, r, rest in sites]
-        return outs, [(e, r) for e, r, _ in sites]
+    shadowed = [False]
 
-    shapes = [e for e, _ in jax.eval_shape(lambda: run(None))[1]]
-    outs0, _ = run(None)
+    def run(eps):
+        """``(outputs, the outputs the error variables enter, sites)``: the same list twice unless shadowed."""
+        sites: list = []
+        if shadowed[0]:
+            outs, outs_hi = _walk_shadowed(jaxpr, closed.consts, flat_args, [_widened(a) for a in flat_args], eps,
+                                           sites)
+        else:
+            outs = outs_hi = _walk(jaxpr, closed.consts, flat_args, eps, sites)
+        kinds[:] = [rest if r is not None else None for _, r, rest in sites]
+        return outs, outs_hi, [(e, r) for e, r, _ in sites]
+
+    shapes = [e for e, _ in jax.eval_shape(lambda: run(None))[2]]
+    outs0, _, _ = run(None)
     floats = [i for i, o in enumerate(outs0) if rerr._is_float(o)]
     if any(_narrow(s.dtype) for s in shapes) or any(_narrow(outs0[i].dtype) for i in floats):
-        return jax.tree_util.tree_unflatten(out_tree, outs0), None, None
+        shadowed[0] = True
+        try:
+            shapes = [e for e, _ in jax.eval_shape(lambda: run(None))[2]]
+        except _NotShadowed:
+            return jax.tree_util.tree_unflatten(out_tree, outs0), None, None
     err = rerr._err_dtype()
     lam = config.PROBABILISTIC_LAMBDA
 
     def float_outputs(eps):
-        outs, sites = run(eps)
+        _, outs, sites = run(eps)
         return [outs[i].astype(err) for i in floats], sites
 
     eps0 = [jnp.zeros(s.shape, err) for s in shapes]

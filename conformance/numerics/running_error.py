@@ -11,7 +11,8 @@ Numerical Algorithms*, section 3.3). Each equation
   absolute value, so no term cancels inside the sum);
 * adds its own rounding: ``u |out|`` for one correctly rounded operation,
   ``K u |out|`` for a transcendental function (``config.SPECIAL_FUNCTION_ULPS``),
-  ``gamma_n (|a| . |b|)`` for a dot product or convolution of length ``n`` and
+  ``gamma_n (|a| . |b|)`` for a dot product or convolution of length ``n`` (``gamma_n`` of the
+  accumulating dtype, float32 for a narrower one, plus ``u |out|`` for its rounding into that) and
   ``gamma_n sum |x|`` for a sum of ``n`` terms, in any order and with any fused
   multiply-add (section 3.1), plus the dtype's smallest normal number per rounding
   for underflow; nothing for exact operations (moves, comparisons, max).
@@ -216,8 +217,13 @@ def _local_parts(eqn, vals, outs, independent: bool):
             absvals = [jnp.abs(v) if _is_float(v) else v for v in vals]
             (m,) = _bind(eqn, absvals)
             n = _contraction_length(eqn, vals)
-            e = _gamma(n, dt) * m.astype(_err_dtype()) + n * tiny
-            parts = (float(np.sqrt(n)) * u * m.astype(_err_dtype()), n * tiny) if independent else None
+            # XLA accumulates a contraction narrower than float32 in float32 on every backend (CPU widens it, GPU
+            # and TPU accumulate bfloat16 products in float32), then rounds once into the output's dtype.
+            acc = jnp.result_type(dt, jnp.float32)
+            last, last_tiny = (u * mag, tiny) if acc != dt else (0.0, 0.0)
+            e = _gamma(n, acc) * m.astype(_err_dtype()) + n * _tiny(acc) + last + last_tiny
+            parts = (float(np.sqrt(n)) * _u(acc) * m.astype(_err_dtype()) + last,
+                     n * _tiny(acc) + last_tiny) if independent else None
         elif name in SUMS and name != "cumlogsumexp":
             x = vals[0]
             (m,) = _bind(eqn, [jnp.abs(x)])

@@ -128,7 +128,13 @@ def _split_dot(eqn, vals):
     h = a.shape[lc[0]] // 2
     a1, a2 = jax.lax.slice_in_dim(a, 0, h, axis=lc[0]), jax.lax.slice_in_dim(a, h, a.shape[lc[0]], axis=lc[0])
     b1, b2 = jax.lax.slice_in_dim(b, 0, h, axis=rc[0]), jax.lax.slice_in_dim(b, h, b.shape[rc[0]], axis=rc[0])
-    return eqn.primitive.bind(a2, b2, **eqn.params) + eqn.primitive.bind(a1, b1, **eqn.params)
+    out = eqn.outvars[0].aval.dtype
+    acc = jax.numpy.result_type(out, jax.numpy.float32)
+    if acc == out:
+        return eqn.primitive.bind(a2, b2, **eqn.params) + eqn.primitive.bind(a1, b1, **eqn.params)
+    # A narrower product is accumulated in float32 (as XLA does on every backend): the halves too, then one rounding.
+    params = {**eqn.params, "preferred_element_type": acc}
+    return (eqn.primitive.bind(a2, b2, **params) + eqn.primitive.bind(a1, b1, **params)).astype(out)
 
 
 def _eval_reordered(jaxpr, consts, args):
