@@ -434,3 +434,62 @@ def test_a_bfloat16_layers_golden_record_fails_its_outputs_scaled_by_one_and_a_h
     assert set(zoo_modules.compare(spec, zoo_modules.Choice(path, entry)).values()) <= {"identical", "drift"}
     with pytest.raises(AssertionError, match=golden_helpers.CHANGED):
         zoo_modules.compare(spec, zoo_modules.Choice(path, golden_helpers.scaled(entry, "outputs", "", 1.5)))
+
+
+KEY_ARGUMENT_FACTORY = '''
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from conformance.declare import Call, ModuleSpec
+
+
+@dataclass
+class Config:  # not frozen: unhashable, as bonsai's ModelConfig
+    dim: int
+    drop_path_rate: float
+
+
+class DropPathBlock(nnx.Module):
+    """bonsai's ConvNeXt style: the drop-path key is a raw key array passed as `rngs`, a name Linen keeps."""
+    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
+        self.dense = nnx.Linear(cfg.dim, cfg.dim, rngs=rngs)
+        self.rate = cfg.drop_path_rate
+
+    def __call__(self, x: jax.Array, *, rngs: jax.Array, train: bool):
+        y = self.dense(x)
+        if train:
+            keep = jax.random.bernoulli(rngs, 1.0 - self.rate, (x.shape[0], 1))
+            y = y * keep / (1.0 - self.rate)
+        return x + y
+
+
+def specs():
+    x = np.random.default_rng(4).normal(size=(4, 6)).astype(np.float32)
+    key = np.asarray(jax.random.key_data(jax.random.PRNGKey(7)))
+    return (ModuleSpec(name="team_key_argument", nnx_class=DropPathBlock, args=(Config(6, 0.25),),
+                       inputs=(Call(args=(x,), kwargs={"rngs": key}),), batch_axis=None,
+                       init_kwargs={"train": False}, train_kwargs={"train": True}, eval_kwargs={"train": False}),)
+'''
+
+
+def test_a_call_keyword_linen_keeps_for_itself_reaches_the_layer_and_an_unhashable_config_skips_the_hash(tmp_path):
+    """A layer taking its key as `rngs` (Linen's own keyword at init and apply) runs every module property; the
+    static-argument property skips naming the unhashable constructor argument; no hint asks for call_rngs."""
+    from conformance.modules import hints
+
+    (tmp_path / "key_layers.py").write_text(KEY_ARGUMENT_FACTORY)
+    proc, xml = _suite(tmp_path, "--module", "key_layers:specs", "--only-declared-modules")
+    cases = list(ET.parse(xml).getroot().iter("testcase"))
+    failed = [c.get("name") for c in cases if c.find("failure") is not None or c.find("error") is not None]
+    assert cases and not failed and proc.returncode == 0, (failed, proc.stdout[-3000:])
+    static = [c for c in cases if c.get("name").startswith("test_module_works_as_a_jit_static_argument")]
+    assert static and "args[0] (Config) cannot be hashed" in static[0].find("skipped").get("message")
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location("key_layers_hints", tmp_path / "key_layers.py")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    assert not any("call_rngs" in h.text for h in hints.hints(module.specs()[0], "init"))

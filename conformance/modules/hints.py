@@ -48,8 +48,13 @@ def _mode_keywords(spec: ModuleSpec) -> list[str]:
 
 
 def _rngs_parameter(spec: ModuleSpec) -> str | None:
+    """The called method's parameter that takes an ``nnx.Rngs``: annotated so, or named ``rngs`` without an
+    annotation; not one every example call already gives (a raw key, as bonsai's ConvNeXt takes)."""
+    given = set.intersection(*(set(c.kwargs) for c in spec.calls)) if spec.calls else set()
     for p in _parameters(spec):
-        if p.name == "rngs" or "Rngs" in str(p.annotation):
+        if p.name in given:
+            continue
+        if "Rngs" in str(p.annotation) or (p.name == "rngs" and p.annotation is p.empty):
             return p.name
     return None
 

@@ -125,6 +125,7 @@ class Invoke:
 
     def __call__(self, module, *args, **kwargs):
         keys = kwargs.pop(STREAM_KEYS, None)
+        kwargs = {(k[len(IN_TRANSIT):] if k.startswith(IN_TRANSIT) else k): v for k, v in kwargs.items()}
         if self.mode == "train":
             module.train()
         elif self.mode == "eval":
@@ -138,11 +139,28 @@ class Invoke:
 
 
 STREAM_KEYS = "_conformance_stream_keys"  # the call keyword Invoke takes the training keys from
+# Keywords Linen's init and apply keep for themselves; a layer's call keyword of the same name (bonsai's ConvNeXt takes
+# its drop-path key as `rngs`) travels renamed through them, and Invoke gives it back its name.
+LINEN_OWN = frozenset({"rngs", "method", "mutable", "capture_intermediates", "variables", "nnx_method"})
+IN_TRANSIT = "_conformance_call_kw_"
+
+
+@functools.lru_cache(maxsize=None)
+def linen_owned_keywords(spec: ModuleSpec) -> frozenset:
+    """The declaration's call keywords that Linen's init and apply would take as their own."""
+    names = set().union(*(set(c.kwargs) for c in spec.calls), spec.init_kwargs, spec.train_kwargs, spec.eval_kwargs)
+    return frozenset(names & LINEN_OWN)
+
+
+def linen_kwargs(spec: ModuleSpec, kwargs) -> dict:
+    """The call's keywords as Linen's init and apply are given them: one Linen keeps for itself travels renamed."""
+    own = linen_owned_keywords(spec)
+    return {(IN_TRANSIT + k if k in own else k): v for k, v in kwargs.items()}
 
 
 def method_kwargs(spec: ModuleSpec, mode: str = "eval") -> dict:
     """``nnx_method=`` for a call in ``mode`` ("init", "train", "eval"): the method's name, or an :class:`Invoke`."""
-    if spec.mode_switch == "train_eval" or spec.call_rngs:
+    if spec.mode_switch == "train_eval" or spec.call_rngs or linen_owned_keywords(spec):
         switch = ("eval" if mode == "init" else mode) if spec.mode_switch == "train_eval" else None
         return {"nnx_method": Invoke(spec.method, switch, spec.call_rngs)}
     return {"nnx_method": spec.method} if spec.method else {}
@@ -171,7 +189,8 @@ def jit_init(spec: ModuleSpec):
     m = linen(spec)
 
     def init_fn(seed, call):
-        return m.init(init_rngs(spec, seed), *call.args, **call.kwargs, **spec.init_kwargs, **method_kwargs(spec, "init"))
+        return m.init(init_rngs(spec, seed), *call.args, **linen_kwargs(spec, {**call.kwargs, **spec.init_kwargs}),
+                      **method_kwargs(spec, "init"))
 
     return jax.jit(init_fn)
 
@@ -184,7 +203,8 @@ def init(spec: ModuleSpec, seed: int, x):
 def train(spec: ModuleSpec, variables, x, rngs):
     """Training-mode apply: ``(y, updates)`` of the mutable and created collections; ``{}`` when there are none."""
     m, call = linen(spec), as_call(x)
-    kw = {**call.kwargs, **spec.train_kwargs, **method_kwargs(spec, "train"), **_call_keys(spec, rngs)}
+    kw = {**linen_kwargs(spec, {**call.kwargs, **spec.train_kwargs}), **method_kwargs(spec, "train"),
+          **_call_keys(spec, rngs)}
     with explained(spec, "training-mode apply"):
         if spec.collected:
             return m.apply(variables, *call.args, rngs=rngs, mutable=list(spec.collected), **kw)
@@ -201,7 +221,8 @@ def evaluate(spec: ModuleSpec, variables, x, rngs=None):
     kw = {"rngs": rngs} if rngs else {}
     call = as_call(x)
     with explained(spec, "evaluation-mode apply"):
-        return linen(spec).apply(variables, *call.args, **kw, **call.kwargs, **spec.eval_kwargs, **method_kwargs(spec, "eval"))
+        return linen(spec).apply(variables, *call.args, **kw, **linen_kwargs(spec, {**call.kwargs, **spec.eval_kwargs}),
+                                 **method_kwargs(spec, "eval"))
 
 
 @functools.lru_cache(maxsize=None)
