@@ -493,3 +493,48 @@ def test_a_call_keyword_linen_keeps_for_itself_reaches_the_layer_and_an_unhashab
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
     assert not any("call_rngs" in h.text for h in hints.hints(module.specs()[0], "init"))
+
+
+ALWAYS_DRAWING_FACTORY = '''
+import numpy as np
+from flax import nnx
+from conformance.declare import ModuleSpec
+
+
+class Encoder(nnx.Module):
+    """bonsai's ViT style: Dropout built with deterministic=False, so it draws in every mode, and an nnx.Rngs
+    required at every call (keyword-only, no default)."""
+    def __init__(self, dim, rate, *, rngs: nnx.Rngs):
+        self.norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.dense = nnx.Linear(dim, dim, rngs=rngs)
+        self.dropout = nnx.Dropout(rate, deterministic=False)
+
+    def __call__(self, x, *, rngs: nnx.Rngs | None):
+        return x + self.dropout(self.dense(self.norm(x)), rngs=rngs)
+
+
+def specs():
+    x = np.random.default_rng(5).normal(size=(2, 5, 8)).astype(np.float32)
+    common = dict(nnx_class=Encoder, inputs=(x,), batch_axis=None, call_rngs="rngs", rng_streams=("dropout",))
+    return (ModuleSpec(name="team_always_drawing", args=(8, 0.25), **common),
+            ModuleSpec(name="team_rate_zero", args=(8, 0.0), **common))  # bonsai's published rate: nothing drawn
+'''
+
+
+def test_a_layer_drawing_in_every_mode_gets_its_rngs_everywhere_and_a_rate_of_zero_skips_the_key_property(tmp_path):
+    """Both declarations run every module property without a failure. The one drawing in every mode gets its
+    nnx.Rngs at init and in evaluation too, and the properties resting on a deterministic evaluation skip saying so;
+    at a dropout rate of 0 the stream-key property skips: the class itself draws nothing."""
+    (tmp_path / "drawing_layers.py").write_text(ALWAYS_DRAWING_FACTORY)
+    proc, xml = _suite(tmp_path, "--module", "drawing_layers:specs", "--only-declared-modules")
+    cases = {c.get("name"): c for c in ET.parse(xml).getroot().iter("testcase")}
+    failed = [n for n, c in cases.items() if c.find("failure") is not None or c.find("error") is not None]
+    assert cases and not failed and proc.returncode == 0, (failed, proc.stdout[-3000:])
+
+    def skipped(name):
+        node = cases[name].find("skipped")
+        return "" if node is None else node.get("message")
+
+    assert "samples in evaluation mode natively" in skipped("test_module_vmap_matches_batch[team_always_drawing]")
+    assert skipped("test_module_stream_keys_drive_randomness[team_always_drawing]") == ""
+    assert "draws nothing from the declared streams" in skipped("test_module_stream_keys_drive_randomness[team_rate_zero]")

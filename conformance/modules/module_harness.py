@@ -171,6 +171,14 @@ def _call_keys(spec: ModuleSpec, rngs) -> dict:
     return {STREAM_KEYS: {s: rngs[s] for s in spec.rng_streams}} if spec.call_rngs and rngs else {}
 
 
+def _call_keys_outside_training(spec: ModuleSpec, rngs) -> dict:
+    """At init and in evaluation, the stream keys only for a layer that draws in every mode (native.py); another gets
+    none (``None`` where its method requires the argument, as flax's MNIST example calls ``model(x, None)``)."""
+    from conformance.modules import native
+
+    return _call_keys(spec, rngs) if spec.call_rngs and native.draws_in_every_mode(spec) else {}
+
+
 def stream_keys(spec: ModuleSpec, seed, streams=None) -> dict:
     """One key per stream, derived from ``seed``: ``{"dropout": fold_in(PRNGKey(seed), 1), ...}``."""
     key = jax.random.PRNGKey(seed)
@@ -189,8 +197,9 @@ def jit_init(spec: ModuleSpec):
     m = linen(spec)
 
     def init_fn(seed, call):
-        return m.init(init_rngs(spec, seed), *call.args, **linen_kwargs(spec, {**call.kwargs, **spec.init_kwargs}),
-                      **method_kwargs(spec, "init"))
+        rngs = init_rngs(spec, seed)
+        return m.init(rngs, *call.args, **linen_kwargs(spec, {**call.kwargs, **spec.init_kwargs}),
+                      **method_kwargs(spec, "init"), **_call_keys_outside_training(spec, rngs))
 
     return jax.jit(init_fn)
 
@@ -222,7 +231,13 @@ def evaluate(spec: ModuleSpec, variables, x, rngs=None):
     call = as_call(x)
     with explained(spec, "evaluation-mode apply"):
         return linen(spec).apply(variables, *call.args, **kw, **linen_kwargs(spec, {**call.kwargs, **spec.eval_kwargs}),
-                                 **method_kwargs(spec, "eval"))
+                                 **evaluation_extras(spec, rngs))
+
+
+def evaluation_extras(spec: ModuleSpec, rngs=None) -> dict:
+    """What an evaluation-mode apply adds to the call: ``nnx_method=``, and the stream keys (``rngs``, else those of
+    seed 0) where the layer draws in every mode."""
+    return {**method_kwargs(spec, "eval"), **_call_keys_outside_training(spec, rngs or stream_keys(spec, 0))}
 
 
 @functools.lru_cache(maxsize=None)

@@ -90,6 +90,16 @@ def _holds_tracer(node, seen=None) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=None)
+def draws_in_every_mode(spec: ModuleSpec) -> bool:
+    """Whether the class holds a Dropout built to draw whatever the mode (``deterministic=False``, a rate above 0),
+    as bonsai's ViT does: such a layer needs its call-time ``nnx.Rngs`` at init and in evaluation too."""
+    from conformance.modules import hints
+
+    return any(isinstance(m, nnx.Dropout) and getattr(m, "deterministic", None) is False
+               and (getattr(m, "rate", 0) or 0) > 0 for m in hints.held_modules(spec))
+
+
 def plain_array_leaves(spec: ModuleSpec) -> list[str]:
     """Paths of the arrays the class holds as plain attributes, not in an ``nnx.Variable`` (flax's
     ``07_array_leaves`` example keeps its weights so)."""
@@ -171,7 +181,7 @@ def call(spec: ModuleSpec, mode: str, variables: dict, x, keys: dict):
         model.train() if mode == "train" else model.eval()
     kwargs = {**c.kwargs, **(spec.train_kwargs if mode == "train" else spec.eval_kwargs)}
     method = getattr(model, spec.method or "__call__")
-    if spec.call_rngs and mode == "train":
+    if spec.call_rngs and (mode == "train" or draws_in_every_mode(spec)):
         kwargs[spec.call_rngs] = nnx.Rngs(**{s: keys[s] for s in spec.rng_streams})
     elif spec.call_rngs and spec.call_rngs not in kwargs:
         kwargs.update(rngs_outside_training(method, spec.call_rngs))
