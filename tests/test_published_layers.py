@@ -1,8 +1,9 @@
 """Layers others published (tests/published_layers/): declarable as written, and they fail nothing on a correct bridge.
 
-flax's Gemma example, the NNX toy examples' VAE, functional-API MLP and
-scan-over-layers MLP, and the NNX MNIST tutorial's CNN (all as of flax v0.12.6,
-copied with only their imports adapted) and a ResNet
+flax's Gemma example, the NNX toy examples' VAE, functional-API MLP,
+scan-over-layers MLP, array-leaves MLP and parameter-surgery classifier, the NNX
+MNIST tutorial's CNN and examples/mnist's CNN (all as of flax v0.12.6, copied
+with only their imports adapted) and a ResNet
 V1.5 stage in NNX, declared as the README tells a newcomer to declare them
 (tests/published_layers/specs.py). Every module property and the golden test
 run on each in a pytest subprocess, with tests/ importable.
