@@ -90,14 +90,23 @@ def _holds_tracer(node, seen=None) -> bool:
     return False
 
 
+def held_modules(spec: ModuleSpec) -> list:
+    """The modules the class holds, built abstractly (nothing computed); empty if it cannot be built so."""
+    try:
+        # every stream a layer commonly takes at construction: a Dropout built with rngs= needs 'dropout'
+        keys = {s: jax.random.PRNGKey(0) for s in (*construction_streams(spec), "dropout")}
+        model = nnx.eval_shape(lambda: build(spec, keys))
+        return [node for _, node in nnx.iter_graph(model) if isinstance(node, nnx.Module)]
+    except Exception:  # noqa: BLE001 - a hint or a premise must not raise; without the modules it knows less
+        return []
+
+
 @functools.lru_cache(maxsize=None)
 def draws_in_every_mode(spec: ModuleSpec) -> bool:
     """Whether the class holds a Dropout built to draw whatever the mode (``deterministic=False``, a rate above 0),
     as bonsai's ViT does: such a layer needs its call-time ``nnx.Rngs`` at init and in evaluation too."""
-    from conformance.modules import hints
-
     return any(isinstance(m, nnx.Dropout) and getattr(m, "deterministic", None) is False
-               and (getattr(m, "rate", 0) or 0) > 0 for m in hints.held_modules(spec))
+               and (getattr(m, "rate", 0) or 0) > 0 for m in held_modules(spec))
 
 
 def plain_array_leaves(spec: ModuleSpec) -> list[str]:

@@ -86,10 +86,8 @@ def plain_leaves_deviation(spec: ModuleSpec) -> str | None:
 def stochastic_layers_set_to_draw(spec: ModuleSpec) -> list[str]:
     """The layers the class holds that are built to draw in training: an ``nnx.Dropout`` with a rate above 0, an
     ``nnx.MultiHeadAttention`` with a ``dropout_rate`` above 0 (read off the class, built abstractly)."""
-    from conformance.modules import hints
-
     out = []
-    for m in hints.held_modules(spec):
+    for m in native.held_modules(spec):
         for attr in ("rate", "dropout_rate"):
             r = getattr(m, attr, None)
             if isinstance(r, (int, float)) and r > 0 and (attr == "dropout_rate" or isinstance(m, native.nnx.Dropout)):
