@@ -127,7 +127,10 @@ def _keep_declared_modules_only(config, items) -> None:
     """--only-declared-modules: the tests parametrized by a declared module (its spec or its name); the rest deselected."""
     from conformance.modules import declare
 
-    names = {s.name for s in declare.user_specs(config.getoption("conformance_modules", None))}
+    try:
+        names = {s.name for s in declare.user_specs(config.getoption("conformance_modules", None))}
+    except (ValueError, TypeError):
+        return  # a declaration that cannot load is already reported, one line per collected file (_declared)
     if not names:
         raise pytest.UsageError("--only-declared-modules needs declared modules: --module PACKAGE.MODULE:FACTORY "
                                 "or an entry point")

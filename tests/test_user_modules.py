@@ -538,3 +538,14 @@ def test_a_layer_drawing_in_every_mode_gets_its_rngs_everywhere_and_a_rate_of_ze
     assert "samples in evaluation mode natively" in skipped("test_module_vmap_matches_batch[team_always_drawing]")
     assert skipped("test_module_stream_keys_drive_randomness[team_always_drawing]") == ""
     assert "draws nothing from the declared streams" in skipped("test_module_stream_keys_drive_randomness[team_rate_zero]")
+
+
+def test_under_xdist_a_factory_missing_a_dependency_is_a_usage_error_with_only_declared_modules_too(tmp_path):
+    """The factory's file is there, its import fails on the workers (a dependency missing, as bonsai's whisper needs
+    jaxtyping): one line per collection error, no INTERNALERROR, also when only the declared modules are kept."""
+    source, factory, expected = BROKEN["import_error"]
+    (tmp_path / "broken_specs.py").write_text(source)
+    proc = _plain_pytest(tmp_path, "--module", factory, "--only-declared-modules", "-n", "2")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"usage error: --module {factory}: {expected}" in out, out[-3000:]
+    assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
