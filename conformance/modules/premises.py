@@ -83,18 +83,6 @@ def plain_leaves_deviation(spec: ModuleSpec) -> str | None:
     return PLAIN_LEAVES_DEVIATION.format(paths=shown)
 
 
-def stochastic_layers_set_to_draw(spec: ModuleSpec) -> list[str]:
-    """The layers the class holds that are built to draw in training: an ``nnx.Dropout`` with a rate above 0, an
-    ``nnx.MultiHeadAttention`` with a ``dropout_rate`` above 0 (read off the class, built abstractly)."""
-    out = []
-    for m in native.held_modules(spec):
-        for attr in ("rate", "dropout_rate"):
-            r = getattr(m, attr, None)
-            if isinstance(r, (int, float)) and r > 0 and (attr == "dropout_rate" or isinstance(m, native.nnx.Dropout)):
-                out.append(f"{type(m).__name__}({attr}={r})")
-    return out
-
-
 def _streams(spec: ModuleSpec) -> tuple:
     return spec.rng_streams or ("dropout",)
 
