@@ -415,20 +415,26 @@ def test_the_nested_reordering_leaves_what_a_call_sows_on_the_module(tmp_path):
     assert len(names) == 2 and proc.returncode == 0, (sorted(names), proc.stdout[-3000:])
 
 
+def _factory_module(tmp_path, name: str, source: str):
+    """A factory's source written to ``tmp_path`` and imported in this process (its specs, its classes)."""
+    import importlib.util
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    loader = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module
+
+
 def test_a_bfloat16_layers_golden_record_fails_its_outputs_scaled_by_one_and_a_half(tmp_path):
     """No sound bound sees 1% of a bfloat16 output (docs/error-model.md, "Narrower than float32"); the float32 shadow
     and the float32 accumulation bring the mixed-precision layer's resolution from doubled outputs accepted to 1.5x."""
-    import importlib.util
-
     import golden_helpers
 
     from conformance.golden import records, zoo, zoo_modules
 
-    (tmp_path / "bf16_golden_layers.py").write_text(BF16_FACTORY)
-    loader = importlib.util.spec_from_file_location("bf16_golden_layers", tmp_path / "bf16_golden_layers.py")
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
-    (spec,) = module.specs()
+    (spec,) = _factory_module(tmp_path, "bf16_golden_layers", BF16_FACTORY).specs()
     path = zoo.record(str(tmp_path / "bf16.json"), (spec,))
     entry = records.load(path)["modules"][spec.name]
     assert set(zoo_modules.compare(spec, zoo_modules.Choice(path, entry)).values()) <= {"identical", "drift"}
@@ -487,11 +493,7 @@ def test_a_call_keyword_linen_keeps_for_itself_reaches_the_layer_and_an_unhashab
     assert cases and not failed and proc.returncode == 0, (failed, proc.stdout[-3000:])
     static = [c for c in cases if c.get("name").startswith("test_module_works_as_a_jit_static_argument")]
     assert static and "args[0] (Config) cannot be hashed" in static[0].find("skipped").get("message")
-    import importlib.util
-
-    loader = importlib.util.spec_from_file_location("key_layers_hints", tmp_path / "key_layers.py")
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
+    module = _factory_module(tmp_path, "key_layers_hints", KEY_ARGUMENT_FACTORY)
     assert not any("call_rngs" in h.text for h in hints.hints(module.specs()[0], "init"))
 
 

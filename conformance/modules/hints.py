@@ -74,22 +74,17 @@ def _missing(spec: ModuleSpec, step_kwargs: Mapping) -> list[str]:
     return out
 
 
-def held_modules(spec: ModuleSpec) -> list:
-    """The modules the class holds, built abstractly (native.held_modules); empty if it cannot be built so."""
-    from conformance.modules import native
-
-    return native.held_modules(spec)
-
-
 def _switches_by_attributes(spec: ModuleSpec) -> bool:
     """Whether the class holds layers whose mode is an attribute (Dropout's deterministic, BatchNorm's use_running_average)."""
-    return any(hasattr(m, "deterministic") or hasattr(m, "use_running_average") for m in held_modules(spec))
+    from conformance.modules import native
+
+    return any(hasattr(m, "deterministic") or hasattr(m, "use_running_average") for m in native.held_modules(spec))
 
 
 def _draws_dropout(spec: ModuleSpec) -> bool:
-    from reference import _compat
+    from conformance.modules import native
 
-    return any(isinstance(m, _compat.nnx.Dropout) and getattr(m, "rate", 0) for m in held_modules(spec))
+    return any(isinstance(m, native.nnx.Dropout) and getattr(m, "rate", 0) for m in native.held_modules(spec))
 
 
 def hints(spec: ModuleSpec, step: str) -> list[Hint]:

@@ -171,12 +171,15 @@ def _call_keys(spec: ModuleSpec, rngs) -> dict:
     return {STREAM_KEYS: {s: rngs[s] for s in spec.rng_streams}} if spec.call_rngs and rngs else {}
 
 
-def _call_keys_outside_training(spec: ModuleSpec, rngs) -> dict:
-    """At init and in evaluation, the stream keys only for a layer that draws in every mode (native.py); another gets
-    none (``None`` where its method requires the argument, as flax's MNIST example calls ``model(x, None)``)."""
+def _call_keys_outside_training(spec: ModuleSpec, rngs=None) -> dict:
+    """At init and in evaluation, the stream keys (``rngs``, else those of seed 0) only for a layer that draws in every
+    mode (native.py); another gets none (``None`` where its method requires the argument, as flax's MNIST example
+    calls ``model(x, None)``). Keys are made only where they are passed: evaluation is a hot path."""
     from conformance.modules import native
 
-    return _call_keys(spec, rngs) if spec.call_rngs and native.draws_in_every_mode(spec) else {}
+    if not (spec.call_rngs and native.draws_in_every_mode(spec)):
+        return {}
+    return _call_keys(spec, rngs or stream_keys(spec, 0))
 
 
 def stream_keys(spec: ModuleSpec, seed, streams=None) -> dict:
@@ -237,7 +240,7 @@ def evaluate(spec: ModuleSpec, variables, x, rngs=None):
 def evaluation_extras(spec: ModuleSpec, rngs=None) -> dict:
     """What an evaluation-mode apply adds to the call: ``nnx_method=``, and the stream keys (``rngs``, else those of
     seed 0) where the layer draws in every mode."""
-    return {**method_kwargs(spec, "eval"), **_call_keys_outside_training(spec, rngs or stream_keys(spec, 0))}
+    return {**method_kwargs(spec, "eval"), **_call_keys_outside_training(spec, rngs)}
 
 
 @functools.lru_cache(maxsize=None)

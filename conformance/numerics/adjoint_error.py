@@ -48,32 +48,45 @@ LOOPS = ("scan", "while", "cond")
 CHUNK = 32  # output elements per vectorised reverse pass: memory is CHUNK times the computation's intermediates
 
 
-def _walk(jaxpr, consts, vals, eps, sites):
-    """Evaluates ``jaxpr``, adding ``eps[k]`` to the k-th rounded float value; appends each one's local bound."""
-    env = {}
+def _walk(jaxpr, consts, vals, eps, sites, shadow=None):
+    """Evaluates ``jaxpr``, adding ``eps[k]`` to the k-th rounded float value; appends each one's local bound.
 
-    def read(v):
+    Returns ``(outputs, the outputs the error variables enter)``, the same values
+    unless ``shadow`` is given: float32 copies of narrow ``vals``. Then each
+    equation also runs widened (``_bind_widened``), the local bounds come from
+    the values as computed, and the error variables enter the float32 shadow,
+    whose derivatives give the coefficients. A loop cannot be shadowed.
+    """
+    shadowed = shadow is not None
+    env, env_hi = {}, {}
+
+    def read(v, e, widen):
         if isinstance(v, jcore.Literal):
-            return v.val if hasattr(v.val, "dtype") else np.asarray(v.val, v.aval.dtype)
-        return env[v]
+            val = v.val if hasattr(v.val, "dtype") else np.asarray(v.val, v.aval.dtype)
+            return _widened(val) if widen else val
+        return e[v]
 
     for v, c in zip(jaxpr.constvars, consts):
-        env[v] = c
-    for v, x in zip(jaxpr.invars, vals):
-        env[v] = x
+        env[v], env_hi[v] = c, (_widened(c) if shadowed else c)
+    for v, x, s in zip(jaxpr.invars, vals, shadow if shadowed else vals):
+        env[v], env_hi[v] = x, s
     for eqn in jaxpr.eqns:
-        ins = [read(v) for v in eqn.invars]
+        ins = [read(v, env, False) for v in eqn.invars]
+        ins_hi = [read(v, env_hi, True) for v in eqn.invars] if shadowed else ins
         name = eqn.primitive.name
+        if shadowed and name in LOOPS:  # a short scan is unrolled unshadowed only
+            raise _NotShadowed(name)
         if name in rerr.INLINED:
             inner, inner_consts = rerr._inner(eqn)
             n = len(ins) - len(inner.invars)
-            outs = _walk(inner, inner_consts, ins[n:], eps, sites)
+            outs, outs_hi = _walk(inner, inner_consts, ins[n:], eps, sites, ins_hi[n:] if shadowed else None)
         elif name == "scan" and eqn.params["length"] <= config.ADJOINT_UNROLLED_SCAN_LENGTH:
-            outs = _unrolled_scan(eqn, ins, eps, sites)
+            outs = outs_hi = _unrolled_scan(eqn, ins, eps, sites)
         elif name in rerr.PASS_THROUGH:  # the identity on values: an error passes on, though a gradient would not
-            outs = list(ins)
+            outs, outs_hi = list(ins), list(ins_hi)
         else:
             outs = rerr._bind(eqn, ins)
+            outs_hi = _bind_widened(eqn, ins_hi) if shadowed else outs
             frozen = [lax.stop_gradient(v) if rerr._is_float(v) else v for v in ins]
             independent = [None] * len(outs)
             if name in LOOPS:  # one operation: its own rounding is its running-error bound from exact inputs
@@ -85,10 +98,13 @@ def _walk(jaxpr, consts, vals, eps, sites):
                 parts = rerr._local_parts(eqn, frozen, frozen_outs, independent=True)
                 local = [None if p is None else p[0] for p in parts]
                 independent = [None if p is None else p[1] for p in parts]
-            outs = [_perturbed(o, e, r, eps, sites) for o, e, r in zip(outs, local, independent)]
-        for v, o in zip(eqn.outvars, outs):
-            env[v] = o
-    return [read(v) for v in jaxpr.outvars]
+            outs_hi = [_perturbed(o, e, r, eps, sites) for o, e, r in zip(outs_hi, local, independent)]
+            if not shadowed:
+                outs = outs_hi  # unshadowed, the computed values carry the error variables themselves
+        for v, o, h in zip(eqn.outvars, outs, outs_hi):
+            env[v], env_hi[v] = o, h
+    return ([read(v, env, False) for v in jaxpr.outvars],
+            [read(v, env_hi, shadowed) for v in jaxpr.outvars])
 
 
 def _unrolled_scan(eqn, ins, eps, sites):
@@ -101,7 +117,7 @@ def _unrolled_scan(eqn, ins, eps, sites):
     steps = range(p["length"] - 1, -1, -1) if p["reverse"] else range(p["length"])
     ys: dict = {}
     for i in steps:
-        outs = _walk(body, body_consts, [*consts, *carry, *(x[i] for x in xs)], eps, sites)
+        outs, _ = _walk(body, body_consts, [*consts, *carry, *(x[i] for x in xs)], eps, sites)
         carry, ys[i] = list(outs[:ncarry]), outs[ncarry:]
     n_ys = len(body.outvars) - ncarry
     stacked = [jnp.stack([ys[i][k] for i in range(p["length"])]) if p["length"] else
@@ -154,50 +170,6 @@ def _bind_widened(eqn, ins):
     return list(out) if eqn.primitive.multiple_results else [out]
 
 
-def _walk_shadowed(jaxpr, consts, vals, shadow, eps, sites):
-    """``_walk`` of a computation holding narrow values: ``(outputs, shadow outputs)``. The local bounds come from the
-    values as computed; each site's error variable is added to its float32 shadow, whose derivatives are taken."""
-    env, env_hi = {}, {}
-
-    def read(v, e, widen):
-        if isinstance(v, jcore.Literal):
-            val = v.val if hasattr(v.val, "dtype") else np.asarray(v.val, v.aval.dtype)
-            return _widened(val) if widen else val
-        return e[v]
-
-    for v, c in zip(jaxpr.constvars, consts):
-        env[v], env_hi[v] = c, _widened(c)
-    for v, x, s in zip(jaxpr.invars, vals, shadow):
-        env[v], env_hi[v] = x, s
-    for eqn in jaxpr.eqns:
-        ins = [read(v, env, False) for v in eqn.invars]
-        ins_hi = [read(v, env_hi, True) for v in eqn.invars]
-        name = eqn.primitive.name
-        if name in rerr.INLINED:
-            inner, inner_consts = rerr._inner(eqn)
-            n = len(ins) - len(inner.invars)
-            outs, outs_hi = _walk_shadowed(inner, inner_consts, ins[n:], ins_hi[n:], eps, sites)
-        elif name in LOOPS:
-            raise _NotShadowed(name)
-        elif name in rerr.PASS_THROUGH:
-            outs, outs_hi = list(ins), list(ins_hi)
-        else:
-            outs, outs_hi = rerr._bind(eqn, ins), _bind_widened(eqn, ins_hi)
-            independent = [None] * len(outs)
-            if name == "nextafter":
-                local = [None] * len(outs)
-            else:
-                frozen = [lax.stop_gradient(v) if rerr._is_float(v) else v for v in ins]
-                frozen_outs = [lax.stop_gradient(o) if rerr._is_float(o) else o for o in outs]
-                parts = rerr._local_parts(eqn, frozen, frozen_outs, independent=True)
-                local = [None if p is None else p[0] for p in parts]
-                independent = [None if p is None else p[1] for p in parts]
-            outs_hi = [_perturbed(o, e, r, eps, sites) for o, e, r in zip(outs_hi, local, independent)]
-        for v, o, h in zip(eqn.outvars, outs, outs_hi):
-            env[v], env_hi[v] = o, h
-    return [read(v, env, False) for v in jaxpr.outvars], [read(v, env_hi, True) for v in jaxpr.outvars]
-
-
 def value_and_bounds(fn, *args):
     """``(fn(*args), signed, probabilistic)``, both bounds in ``fn``'s output structure (zeros for non-float
     outputs), or ``(fn(*args), None, None)`` where a loop holds a value narrower than float32 (its float32 shadow,
@@ -223,11 +195,8 @@ def value_and_bounds(fn, *args):
     def run(eps):
         """``(outputs, the outputs the error variables enter, sites)``: the same list twice unless shadowed."""
         sites: list = []
-        if shadowed[0]:
-            outs, outs_hi = _walk_shadowed(jaxpr, closed.consts, flat_args, [_widened(a) for a in flat_args], eps,
-                                           sites)
-        else:
-            outs = outs_hi = _walk(jaxpr, closed.consts, flat_args, eps, sites)
+        outs, outs_hi = _walk(jaxpr, closed.consts, flat_args, eps, sites,
+                              [_widened(a) for a in flat_args] if shadowed[0] else None)
         kinds[:] = [rest if r is not None else None for _, r, rest in sites]
         return outs, outs_hi, [(e, r) for e, r, _ in sites]
 
