@@ -45,6 +45,9 @@ def pytest_configure(config):
         config.option.dist = "worksteal"
 
 
+_DECLARATION_FAILED = pytest.StashKey[bool]()
+
+
 def _declared(metafunc, load):
     """``load(--module values)``; a bad declaration is a usage error naming the option and what is wrong."""
     try:
@@ -52,7 +55,9 @@ def _declared(metafunc, load):
     except (ValueError, TypeError) as exc:
         if hasattr(metafunc.config, "workerinput"):
             # A worker reports a collection error to the controller: its message alone, no traceback. (The
-            # controller checked what the files tell before the workers started, as a usage error.)
+            # controller checked what the files tell before the workers started, as a usage error.) The worker then
+            # runs nothing, as a serial run stops at the usage error (pytest_collection_modifyitems).
+            metafunc.config.stash[_DECLARATION_FAILED] = True
             raise pytest.Collector.CollectError(f"usage error: {exc}") from None
         raise pytest.UsageError(str(exc)) from None
 
@@ -174,6 +179,10 @@ def pytest_collection_modifyitems(config, items):
     from conformance.core import deviations
     from conformance.golden import references
 
+    if config is not None and config.stash.get(_DECLARATION_FAILED, False):  # a usage error: no test runs
+        config.hook.pytest_deselected(items=list(items))
+        items[:] = []
+        return
     if config is not None:
         _keep_direction_only(config, items)
     _group_by_declared_module(items)

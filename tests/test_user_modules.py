@@ -6,6 +6,7 @@ layer norm) with its declaration, as a team would write it.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -269,6 +270,7 @@ def test_under_xdist_an_import_that_raises_is_one_line_per_collection_error(tmp_
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and f"usage error: --module {factory}: {expected}" in out, out[-3000:]
     assert "Traceback" not in out and "raise RuntimeError" not in out, out[-3000:]
+    assert not re.search(r"\d+ (passed|failed|xfailed|skipped)", out), out[-3000:]
 
 
 GROUPNORM_FACTORY = '''
@@ -544,10 +546,12 @@ def test_a_layer_drawing_in_every_mode_gets_its_rngs_everywhere_and_a_rate_of_ze
 
 def test_under_xdist_a_factory_missing_a_dependency_is_a_usage_error_with_only_declared_modules_too(tmp_path):
     """The factory's file is there, its import fails on the workers (a dependency missing, as bonsai's whisper needs
-    jaxtyping): one line per collection error, no INTERNALERROR, also when only the declared modules are kept."""
+    jaxtyping): one line per collection error, no INTERNALERROR, also when only the declared modules are kept; and,
+    as in a serial run, no test runs."""
     source, factory, expected = BROKEN["import_error"]
     (tmp_path / "broken_specs.py").write_text(source)
     proc = _plain_pytest(tmp_path, "--module", factory, "--only-declared-modules", "-n", "2")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and f"usage error: --module {factory}: {expected}" in out, out[-3000:]
     assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
+    assert not re.search(r"\d+ (passed|failed|xfailed|skipped)", out), out[-3000:]
