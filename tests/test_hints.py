@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conformance.modules import hints, module_harness as zh, premises
-from conformance.modules.declare import ModuleSpec
+from conformance.modules.declare import Call, ModuleSpec
 from reference import _compat
 
 nnx = _compat.nnx
@@ -85,6 +85,17 @@ class FrozenNorm(nnx.Module):
 
     def __call__(self, x):
         return self.linear(self.bn(x))
+
+
+class AttentionBuiltWithDropout(nnx.Module):
+    """bonsai's Whisper encoder layer: an attention with a dropout rate, built with rngs, always called deterministic."""
+
+    def __init__(self, width, features, rngs):
+        self.attn = nnx.MultiHeadAttention(num_heads=2, in_features=width, dropout_rate=0.1, decode=False, rngs=rngs)
+        self.linear = nnx.Linear(width, features, rngs=rngs)
+
+    def __call__(self, x, mask):
+        return self.linear(self.attn(x, mask=mask, deterministic=True))
 
 
 def _x(*shape):
@@ -153,6 +164,10 @@ CASES = {
     "dot_over_sequence": (ModuleSpec(name="hint_dot", nnx_class=DotOverSequence,
                                      kwargs=dict(width=4, features=3), inputs=(_x(2, 5, 4),)),
                           dict(batch_axis=None)),
+    "attention_built_with_dropout": (ModuleSpec(name="hint_attention_dropout", nnx_class=AttentionBuiltWithDropout,
+                                                kwargs=dict(width=4, features=3), batch_axis=None,
+                                                inputs=(Call(args=(_x(2, 5, 4), np.tril(np.ones((5, 5), bool)))),)),
+                                     dict(rng_streams=("dropout",), mode_switch="keywords")),
     "frozen_norm": (ModuleSpec(name="hint_frozen_norm", nnx_class=FrozenNorm, kwargs=dict(width=4, features=3),
                                inputs=(_x(2, 4),)),
                     dict(readonly=("batch_stats",))),

@@ -82,13 +82,22 @@ def _switches_by_attributes(spec: ModuleSpec) -> bool:
 
 
 def _draws_dropout(spec: ModuleSpec) -> bool:
+    """A held Dropout with a rate, or a layer with a dropout rate of its own (nnx.MultiHeadAttention's dropout_rate)."""
     from conformance.modules import native
 
-    return any(isinstance(m, native.nnx.Dropout) and getattr(m, "rate", 0) for m in native.held_modules(spec))
+    return any((isinstance(m, native.nnx.Dropout) and getattr(m, "rate", 0)) or (getattr(m, "dropout_rate", 0) or 0) > 0
+               for m in native.held_modules(spec))
 
 
 def hints(spec: ModuleSpec, step: str) -> list[Hint]:
     """What the declaration could say differently for ``step`` to run, most specific first."""
+    from conformance.modules import native
+
+    if native.needs_stream_to_build(spec, "dropout"):  # nothing runs before the layer is built: the one hint that matters
+        streams = (*spec.rng_streams, "dropout")
+        return [Hint(f"{getattr(spec.nnx_class, '__name__', 'the layer')} is not built without a 'dropout' stream "
+                     f"(it holds a layer that takes its dropout key at construction, an attention with a dropout rate "
+                     f"above 0, say): declare rng_streams={streams!r}", {"rng_streams": streams})]
     out: list[Hint] = []
     modes = _mode_keywords(spec)
     if spec.mode_switch == "keywords" and modes:
@@ -117,8 +126,8 @@ def hints(spec: ModuleSpec, step: str) -> list[Hint]:
                             "keywords give: arrays go in Call(args=..., kwargs=...), flags in init_kwargs, train_kwargs "
                             "and eval_kwargs", {}))
     if step in ("init", "training-mode apply", "gradient") and not spec.rng_streams and _draws_dropout(spec):
-        out.append(Hint("the layer holds a Dropout: declare the stream it is built with and draws from in training, "
-                        "rng_streams=('dropout',)", {"rng_streams": ("dropout",)}))
+        out.append(Hint("the layer holds a Dropout or a dropout rate: declare the stream it is built with and draws "
+                        "from in training, rng_streams=('dropout',)", {"rng_streams": ("dropout",)}))
     if step == "vmap over rows" and spec.batch_axis is not None:
         out.append(Hint(f"the layer fails on one row of batch_axis={spec.batch_axis} at a time: if it needs its batch "
                         "axis (convolutions, BatchNorm in training, RNNs, attention), declare batch_axis=None: the vmap "

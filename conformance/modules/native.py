@@ -102,6 +102,23 @@ def held_modules(spec: ModuleSpec) -> list:
 
 
 @functools.lru_cache(maxsize=None)
+def needs_stream_to_build(spec: ModuleSpec, stream: str) -> bool:
+    """Whether the class fails to build with the streams the bridge gives it (params and the declared ones) and builds
+    with ``stream`` too: bonsai's Whisper holds an attention with a dropout rate above 0, which takes its key then."""
+    if stream in spec.rng_streams:
+        return False
+
+    def builds(streams) -> bool:
+        try:
+            nnx.eval_shape(lambda: build(spec, {s: jax.random.PRNGKey(0) for s in streams}))
+            return True
+        except Exception:  # noqa: BLE001 - any failure to build counts; only the contrast with `stream` decides
+            return False
+
+    return not builds(("params", *spec.rng_streams)) and builds(("params", *spec.rng_streams, stream))
+
+
+@functools.lru_cache(maxsize=None)
 def draws_in_every_mode(spec: ModuleSpec) -> bool:
     """Whether the class holds a Dropout built to draw whatever the mode (``deterministic=False``, a rate above 0),
     as bonsai's ViT does: such a layer needs its call-time ``nnx.Rngs`` at init and in evaluation too."""
