@@ -186,6 +186,9 @@ class _Item:
 
 
 class _Config:
+    def __init__(self):
+        self.stash = {}  # what pytest's Config.stash offers the suite: get(key, default)
+
     def getoption(self, name, default=None):
         return [TIER] if name == "conformance_modules" else default
 
