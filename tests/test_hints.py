@@ -200,3 +200,15 @@ def test_no_mode_keyword_hint_for_a_layer_without_that_keyword():
     for step in hints.STEPS:
         for h in hints.hints(spec, step):
             assert "init_kwargs" not in h.fix and "deterministic" not in h.text, (step, h)
+
+
+def test_the_stream_a_layer_needs_to_be_built_is_read_off_the_class():
+    """Built natively with only params and the declared streams, then with the stream too: only the contrast counts."""
+    from conformance.modules import native
+
+    spec, _ = CASES["attention_built_with_dropout"]
+    assert native.needs_stream_to_build(spec, "dropout")
+    assert not native.needs_stream_to_build(dataclasses.replace(spec, rng_streams=("dropout",)), "dropout")
+    tutorial, _ = CASES["tutorial_style"]  # its Dropout is built without rngs: it gets its key at call time
+    assert not native.needs_stream_to_build(tutorial, "dropout")
+    assert [h.fix for h in hints.hints(spec, "init")] == [{"rng_streams": ("dropout",)}]
