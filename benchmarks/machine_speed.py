@@ -4,8 +4,9 @@
 
 The suite's time is mostly compiling small XLA programs (benchmarks/README.md).
 A plain Python loop missed the machine's slow phases: on 2026-12-07 it took
-0.50-0.58 CPU-s all evening while the same test command took 1152 and then
-1755 CPU-s; compiling these 40 gradient programs took 11.6 and then 13.6 CPU-s.
+0.50-0.58 CPU-s all evening, while compiling these 40 gradient programs took
+11.6 CPU-s at 22:37 and 13.2-14.0 from 22:47 on, and the test command 1562 and
+then 1718-1755 CPU-s (benchmarks/README.md).
 The persistent compilation cache is off here, so every run compiles all 40.
 """
 
