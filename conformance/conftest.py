@@ -134,8 +134,12 @@ def _keep_declared_modules_only(config, items) -> None:
 
     try:
         names = {s.name for s in declare.user_specs(config.getoption("conformance_modules", None))}
-    except (ValueError, TypeError):
-        return  # a declaration that cannot load is already reported, one line per collected file (_declared)
+    except (ValueError, TypeError) as exc:  # on a worker whose files hold no declared-module test (_declared never ran)
+        config.hook.pytest_collectreport(report=pytest.CollectReport(
+            "", "failed", f"usage error: {exc}", []))  # the one line _declared reports, then no test runs
+        config.hook.pytest_deselected(items=list(items))
+        items[:] = []
+        return
     if not names:
         raise pytest.UsageError("--only-declared-modules needs declared modules: --module PACKAGE.MODULE:FACTORY "
                                 "or an entry point")

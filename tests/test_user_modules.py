@@ -273,6 +273,22 @@ def test_under_xdist_an_import_that_raises_is_one_line_per_collection_error(tmp_
     assert not re.search(r"\d+ (passed|failed|xfailed|skipped)", out), out[-3000:]
 
 
+def test_under_xdist_a_failing_factory_runs_nothing_also_where_no_collected_file_declares_modules(tmp_path):
+    """Only the contract's files collected: no test takes a declared module, so the error is reported when the
+    declared modules are kept, and none of the contract's tests runs (they did, and the run passed)."""
+    source, factory, expected = BROKEN["import_error"]
+    (tmp_path / "broken_specs.py").write_text(source)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = "import sys, pytest; sys.exit(pytest.main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", code, "--pyargs", "conformance.properties.contract.test_shape", "-q",
+                           "-p", "no:cacheprovider", "--hypothesis-profile=selfcheck", "--module", factory,
+                           "--only-declared-modules", "-n", "2"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"usage error: --module {factory}: {expected}" in out, out[-3000:]
+    assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
+    assert not re.search(r"\d+ (passed|failed|xfailed|skipped)", out), out[-3000:]
+
+
 GROUPNORM_FACTORY = '''
 import numpy as np
 from flax import nnx

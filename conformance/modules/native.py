@@ -90,12 +90,16 @@ def _holds_tracer(node, seen=None) -> bool:
     return False
 
 
+def _built_abstractly(spec: ModuleSpec, streams):
+    """The class built abstractly (nothing computed) with a key for each of ``streams``; raises as its ``__init__`` does."""
+    return nnx.eval_shape(lambda: build(spec, {s: jax.random.PRNGKey(0) for s in streams}))
+
+
 def held_modules(spec: ModuleSpec) -> list:
     """The modules the class holds, built abstractly (nothing computed); empty if it cannot be built so."""
     try:
         # every stream a layer commonly takes at construction: a Dropout built with rngs= needs 'dropout'
-        keys = {s: jax.random.PRNGKey(0) for s in (*construction_streams(spec), "dropout")}
-        model = nnx.eval_shape(lambda: build(spec, keys))
+        model = _built_abstractly(spec, (*construction_streams(spec), "dropout"))
         return [node for _, node in nnx.iter_graph(model) if isinstance(node, nnx.Module)]
     except Exception:  # noqa: BLE001 - a hint or a premise must not raise; without the modules it knows less
         return []
@@ -110,7 +114,7 @@ def needs_stream_to_build(spec: ModuleSpec, stream: str) -> bool:
 
     def builds(streams) -> bool:
         try:
-            nnx.eval_shape(lambda: build(spec, {s: jax.random.PRNGKey(0) for s in streams}))
+            _built_abstractly(spec, streams)
             return True
         except Exception:  # noqa: BLE001 - any failure to build counts; only the contrast with `stream` decides
             return False
