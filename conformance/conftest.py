@@ -12,6 +12,7 @@ from conformance.core import jax_setup as _setup
 
 _setup.set_xla_flags()
 
+import atexit  # noqa: E402
 import pathlib  # noqa: E402
 import warnings  # noqa: E402
 
@@ -43,6 +44,16 @@ def pytest_configure(config):
     # once, and both miss the cache.
     if getattr(config.option, "dist", "no") == "load" and getattr(config.option, "numprocesses", None):
         config.option.dist = "worksteal"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    # An xdist worker has sent the controller every report by now, and the controller waits for its process to end.
+    # Python's own exit would first tear down jax's client and every program compiled in the run: 1-2 s after a full
+    # run, on the wall clock of every run and gate side (benchmarks/README.md). Registered last, this handler runs
+    # first at exit and ends the process there.
+    if _setup.role(config) == "worker":
+        atexit.register(_setup.end_worker_process)
 
 
 _DECLARATION_FAILED = pytest.StashKey[bool]()

@@ -32,10 +32,17 @@ def test_role(cfg, role):
     assert _setup.role(cfg) == role
 
 
-# A plugin that records, in the xdist controller, whether jax was ever imported there.
+# A plugin that records, in the xdist controller, whether jax was ever imported there; and in each worker, whether
+# Python tore the process down at exit (an exit handler registered before the suite's own).
 PROBE = textwrap.dedent(
     """
-    import os, sys
+    import atexit, os, sys
+    def _torn_down():
+        with open(os.environ["ROLE_PROBE_OUT"] + "." + os.environ["PYTEST_XDIST_WORKER"], "w") as f:
+            f.write("torn down")
+    def pytest_configure(config):
+        if hasattr(config, "workerinput"):
+            atexit.register(_torn_down)
     def pytest_unconfigure(config):
         if not hasattr(config, "workerinput"):
             with open(os.environ["ROLE_PROBE_OUT"], "w") as f:
@@ -46,7 +53,8 @@ PROBE = textwrap.dedent(
 
 def test_controller_never_imports_jax_and_gw0_reports(tmp_path):
     """Under xdist and -q: the controller stays jax-free, the summary names what was tested (gw0's devices),
-    the JUnit XML and the JSON report carry the same, and the working directory stays empty."""
+    the JUnit XML and the JSON report carry the same, the working directory stays empty, and the workers end
+    without tearing jax down."""
     import json
     import xml.etree.ElementTree as ET
 
@@ -66,6 +74,8 @@ def test_controller_never_imports_jax_and_gw0_reports(tmp_path):
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
     assert out.read_text() == "no jax", "the xdist controller imported jax"
+    # Each worker ended once it had reported, without Python's teardown of jax (the reports below are whole).
+    assert sorted(p.name for p in tmp_path.glob("controller.txt.*")) == [], "a worker was torn down at exit"
     # gw0's jax-side lines reach the controller's summary.
     assert "conformance: devices [cpu:0" in text, text[-4000:]
     assert "matmul precision on cpu:0" in text, text[-4000:]

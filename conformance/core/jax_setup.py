@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from conformance.core import config
 
@@ -88,6 +89,21 @@ def role(pytest_config) -> str:
     if getattr(opt, "dist", "no") != "no" and getattr(opt, "numprocesses", None):
         return "controller"
     return "serial"
+
+
+def end_worker_process() -> None:
+    """An xdist worker's last exit handler: flush, then end the process without tearing the interpreter down.
+
+    A process under coverage measurement keeps its teardown (coverage saves its data in an exit handler).
+    """
+    if "coverage" in sys.modules:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or gone: nothing left to lose
+            pass
+    os._exit(0)
 
 
 def configure_process(pytest_config) -> None:
