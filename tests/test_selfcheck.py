@@ -111,19 +111,31 @@ def test_a_forked_run_past_its_timeout_is_killed(tmp_path):
 
 
 def test_a_forked_run_honours_its_own_pythonpath(tmp_path):
-    """PYTHONPATH makes sys.path at start-up: a run that sets its own is not served from the preloaded server."""
+    """PYTHONPATH makes sys.path at start-up: a run that adds a directory is served forked with it where start-up
+    puts it; one whose directory holds a module the server imported already gets a fresh interpreter."""
     import os
 
     from conformance.selfcheck import forked
 
-    lib, work = tmp_path / "lib", tmp_path / "work"
-    lib.mkdir()
-    work.mkdir()
+    lib, shadow, work = tmp_path / "lib", tmp_path / "shadow", tmp_path / "work"
+    for folder in (lib, shadow, work):
+        folder.mkdir()
     (lib / "probe_mod_for_forked.py").write_text("VALUE = 7\n")
-    (work / "test_path.py").write_text("def test_import():\n    import probe_mod_for_forked\n    assert probe_mod_for_forked.VALUE == 7\n")
-    run = forked.run_pytest(["-q", "-p", "no:cacheprovider", "test_path.py"], cwd=str(work),
-                            env={**os.environ, "PYTHONPATH": str(lib)})
-    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-2000:]
+    (shadow / "optax.py").write_text("SHADOW = True\n")  # the server preloads the real optax
+    (work / "test_path.py").write_text(
+        "import os, sys\n\n"
+        "def test_import():\n    import probe_mod_for_forked\n    assert probe_mod_for_forked.VALUE == 7\n\n"
+        "def test_where():  # in front of the standard library, as at start-up\n"
+        "    assert sys.path.index(os.environ['EXPECT_FIRST']) < sys.path.index(os.path.dirname(os.__file__))\n\n"
+        "def test_served():\n    assert ('orbax.checkpoint' in sys.modules) == (os.environ['EXPECT_SERVED'] == '1')\n\n"
+        "def test_shadow():\n    import optax\n    assert getattr(optax, 'SHADOW', False) == (os.environ['EXPECT_SERVED'] == '0')\n")
+    before = os.environ.get("PYTHONPATH")
+    for added, served in (([lib], "1"), ([lib, shadow], "0")):
+        path = os.pathsep.join(filter(None, [*map(str, added), before]))
+        run = forked.run_pytest(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "test_path.py"], cwd=str(work),
+                                env={**os.environ, "PYTHONPATH": path, "EXPECT_FIRST": str(lib),
+                                     "EXPECT_SERVED": served})
+        assert run.returncode == 0 and "4 passed" in run.stdout, (added, run.stdout[-3000:])
 
 
 def test_forked_python_runs_code_as_python_c_does(tmp_path):

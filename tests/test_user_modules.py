@@ -18,6 +18,7 @@ from conformance import cli
 from conformance.modules import declare, zoo
 from conformance.gate import envs
 from conformance.gate import command as gate
+from conformance.selfcheck import forked
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USER_PROJECT = os.path.join(HERE, "user_project")
@@ -136,10 +137,10 @@ def test_gate_rejects_bad_declarations():
 
 def _suite(tmp_path, *args, env=None):
     xml = tmp_path / "out.xml"
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
-           "--hypothesis-profile=selfcheck", f"--junitxml={xml}", *args]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": USER_PROJECT, **(env or {})})
+    cmd = ["--pyargs", "conformance", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=selfcheck",
+           f"--junitxml={xml}", *args]
+    # Forked from the self-check's preloaded server, which puts USER_PROJECT on sys.path as start-up would.
+    proc = forked.run_pytest(cmd, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": USER_PROJECT, **(env or {})})
     return proc, xml
 
 

@@ -25,6 +25,7 @@ from conformance.core import config
 from conformance.golden import declarations, records, zoo_modules
 from conformance.modules import declare
 from conformance.modules.declare import Call, ModuleSpec
+from conformance.selfcheck import forked
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USER_PROJECT = os.path.join(HERE, "user_project")
@@ -251,10 +252,9 @@ def test_params_drawn_otherwise_change_the_init_part_only(name):
 
 def _suite(tmp_path, env, *args):
     xml = tmp_path / "out.xml"
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
-           "--hypothesis-profile=selfcheck", f"--junitxml={xml}", "--module", FACTORY,
-           "-k", "test_zoo_golden_declared_modules", *args]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)
+    cmd = ["--pyargs", "conformance", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=selfcheck",
+           f"--junitxml={xml}", "--module", FACTORY, "-k", "test_zoo_golden_declared_modules", *args]
+    proc = forked.run_pytest(cmd, cwd=str(tmp_path), env=env)  # forked; USER_PROJECT goes on sys.path
     (case,) = list(ET.parse(xml).getroot().iter("testcase"))
     return proc, case
 

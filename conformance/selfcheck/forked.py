@@ -6,9 +6,11 @@ flax, optax, orbax, Hypothesis and pytest before its first test. A server
 process imports them once; each run is a fork of it that calls
 ``pytest.main`` in its own process, so a fault or a perturbation never leaks
 into the next run. What is read once at start-up must then match the
-server's: jax's ``JAX_*`` variables and Python's own (``PYTHONPATH`` makes
-``sys.path``). A run that changes them, or a platform without ``os.fork``,
-gets a plain subprocess. XLA reads ``XLA_FLAGS`` when a backend starts, inside the fork,
+server's: jax's ``JAX_*`` variables and Python's own. ``PYTHONPATH`` may add
+directories in front of the server's (a team's layers, ``tests/``): the fork
+puts them on ``sys.path`` where start-up would, unless one of them holds a
+module the server has imported already, which the fork could not shadow. Any
+other change, or a platform without ``os.fork``, gets a plain subprocess. XLA reads ``XLA_FLAGS`` when a backend starts, inside the fork,
 so the suite's device count and a perturbation's compiler flags still apply.
 One server per calling thread: each serves one run at a time, and kills a run
 past its timeout itself.
@@ -37,7 +39,7 @@ for name in {PRELOAD!r}:
 import gc
 gc.collect()
 gc.freeze()
-print("ready", flush=True)
+print("ready", json.dumps(sorted({{name.split(".")[0] for name in sys.modules}})), flush=True)
 for line in sys.stdin:
     req = json.loads(line)
     pid = os.fork()
@@ -50,6 +52,9 @@ for line in sys.stdin:
             os.chdir(req["cwd"])
             os.environ.clear()
             os.environ.update(req["env"])
+            if req["path"]:  # PYTHONPATH's added entries: after the script's directory, absolute, first one kept
+                entries = [sys.path[0], *map(os.path.abspath, req["path"]), *sys.path[1:]]
+                sys.path[:] = list(dict.fromkeys(entries))
             if "code" in req:  # as `python -c CODE` runs it: a fresh __main__, a traceback and exit code 1 on error
                 sys.argv = ["-c"]
                 try:
@@ -102,10 +107,12 @@ def _server() -> subprocess.Popen | None:
     if srv is None or srv.poll() is not None:
         srv = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, bufsize=1)
-        if srv.stdout.readline().strip() != "ready":
+        ready, _, imported = srv.stdout.readline().strip().partition(" ")
+        if ready != "ready":
             srv.kill()
             return None
         srv.startup_env = _startup_env(os.environ)
+        srv.imported = frozenset(json.loads(imported))
         _local.server = srv
         _servers.append(srv)
     return srv
@@ -121,14 +128,34 @@ def run_python(code: str, cwd: str, env: dict | None = None, timeout: float | No
     return _run({"code": code}, ["-c", code], cwd, env, timeout)
 
 
+def _added_path(env: dict, srv, cwd) -> list[str] | None:
+    """The directories ``env``'s PYTHONPATH puts in front of the server's; None where a fork cannot stand in for
+    start-up (another start-up variable differs, the server's entries are not its tail, or an added directory holds
+    a module the server imported: a fresh interpreter would import that one instead)."""
+    want, have = _startup_env(env), srv.startup_env
+    if {k: v for k, v in want.items() if k != "PYTHONPATH"} != {k: v for k, v in have.items() if k != "PYTHONPATH"}:
+        return None
+    new, old = (d.get("PYTHONPATH", "").split(os.pathsep) if d.get("PYTHONPATH") else [] for d in (want, have))
+    if new[len(new) - len(old):] != old:
+        return None
+    added = new[:len(new) - len(old)]
+    for entry in added:
+        folder = os.path.join(cwd, entry)
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+        if {n.split(".")[0] for n in names} & srv.imported:
+            return None
+    return added
+
+
 def _run(what: dict, argv: list, cwd, env, timeout) -> subprocess.CompletedProcess:
     env = dict(os.environ if env is None else env)
     srv = _server()
-    if srv is None or _startup_env(env) != srv.startup_env:
+    path = None if srv is None else _added_path(env, srv, str(cwd))
+    if path is None:
         proc = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
         return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout + proc.stderr, "")
     with tempfile.NamedTemporaryFile("r", suffix=".out") as out:
-        request = {**what, "cwd": str(cwd), "env": env, "out": out.name, "timeout": timeout}
+        request = {**what, "cwd": str(cwd), "env": env, "path": path, "out": out.name, "timeout": timeout}
         srv.stdin.write(json.dumps(request) + "\n")
         code = srv.stdout.readline().strip()
         if code == "timeout":
