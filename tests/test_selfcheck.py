@@ -138,6 +138,30 @@ def test_a_forked_run_honours_its_own_pythonpath(tmp_path):
         assert run.returncode == 0 and "4 passed" in run.stdout, (added, run.stdout[-3000:])
 
 
+def test_a_worker_ending_without_teardown_waits_for_its_fork_servers(tmp_path):
+    """An xdist worker skips Python's teardown (jax_setup.end_worker_process); the fork servers it started still end
+    with it and are waited for, so the CPU time of every forked run counts in the worker's own (a benchmark's)."""
+    import resource
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import time\n"
+        "from conformance.core import jax_setup\n"
+        "from conformance.selfcheck import forked\n"
+        "run = forked.run_python('import time\\nend = time.process_time() + 2\\nwhile time.process_time() < end: pass',"
+        " cwd='.', timeout=120)\n"
+        "assert run.returncode == 0, run.stdout\n"
+        "print(time.process_time(), flush=True)\n"
+        "jax_setup.end_worker_process()\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    own = float(proc.stdout.split()[-1])
+    children = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert children - own >= 2.0, f"the forked run's 2 s of CPU were not counted: {children=:.2f}, {own=:.2f}"
+
+
 def test_forked_python_runs_code_as_python_c_does(tmp_path):
     from conformance.selfcheck import forked
 

@@ -91,6 +91,16 @@ def role(pytest_config) -> str:
     return "serial"
 
 
+_AT_WORKER_END: list = []
+
+
+def at_worker_end(fn) -> None:
+    """Call ``fn()`` when an xdist worker ends without teardown (end_worker_process): what must still happen then,
+    such as waiting for the processes it started, so that they end with it and their CPU time counts as its own."""
+    if fn not in _AT_WORKER_END:
+        _AT_WORKER_END.append(fn)
+
+
 def end_worker_process() -> None:
     """An xdist worker's last exit handler: flush, then end the process without tearing the interpreter down.
 
@@ -98,6 +108,8 @@ def end_worker_process() -> None:
     """
     if "coverage" in sys.modules:
         return
+    for fn in _AT_WORKER_END:
+        fn()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -26,6 +26,8 @@ import sys
 import tempfile
 import threading
 
+from conformance.core import jax_setup
+
 PRELOAD = ("numpy", "jax", "flax.linen", "flax.nnx", "optax", "orbax.checkpoint", "hypothesis", "pytest")
 
 # The server: one JSON request per line; it forks, then prints the child's exit code, or
@@ -115,6 +117,7 @@ def _server() -> subprocess.Popen | None:
         srv.imported = frozenset(json.loads(imported))
         _local.server = srv
         _servers.append(srv)
+        jax_setup.at_worker_end(_stop)
     return srv
 
 
@@ -165,6 +168,7 @@ def _run(what: dict, argv: list, cwd, env, timeout) -> subprocess.CompletedProce
 
 @atexit.register
 def _stop() -> None:
+    """Close each server's requests and wait for it (at exit; an xdist worker that skips teardown calls it too)."""
     for srv in _servers:
         if srv.poll() is None:
             srv.stdin.close()
