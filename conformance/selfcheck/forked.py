@@ -10,8 +10,9 @@ server's: jax's ``JAX_*`` variables and Python's own. ``PYTHONPATH`` may add
 directories in front of the server's (a team's layers, ``tests/``): the fork
 puts them on ``sys.path`` where start-up would, unless one of them holds a
 module the server has imported already, which the fork could not shadow. Any
-other change, or a platform without ``os.fork``, gets a plain subprocess. XLA reads ``XLA_FLAGS`` when a backend starts, inside the fork,
-so the suite's device count and a perturbation's compiler flags still apply.
+other change, or a platform without ``os.fork``, gets a plain subprocess. XLA
+reads ``XLA_FLAGS`` when a backend starts, inside the fork, so the suite's
+device count and a perturbation's compiler flags still apply.
 One server per calling thread: each serves one run at a time, and kills a run
 past its timeout itself.
 """
@@ -144,7 +145,10 @@ def _added_path(env: dict, srv, cwd) -> list[str] | None:
     added = new[:len(new) - len(old)]
     for entry in added:
         folder = os.path.join(cwd, entry)
-        names = os.listdir(folder) if os.path.isdir(folder) else []
+        try:
+            names = os.listdir(folder) if os.path.isdir(folder) else []
+        except OSError:  # unreadable here: let a fresh interpreter decide
+            return None
         if {n.split(".")[0] for n in names} & srv.imported:
             return None
     return added
