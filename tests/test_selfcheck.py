@@ -132,7 +132,7 @@ def test_a_forked_run_honours_its_own_pythonpath(tmp_path):
     before = os.environ.get("PYTHONPATH")
     for added, served in (([lib], "1"), ([lib, shadow], "0")):
         path = os.pathsep.join(filter(None, [*map(str, added), before]))
-        run = forked.run_pytest(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "test_path.py"], cwd=str(work),
+        run = forked.run_pytest(["-q", "-p", "no:cacheprovider", "test_path.py"], cwd=str(work),
                                 env={**os.environ, "PYTHONPATH": path, "EXPECT_FIRST": str(lib),
                                      "EXPECT_SERVED": served})
         assert run.returncode == 0 and "4 passed" in run.stdout, (added, run.stdout[-3000:])
